@@ -1,0 +1,235 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is eslapp's TOML configuration (conf/eslapp.toml). Values are kept
+// as written; load checks them and converts them for the packages.
+type Config struct {
+	Server ServerConfig `toml:"server"`
+	Log    LogConfig    `toml:"log"`
+}
+
+// ServerConfig is [server].
+type ServerConfig struct {
+	Listen         string   `toml:"listen"`          // default 127.0.0.1:8084
+	Allow          []string `toml:"allow"`           // source networks; default loopback
+	MaxCalls       int      `toml:"max_calls"`       // 0: no limit
+	DrainTimeout   string   `toml:"drain_timeout"`   // default 30s
+	CommandTimeout string   `toml:"command_timeout"` // default 5s
+}
+
+// LogConfig is [log].
+type LogConfig struct {
+	Level  string `toml:"level"`  // debug, info (default), warn, error
+	Format string `toml:"format"` // text (default) or json
+}
+
+// Settings are the checked, converted values the rest of the binary uses.
+type Settings struct {
+	Listen         string
+	Allow          []netip.Prefix
+	MaxCalls       int
+	DrainTimeout   time.Duration
+	CommandTimeout time.Duration
+	LogLevel       string
+	LogJSON        bool
+}
+
+// ConfigError is one problem in a configuration file, at a line and key.
+type ConfigError struct {
+	File string
+	Line int    // 0 when unknown
+	Key  string // dotted TOML key, "" for the whole file
+	Msg  string
+}
+
+func (e ConfigError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		b.WriteString(":" + strconv.Itoa(e.Line))
+	}
+	b.WriteString(": ")
+	if e.Key != "" {
+		b.WriteString(e.Key + ": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// ConfigErrors is every problem found in a configuration.
+type ConfigErrors []ConfigError
+
+func (es ConfigErrors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// configChecker collects errors against the key positions of one file.
+type configChecker struct {
+	file  string
+	lines map[string]int
+	errs  ConfigErrors
+}
+
+func (c *configChecker) errorf(key toml.Key, format string, args ...any) {
+	c.errs = append(c.errs, ConfigError{File: c.file, Line: lineOf(c.lines, key), Key: key.String(), Msg: fmt.Sprintf(format, args...)})
+}
+
+// loadConfig reads and checks a configuration file. On error it returns
+// ConfigErrors naming file, line and key for each problem found.
+func loadConfig(path string) (*Config, *Settings, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, ConfigErrors{{File: path, Msg: err.Error()}}
+	}
+	return parseConfig(path, string(data))
+}
+
+// parseConfig checks a configuration given as text; file names it in errors.
+func parseConfig(file, data string) (*Config, *Settings, error) {
+	var cfg Config
+	md, err := toml.Decode(data, &cfg)
+	if err != nil {
+		return nil, nil, ConfigErrors{decodeError(file, err)}
+	}
+	c := &configChecker{file: file, lines: keyLines(data)}
+	for _, key := range md.Undecoded() {
+		c.errorf(key, "unknown key")
+	}
+	set := c.checkServer(&cfg)
+	c.checkLog(&cfg, set)
+	if len(c.errs) > 0 {
+		return nil, nil, c.errs
+	}
+	return &cfg, set, nil
+}
+
+// decodeError turns the toml package's error into file:line form.
+func decodeError(file string, err error) ConfigError {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		return ConfigError{File: file, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message}
+	}
+	// Type mismatches come as "toml: line N (last key "k"): message".
+	msg := err.Error()
+	if m := decodeErrorRE.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return ConfigError{File: file, Line: line, Key: m[2], Msg: m[3]}
+	}
+	return ConfigError{File: file, Msg: strings.TrimPrefix(msg, "toml: ")}
+}
+
+var decodeErrorRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
+
+func (c *configChecker) checkServer(cfg *Config) *Settings {
+	s := &Settings{
+		Listen:         "127.0.0.1:8084",
+		MaxCalls:       cfg.Server.MaxCalls,
+		DrainTimeout:   30 * time.Second,
+		CommandTimeout: 5 * time.Second,
+	}
+	if cfg.Server.Listen != "" {
+		s.Listen = cfg.Server.Listen
+		if err := checkListenAddr(s.Listen); err != nil {
+			c.errorf(toml.Key{"server", "listen"}, "%v", err)
+		}
+	}
+	if len(cfg.Server.Allow) == 0 {
+		s.Allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	}
+	for _, a := range cfg.Server.Allow {
+		p, err := parseNetwork(a)
+		if err != nil {
+			c.errorf(toml.Key{"server", "allow"}, "%v", err)
+			continue
+		}
+		s.Allow = append(s.Allow, p)
+	}
+	if s.MaxCalls < 0 {
+		c.errorf(toml.Key{"server", "max_calls"}, "must be 0 (no limit) or more, not %d", s.MaxCalls)
+	}
+	c.duration(toml.Key{"server", "drain_timeout"}, cfg.Server.DrainTimeout, &s.DrainTimeout)
+	c.duration(toml.Key{"server", "command_timeout"}, cfg.Server.CommandTimeout, &s.CommandTimeout)
+	return s
+}
+
+func (c *configChecker) checkLog(cfg *Config, s *Settings) {
+	s.LogLevel = "info"
+	if cfg.Log.Level != "" {
+		s.LogLevel = cfg.Log.Level
+		if !slices.Contains([]string{"debug", "info", "warn", "error"}, s.LogLevel) {
+			c.errorf(toml.Key{"log", "level"}, "must be debug, info, warn or error, not %q", s.LogLevel)
+		}
+	}
+	switch cfg.Log.Format {
+	case "", "text":
+	case "json":
+		s.LogJSON = true
+	default:
+		c.errorf(toml.Key{"log", "format"}, "must be text or json, not %q", cfg.Log.Format)
+	}
+}
+
+// duration parses a Go duration ("30s", "1m30s") into *dst when set.
+func (c *configChecker) duration(key toml.Key, v string, dst *time.Duration) {
+	if v == "" {
+		return
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		c.errorf(key, "%q is not a positive duration (examples: \"500ms\", \"30s\", \"2m\")", v)
+		return
+	}
+	*dst = d
+}
+
+// checkListenAddr accepts host:port with a literal IP (or empty host) and a
+// numeric port; eslapp does not resolve names for the address it binds.
+func checkListenAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port (example: \"127.0.0.1:8084\")", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: port must be a number from 0 to 65535", addr)
+	}
+	if host != "" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			return fmt.Errorf("%q: host must be an IP address", addr)
+		}
+	}
+	return nil
+}
+
+// parseNetwork accepts a CIDR prefix or a single address.
+func parseNetwork(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a network (example: \"10.0.0.0/8\")", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or network", s)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}

@@ -1,0 +1,185 @@
+package esl
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// App is one application run on the channel (sendmsg execute), identified by
+// the Application-UUID eslapp chose for it.
+type App struct {
+	Name string
+	UUID string
+
+	started chan struct{}
+	done    chan struct{}
+
+	// Written by the session before started/done are closed; read after.
+	startedAt       time.Time
+	playbackStarted time.Time
+	playbackStatus  string
+	result          AppResult
+	err             error
+}
+
+// AppResult is how an application ended.
+type AppResult struct {
+	// Response is FreeSWITCH's Application-Response: "FILE PLAYED",
+	// "FILE NOT FOUND", "PLAYBACK ERROR", "_none_", ...
+	Response string
+	// PlaybackStatus is "done" or "break" for a playback that started, ""
+	// otherwise. A playback stopped by uuid_break reports Response
+	// "FILE PLAYED" and PlaybackStatus "break" (transcript s2).
+	PlaybackStatus string
+	// Started is when CHANNEL_EXECUTE arrived (zero if the app never
+	// started), PlaybackStarted when PLAYBACK_START did, Ended when
+	// CHANNEL_EXECUTE_COMPLETE did.
+	Started, PlaybackStarted, Ended time.Time
+}
+
+func newApp(name, id string) *App {
+	return &App{
+		Name:    name,
+		UUID:    id,
+		started: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+}
+
+// Started is closed when FreeSWITCH begins the application (CHANNEL_EXECUTE),
+// or when it ends without having begun.
+func (a *App) Started() <-chan struct{} { return a.started }
+
+// Done is closed when the application has ended: CHANNEL_EXECUTE_COMPLETE,
+// or the call or the connection ended first.
+func (a *App) Done() <-chan struct{} { return a.done }
+
+// Result is how the application ended; call it after Done is closed. The
+// error is ErrHangup or ErrDisconnected (wrapped) when the call ended before
+// or while the application ran.
+func (a *App) Result() (AppResult, error) {
+	<-a.done
+	return a.result, a.err
+}
+
+// Wait waits for the application to end.
+func (a *App) Wait(ctx context.Context) (AppResult, error) {
+	select {
+	case <-a.done:
+		return a.result, a.err
+	case <-ctx.Done():
+		return AppResult{}, context.Cause(ctx)
+	}
+}
+
+// markStarted and complete run under the session's lock.
+func (a *App) markStarted(at time.Time) {
+	select {
+	case <-a.started:
+	default:
+		a.startedAt = at
+		close(a.started)
+	}
+}
+
+func (a *App) complete(response string, at time.Time, err error) {
+	select {
+	case <-a.done:
+		return
+	default:
+	}
+	select {
+	case <-a.started:
+	default:
+		close(a.started)
+	}
+	a.result = AppResult{
+		Response:        response,
+		PlaybackStatus:  a.playbackStatus,
+		Started:         a.startedAt,
+		PlaybackStarted: a.playbackStarted,
+		Ended:           at,
+	}
+	if err != nil {
+		a.err = fmt.Errorf("%s: %w", a.Name, err)
+	}
+	close(a.done)
+}
+
+// ExecOptions change how an application is queued.
+type ExecOptions struct {
+	// Loops runs the application this many times (sendmsg "loops"); 0 and 1
+	// mean once.
+	Loops int
+	// NoEventLock lets FreeSWITCH start the next queued message before this
+	// application ends. Applications are event-locked by default, which
+	// keeps a queue of them in order.
+	NoEventLock bool
+}
+
+// Start queues an application on the channel and returns as soon as
+// FreeSWITCH has accepted it (its "+OK" arrives before any of the app's
+// events). The returned App reports its start and its end. The waiter is
+// registered before the command is written, so no event can be missed.
+func (s *Session) Start(ctx context.Context, app string, arg AppArg, opts ExecOptions) (*App, error) {
+	if !isAppName(app) {
+		return nil, &UnsafeValueError{Sink: "application name", Reason: fmt.Sprintf("%q is not an application name", app)}
+	}
+	a := newApp(app, s.appIDs())
+	s.mu.Lock()
+	if s.hungUp {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("sendmsg %s: %w", app, ErrHangup)
+	}
+	s.apps[a.UUID] = a
+	s.mu.Unlock()
+
+	_, err := s.send(ctx, "sendmsg "+app, rawCommand(executeMessage(app, arg, a.UUID, opts)))
+	if err != nil {
+		s.mu.Lock()
+		delete(s.apps, a.UUID)
+		s.mu.Unlock()
+		a.complete("", time.Now(), err)
+		return nil, err
+	}
+	return a, nil
+}
+
+// Execute runs an application and waits for it to end.
+func (s *Session) Execute(ctx context.Context, app string, arg AppArg) (AppResult, error) {
+	a, err := s.Start(ctx, app, arg, ExecOptions{})
+	if err != nil {
+		return AppResult{}, err
+	}
+	return a.Wait(ctx)
+}
+
+// executeMessage builds a sendmsg execute command. The argument travels as
+// the message body (Content-Type: text/plain), never as a header: a header
+// value cannot hold a newline and FreeSWITCH reads the body verbatim
+// (transcript s1), so no argument can become another header or command.
+func executeMessage(app string, arg AppArg, appUUID string, opts ExecOptions) string {
+	var b strings.Builder
+	b.Grow(160 + len(arg.s))
+	b.WriteString("sendmsg\ncall-command: execute\nexecute-app-name: ")
+	b.WriteString(app)
+	b.WriteString("\nEvent-UUID: ")
+	b.WriteString(appUUID)
+	if !opts.NoEventLock {
+		b.WriteString("\nevent-lock: true")
+	}
+	if opts.Loops > 1 {
+		b.WriteString("\nloops: ")
+		b.WriteString(strconv.Itoa(opts.Loops))
+	}
+	if arg.s != "" {
+		b.WriteString("\nContent-Type: text/plain\nContent-Length: ")
+		b.WriteString(strconv.Itoa(len(arg.s)))
+		b.WriteString("\n\n")
+		b.WriteString(arg.s)
+	}
+	return b.String()
+}

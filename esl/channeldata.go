@@ -1,0 +1,146 @@
+package esl
+
+import (
+	"fmt"
+	"strings"
+)
+
+// ChannelData is the reply FreeSWITCH gives to "connect" on an outbound
+// socket: a serialized CHANNEL_DATA event with the channel's state and all
+// its variables (as "variable_NAME" headers), values URL-encoded.
+//
+// It keeps the header block as received (about 7 KB) and decodes a header
+// when it is asked for: a call reads a dozen of its 180 headers, so keeping
+// one string costs far less memory than a map of them all.
+type ChannelData struct {
+	raw string // header lines, "\n" separated, without the terminating blank line
+}
+
+// ParseChannelData checks a connect reply's header block and returns it as
+// ChannelData. The block is the bytes up to the blank line that ends it.
+func ParseChannelData(block []byte) (*ChannelData, error) {
+	h, ok, err := scanFrameHeader(block)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: connect reply without end of headers", errFrame)
+	}
+	if h.contentType != contentReply {
+		return nil, fmt.Errorf("%w: connect reply has Content-Type %q", errFrame, h.contentType)
+	}
+	raw := strings.ReplaceAll(string(block[:h.headerLen]), "\r\n", "\n")
+	raw = strings.TrimRight(raw, "\n")
+	d := &ChannelData{raw: raw}
+	if d.UUID() == "" {
+		return nil, fmt.Errorf("%w: connect reply without Unique-ID", errFrame)
+	}
+	return d, nil
+}
+
+// UUID is the channel's Unique-ID.
+func (d *ChannelData) UUID() string { return d.Header("Unique-ID") }
+
+// Header returns the decoded value of the first header with that name. Header
+// names are matched exactly first and then without regard to case, so both
+// "Unique-ID" and "unique-id" work.
+func (d *ChannelData) Header(name string) string {
+	v, _ := d.lookup(name)
+	return v
+}
+
+// Var returns a channel variable as it was when eslapp connected. FreeSWITCH
+// variable names are case sensitive; a name that matches no variable exactly
+// matches one that differs only in case, because dialplans in the wild mix
+// both spellings of the same name (timeoutMilliSec, timeoutmillisec).
+func (d *ChannelData) Var(name string) (string, bool) {
+	if name == "" {
+		return "", false
+	}
+	return d.lookup("variable_" + name)
+}
+
+// Vars calls fn for every channel variable, in the order FreeSWITCH sent them,
+// until fn returns false.
+func (d *ChannelData) Vars(fn func(name, value string) bool) {
+	for line := range strings.SplitSeq(d.raw, "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || !strings.HasPrefix(k, "variable_") {
+			continue
+		}
+		if !fn(k[len("variable_"):], urlDecode(strings.TrimLeft(v, " \t"))) {
+			return
+		}
+	}
+}
+
+func (d *ChannelData) lookup(name string) (string, bool) {
+	folded := -1
+	rest := d.raw
+	for off := 0; len(rest) > 0; {
+		line := rest
+		if i := strings.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = ""
+		}
+		k, v, ok := strings.Cut(line, ":")
+		if ok {
+			if k == name {
+				return urlDecode(strings.TrimLeft(v, " \t")), true
+			}
+			if folded < 0 && strings.EqualFold(k, name) {
+				folded = off
+			}
+		}
+		off += len(line) + 1
+	}
+	if folded < 0 {
+		return "", false
+	}
+	line := d.raw[folded:]
+	if i := strings.IndexByte(line, '\n'); i >= 0 {
+		line = line[:i]
+	}
+	_, v, _ := strings.Cut(line, ":")
+	return urlDecode(strings.TrimLeft(v, " \t")), true
+}
+
+// urlDecode undoes FreeSWITCH's switch_url_encode. Unlike url.PathUnescape it
+// never fails: a '%' not followed by two hex digits is kept as it is, so a
+// malformed value is still shown rather than silently emptied.
+func urlDecode(s string) string {
+	i := strings.IndexByte(s, '%')
+	if i < 0 {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	b.WriteString(s[:i])
+	for ; i < len(s); i++ {
+		c := s[i]
+		if c == '%' && i+2 < len(s) {
+			hi, ok1 := unhex(s[i+1])
+			lo, ok2 := unhex(s[i+2])
+			if ok1 && ok2 {
+				b.WriteByte(hi<<4 | lo)
+				i += 2
+				continue
+			}
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}

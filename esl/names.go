@@ -1,0 +1,51 @@
+package esl
+
+// Checks for the words eslapp puts into commands: names that FreeSWITCH
+// takes as they are, so they may only contain what such names are made of.
+
+func isAppName(s string) bool   { return isWord(s, "_") }
+func isAPIName(s string) bool   { return isWord(s, "_") }
+func isEventName(s string) bool { return isWord(s, "_:") }
+
+// isHangupCause accepts FreeSWITCH cause names (NORMAL_CLEARING) and Q.850
+// numbers (16).
+func isHangupCause(s string) bool { return isWord(s, "_") }
+
+// IsVarName reports whether s can name a channel variable that eslapp sets:
+// letters, digits, '_', '-' and '.', starting with a letter or '_'. This
+// excludes '=' (which ends the name in "set NAME=VALUE"), spaces, '$', '{'
+// and every other character FreeSWITCH treats specially.
+func IsVarName(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	c := s[0]
+	if !(c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+		return false
+	}
+	return isWord(s, "_-.")
+}
+
+func isWord(s, extra string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		default:
+			ok := false
+			for j := range len(extra) {
+				if c == extra[j] {
+					ok = true
+					break
+				}
+			}
+			if !ok {
+				return false
+			}
+		}
+	}
+	return true
+}

@@ -1,0 +1,335 @@
+package esl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Handler runs one call. ctx is the call's context (Session.Context): it ends
+// on hangup, on a lost connection and at the end of a shutdown's drain. When
+// Handler returns, the server sends exit (unless the call hung up and the
+// socket is already gone) and closes the connection.
+type Handler func(ctx context.Context, s *Session)
+
+// RefuseFunc hands a call back to the dialplan without running it, because
+// eslapp is at max_calls, is draining, or the handler panicked. why says
+// which. It must return promptly; the server sends exit afterwards.
+type RefuseFunc func(ctx context.Context, s *Session, why error)
+
+// Reasons a call is refused, passed to RefuseFunc.
+var (
+	ErrAtCapacity = errors.New("eslapp at max_calls")
+	ErrDraining   = errors.New("eslapp is shutting down")
+	ErrPanic      = errors.New("eslapp failed on this call")
+)
+
+// ServerConfig is what a Server needs; cmd/eslapp fills it from [server].
+type ServerConfig struct {
+	// Allow lists the networks FreeSWITCH may connect from. Connections from
+	// elsewhere are closed before a byte is read. Empty means loopback only.
+	Allow []netip.Prefix
+	// MaxCalls is how many calls run at once; the ones over it are handed
+	// back to the dialplan at once. 0 means no limit.
+	MaxCalls int
+	// CommandTimeout bounds each ESL command.
+	CommandTimeout time.Duration
+	// ShutdownGrace is how long handlers get to return after their calls
+	// were ended at the drain deadline, before connections are closed
+	// under them. Default 2s.
+	ShutdownGrace time.Duration
+	Logger        *slog.Logger
+	Handler       Handler
+	// Refuse hands a refused call back; nil means Resume then exit.
+	Refuse RefuseFunc
+}
+
+// Server accepts FreeSWITCH's outbound socket connections, one call each.
+type Server struct {
+	cfg ServerConfig
+	log *slog.Logger
+
+	// callsCtx is the parent of every call's context; cancelling it with
+	// ErrShutdown ends the calls still running at the drain deadline.
+	callsCtx    context.Context
+	cancelCalls context.CancelCauseFunc
+
+	draining atomic.Bool
+	active   atomic.Int64
+	handlers sync.WaitGroup // goroutines of accepted connections
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	sessions  map[*Session]struct{}
+	idle      chan struct{} // closed when active drops to 0 while draining
+}
+
+// NewServer checks cfg and returns a server ready to Serve.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	if cfg.Handler == nil {
+		return nil, errors.New("esl: server without a handler")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.CommandTimeout <= 0 {
+		cfg.CommandTimeout = DefaultCommandTimeout
+	}
+	if cfg.ShutdownGrace <= 0 {
+		cfg.ShutdownGrace = 2 * time.Second
+	}
+	if len(cfg.Allow) == 0 {
+		cfg.Allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	}
+	if cfg.Refuse == nil {
+		cfg.Refuse = func(ctx context.Context, s *Session, _ error) { _ = s.Resume(ctx) }
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	return &Server{
+		cfg:         cfg,
+		log:         cfg.Logger,
+		callsCtx:    ctx,
+		cancelCalls: cancel,
+		listeners:   make(map[net.Listener]struct{}),
+		sessions:    make(map[*Session]struct{}),
+		idle:        make(chan struct{}),
+	}, nil
+}
+
+// ActiveCalls is the number of calls being handled now.
+func (srv *Server) ActiveCalls() int { return int(srv.active.Load()) }
+
+// Serve accepts connections on ln until ln is closed (by Close, or by
+// Shutdown once the drain is over). It returns nil then.
+func (srv *Server) Serve(ln net.Listener) error {
+	srv.mu.Lock()
+	srv.listeners[ln] = struct{}{}
+	srv.mu.Unlock()
+	defer func() {
+		srv.mu.Lock()
+		delete(srv.listeners, ln)
+		srv.mu.Unlock()
+	}()
+	srv.log.Info("listening for FreeSWITCH", "addr", ln.Addr().String())
+
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporaryAccept(err) {
+				// Out of descriptors and the like: wait, as net/http does.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				srv.log.Error("accept failed; retrying", "err", err, "in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		if !srv.allowed(nc.RemoteAddr()) {
+			srv.log.Warn("connection refused: source not in [server] allow", "remote", nc.RemoteAddr().String())
+			_ = nc.Close()
+			continue
+		}
+		srv.handlers.Add(1)
+		go srv.handle(nc)
+	}
+}
+
+func (srv *Server) allowed(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return false
+	}
+	ip, ok := netip.AddrFromSlice(tcp.IP)
+	if !ok {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range srv.cfg.Allow {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// handle runs one connection: connect, then the handler or a refusal, then
+// exit. A panic anywhere in it ends this call alone.
+func (srv *Server) handle(nc net.Conn) {
+	defer srv.handlers.Done()
+	sess, err := newSession(srv.callsCtx, nc, sessionConfig{
+		commandTimeout: srv.cfg.CommandTimeout,
+		logger:         srv.log,
+	})
+	if err != nil {
+		srv.log.Warn("call not started", "remote", nc.RemoteAddr().String(), "err", err)
+		_ = nc.Close()
+		return
+	}
+	srv.track(sess, true)
+	defer srv.track(sess, false)
+	defer srv.finish(sess)
+
+	n := srv.active.Add(1)
+	defer srv.callEnded()
+	switch {
+	case srv.draining.Load():
+		srv.refuse(sess, ErrDraining)
+	case srv.cfg.MaxCalls > 0 && n > int64(srv.cfg.MaxCalls):
+		srv.refuse(sess, ErrAtCapacity)
+	default:
+		srv.run(sess)
+	}
+}
+
+// run calls the handler, recovering from a panic in it.
+func (srv *Server) run(sess *Session) {
+	defer func() {
+		if p := recover(); p != nil {
+			sess.Logger().Error("panic in call handler; handing the call back to the dialplan",
+				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			srv.refuse(sess, ErrPanic)
+		}
+	}()
+	srv.cfg.Handler(sess.Context(), sess)
+}
+
+// refuse hands a call back to the dialplan. It uses its own deadline: the
+// call's context may already be over (a panic during shutdown).
+func (srv *Server) refuse(sess *Session, why error) {
+	defer func() {
+		if p := recover(); p != nil {
+			sess.Logger().Error("panic while refusing a call", "panic", fmt.Sprint(p))
+		}
+	}()
+	if sess.HungUp() {
+		return
+	}
+	sess.Logger().Info("call handed back to the dialplan", "why", why.Error())
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(sess.Context()), 2*srv.cfg.CommandTimeout)
+	defer cancel()
+	srv.cfg.Refuse(ctx, sess, why)
+}
+
+// finish ends the conversation with FreeSWITCH: exit if the socket is still
+// up, then close.
+func (srv *Server) finish(sess *Session) {
+	defer func() {
+		if p := recover(); p != nil {
+			sess.Logger().Error("panic while ending a call", "panic", fmt.Sprint(p))
+			sess.Close()
+		}
+	}()
+	if err := sess.Exit(context.Background()); err != nil {
+		sess.Logger().Debug("exit", "err", err)
+	}
+	sess.Close()
+}
+
+func (srv *Server) track(sess *Session, add bool) {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if add {
+		srv.sessions[sess] = struct{}{}
+	} else {
+		delete(srv.sessions, sess)
+	}
+}
+
+func (srv *Server) callEnded() {
+	if srv.active.Add(-1) == 0 && srv.draining.Load() {
+		srv.signalIdle()
+	}
+}
+
+func (srv *Server) signalIdle() {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	select {
+	case <-srv.idle:
+	default:
+		close(srv.idle)
+	}
+}
+
+// Shutdown drains the server in two stages. First it stops taking calls:
+// new connections are handed back to the dialplan. It waits for active calls
+// to end until ctx is done (the drain timeout); then it ends the calls left
+// (their context is cancelled with ErrShutdown, and their handlers get
+// ShutdownGrace to hand them back) and closes what remains. It closes the
+// listeners last, so that FreeSWITCH is never refused a connection while
+// eslapp can still hand the call back. It reports how many calls it had to
+// end.
+func (srv *Server) Shutdown(ctx context.Context) (ended int, err error) {
+	srv.draining.Store(true)
+	if srv.active.Load() == 0 {
+		srv.signalIdle()
+	}
+	srv.log.Info("draining", "active_calls", srv.active.Load())
+	select {
+	case <-srv.idle:
+	case <-ctx.Done():
+		ended = int(srv.active.Load())
+		srv.log.Warn("drain timeout: ending the calls left", "calls", ended)
+		srv.cancelCalls(ErrShutdown)
+		grace := time.NewTimer(srv.cfg.ShutdownGrace)
+		select {
+		case <-srv.idle:
+		case <-grace.C:
+			srv.closeSessions()
+		}
+		grace.Stop()
+	}
+	srv.closeListeners()
+	srv.handlers.Wait()
+	return ended, nil
+}
+
+// Close stops at once: calls are ended and connections closed.
+func (srv *Server) Close() {
+	srv.draining.Store(true)
+	srv.cancelCalls(ErrShutdown)
+	srv.closeListeners()
+	srv.closeSessions()
+	srv.handlers.Wait()
+}
+
+func (srv *Server) closeListeners() {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	for ln := range srv.listeners {
+		_ = ln.Close()
+	}
+}
+
+func (srv *Server) closeSessions() {
+	srv.mu.Lock()
+	sessions := make([]*Session, 0, len(srv.sessions))
+	for s := range srv.sessions {
+		sessions = append(sessions, s)
+	}
+	srv.mu.Unlock()
+	for _, s := range sessions {
+		s.Close()
+	}
+}
+
+// isTemporaryAccept reports accept errors worth retrying (EMFILE, ENFILE,
+// ECONNABORTED and friends); net reports them through the deprecated
+// Temporary method only.
+func isTemporaryAccept(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}

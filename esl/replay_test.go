@@ -220,3 +220,21 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// transcriptAppIDs lists the Application-UUID of every CHANNEL_EXECUTE in a
+// scenario, in order: the IDs a replayed Session must give its apps.
+func transcriptAppIDs(t testing.TB, segs []segment) []string {
+	t.Helper()
+	var ids []string
+	for _, s := range segs {
+		if !s.fromFS || !bytes.Contains(s.data, []byte("\nEvent-Name: CHANNEL_EXECUTE\n")) {
+			continue
+		}
+		for _, line := range bytes.Split(s.data, []byte("\n")) {
+			if v, ok := bytes.CutPrefix(line, []byte("Application-UUID: ")); ok {
+				ids = append(ids, string(v))
+			}
+		}
+	}
+	return append(ids, "no-more-ids-in-transcript")
+}

@@ -35,6 +35,44 @@ type sequencer struct {
 	held     eventHeap
 	timer    *time.Timer
 	settled  chan struct{} // closed when received catches up with handed
+	released uint64        // events released so far
+	actions  []seqAction   // waiting for the events read before them
+}
+
+// seqAction is something that happened on the wire between two events (a
+// disconnect notice, the end of the stream) and must be handled in that
+// place: after the events read before it, before those read after it.
+type seqAction struct {
+	after uint64 // events handed to eslgo when it happened
+	fn    func()
+}
+
+// at runs fn once every event handed to eslgo so far has been released, in
+// its place in the stream. fn runs with the sequencer's lock held.
+func (q *sequencer) at(fn func()) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	after := q.handed.Load()
+	if q.released >= after && q.held.Len() == 0 {
+		fn()
+		return
+	}
+	q.actions = append(q.actions, seqAction{after: after, fn: fn})
+	if q.received >= after {
+		q.flush()
+	} else if q.timer == nil {
+		q.timer = time.AfterFunc(maxHold, q.giveUp)
+	}
+}
+
+// runActions runs the waiting actions whose place is at or before n
+// released events.
+func (q *sequencer) runActions(n uint64) {
+	for len(q.actions) > 0 && q.actions[0].after <= n {
+		fn := q.actions[0].fn
+		q.actions = q.actions[1:]
+		fn()
+	}
 }
 
 func (q *sequencer) add(ev *eslgo.Event) {
@@ -71,8 +109,12 @@ func (q *sequencer) flush() {
 	}
 	for q.held.Len() > 0 {
 		h := heap.Pop(&q.held).(heldEvent)
+		q.runActions(q.released)
 		q.release(h.ev)
+		q.released++
 	}
+	// Actions after events given up for lost run now too.
+	q.runActions(q.received)
 	if q.settled != nil && q.received >= q.handed.Load() {
 		close(q.settled)
 		q.settled = nil

@@ -262,11 +262,17 @@ func (s *Session) Exit(ctx context.Context) error {
 // Close closes the connection without a word to FreeSWITCH. Commands in
 // flight fail with ErrDisconnected.
 func (s *Session) Close() {
+	s.closeTransport()
+	s.endCall(ErrDisconnected)
+	s.failApps(ErrDisconnected)
+}
+
+// closeTransport closes the connection and eslgo's side of it. The events
+// read before still reach Events.
+func (s *Session) closeTransport() {
 	s.closeOnce.Do(func() {
 		s.closeConn(ErrDisconnected)
-		s.endCall(ErrDisconnected)
 		s.conn.Close()
-		s.failApps(ErrDisconnected)
 		s.seq.stop()
 	})
 }
@@ -338,6 +344,13 @@ func (s *Session) connectBlock(block []byte) {
 }
 
 func (s *Session) notice(disposition string) {
+	s.seq.at(func() { s.handleNotice(disposition) })
+}
+
+// handleNotice runs in stream order (see sequencer.at): a notice that
+// follows the hangup events is handled after them, so the application that
+// was running gets its own completion first.
+func (s *Session) handleNotice(disposition string) {
 	s.mu.Lock()
 	expected := s.exitSent
 	s.hungUp = s.hungUp || !expected
@@ -353,11 +366,15 @@ func (s *Session) notice(disposition string) {
 
 func (s *Session) closed(err error) {
 	s.log.Debug("connection ended", "err", err)
-	close(s.disconnect)
+	// Commands in flight cannot get a reply any more: fail them now.
 	s.closeConn(ErrDisconnected)
-	s.endCall(ErrDisconnected)
+	s.seq.at(func() {
+		close(s.disconnect)
+		s.endCall(ErrDisconnected)
+		s.failApps(ErrDisconnected)
+	})
 	// Close eslgo's side too; it does not notice a read error by itself.
-	go s.Close()
+	go s.closeTransport()
 }
 
 // dispatch handles events in order; the sequencer calls it with its lock
@@ -368,6 +385,7 @@ func (s *Session) dispatch(raw *eslgo.Event) {
 		// Another channel's event: only possible before myevents.
 		return
 	}
+	hangup := false
 	s.mu.Lock()
 	switch ev.Name {
 	case "CHANNEL_EXECUTE":
@@ -396,15 +414,14 @@ func (s *Session) dispatch(raw *eslgo.Event) {
 			a.complete(ev.AppResponse, ev.Received, err)
 		}
 	case "CHANNEL_HANGUP":
-		if !s.hungUp {
-			s.hungUp = true
-			s.mu.Unlock()
-			s.endCall(fmt.Errorf("%w (%s)", ErrHangup, ev.HangupCause))
-			s.failQueuedApps(ErrHangup)
-			s.mu.Lock()
-		}
+		hangup = !s.hungUp
+		s.hungUp = true
 	}
 	s.mu.Unlock()
+	if hangup {
+		s.endCall(fmt.Errorf("%w (%s)", ErrHangup, ev.HangupCause))
+		s.failQueuedApps(ErrHangup)
+	}
 	s.events.push(ev)
 }
 

@@ -128,6 +128,13 @@ func (s *Session) Start(ctx context.Context, app string, arg AppArg, opts ExecOp
 	if !isAppName(app) {
 		return nil, &UnsafeValueError{Sink: "application name", Reason: fmt.Sprintf("%q is not an application name", app)}
 	}
+	wire := arg.s
+	if !s.expandOff {
+		wire = escapeForExpansion(wire)
+	}
+	if strings.IndexByte(wire, 0) >= 0 {
+		return nil, &UnsafeValueError{Sink: "application argument", Reason: "holds a NUL byte"}
+	}
 	a := newApp(app, s.appIDs())
 	s.mu.Lock()
 	if s.hungUp {
@@ -137,7 +144,7 @@ func (s *Session) Start(ctx context.Context, app string, arg AppArg, opts ExecOp
 	s.apps[a.UUID] = a
 	s.mu.Unlock()
 
-	_, err := s.send(ctx, "sendmsg "+app, rawCommand(executeMessage(app, arg, a.UUID, opts)))
+	_, err := s.send(ctx, "sendmsg "+app, rawCommand(executeMessage(app, wire, a.UUID, opts)))
 	if err != nil {
 		s.mu.Lock()
 		delete(s.apps, a.UUID)
@@ -158,28 +165,32 @@ func (s *Session) Execute(ctx context.Context, app string, arg AppArg) (AppResul
 }
 
 // executeMessage builds a sendmsg execute command. The argument travels as
-// the message body (Content-Type: text/plain), never as a header: a header
-// value cannot hold a newline and FreeSWITCH reads the body verbatim
-// (transcript s1), so no argument can become another header or command.
-func executeMessage(app string, arg AppArg, appUUID string, opts ExecOptions) string {
+// the message body (Content-Type: text/plain, no execute-app-arg header,
+// which is how switch_ivr_parse_event takes a body as the argument): a
+// header value cannot hold a newline and FreeSWITCH reads the body
+// verbatim (transcript s1), so no argument can become another header or
+// command. Lines end in CRLF, like the CRLF eslgo appends: read_packet
+// splits lines at the first '\r' it finds, so a block mixing LF and CRLF
+// lines would be read as one line.
+func executeMessage(app string, arg string, appUUID string, opts ExecOptions) string {
 	var b strings.Builder
-	b.Grow(160 + len(arg.s))
-	b.WriteString("sendmsg\ncall-command: execute\nexecute-app-name: ")
+	b.Grow(160 + len(arg))
+	b.WriteString("sendmsg\r\ncall-command: execute\r\nexecute-app-name: ")
 	b.WriteString(app)
-	b.WriteString("\nEvent-UUID: ")
+	b.WriteString("\r\nEvent-UUID: ")
 	b.WriteString(appUUID)
 	if !opts.NoEventLock {
-		b.WriteString("\nevent-lock: true")
+		b.WriteString("\r\nevent-lock: true")
 	}
 	if opts.Loops > 1 {
-		b.WriteString("\nloops: ")
+		b.WriteString("\r\nloops: ")
 		b.WriteString(strconv.Itoa(opts.Loops))
 	}
-	if arg.s != "" {
-		b.WriteString("\nContent-Type: text/plain\nContent-Length: ")
-		b.WriteString(strconv.Itoa(len(arg.s)))
-		b.WriteString("\n\n")
-		b.WriteString(arg.s)
+	if arg != "" {
+		b.WriteString("\r\nContent-Type: text/plain\r\nContent-Length: ")
+		b.WriteString(strconv.Itoa(len(arg)))
+		b.WriteString("\r\n\r\n")
+		b.WriteString(arg)
 	}
 	return b.String()
 }

@@ -27,7 +27,7 @@ const maxHold = 50 * time.Millisecond
 // released in sequence order. The wait is the time eslgo's goroutines take to
 // be scheduled, and no timer is involved in the normal case.
 type sequencer struct {
-	handed  *atomic.Uint64       // from wireConn
+	handed  *atomic.Uint64        // from wireConn
 	release func(ev *eslgo.Event) // called in order, with mu held
 
 	mu       sync.Mutex

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -33,6 +34,7 @@ type Session struct {
 	cmdTimeout time.Duration
 	appIDs     func() string
 	data       *ChannelData
+	expandOff  bool // app_disable_expand_variables is true on the channel
 	uuid       string
 	remote     net.Addr
 
@@ -226,7 +228,7 @@ func (s *Session) Hangup(ctx context.Context, cause string) error {
 	if !isHangupCause(cause) {
 		return &UnsafeValueError{Sink: "hangup cause", Reason: fmt.Sprintf("%q is not a hangup cause", cause)}
 	}
-	msg := "sendmsg\ncall-command: hangup\nhangup-cause: " + cause
+	msg := "sendmsg\r\ncall-command: hangup\r\nhangup-cause: " + cause
 	_, err := s.send(ctx, "sendmsg hangup", rawCommand(msg))
 	return err
 }
@@ -340,6 +342,8 @@ func (s *Session) connectBlock(block []byte) {
 	}
 	s.data = data
 	s.uuid = data.UUID()
+	v, _ := data.Var("app_disable_expand_variables")
+	s.expandOff = isTrue(v)
 	s.log = s.log.With("call", s.uuid)
 }
 
@@ -494,4 +498,25 @@ func (s *Session) SendEvent(ctx context.Context, subclass string, headers []Even
 	}
 	id, _ := strings.CutPrefix(reply.GetReply(), "+OK")
 	return strings.TrimSpace(id), nil
+}
+
+// isTrue is FreeSWITCH's switch_true: how it reads a boolean variable.
+func isTrue(v string) bool {
+	switch strings.ToLower(v) {
+	case "yes", "on", "true", "t", "enabled", "enable", "active", "allow":
+		return true
+	}
+	n, err := strconv.Atoi(v)
+	return err == nil && n != 0
+}
+
+// SetVar stores a channel variable with any value (quotes, newlines, JSON,
+// ${...}), verbatim, and waits until FreeSWITCH has run the set. See SetArg.
+func (s *Session) SetVar(ctx context.Context, name, value string) error {
+	arg, err := SetArg(name, value)
+	if err != nil {
+		return err
+	}
+	_, err = s.Execute(ctx, "set", arg)
+	return err
 }

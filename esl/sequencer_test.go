@@ -1,0 +1,110 @@
+package esl
+
+import (
+	"math/rand/v2"
+	"net/textproto"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/percipia/eslgo"
+)
+
+func seqEvent(seq int) *eslgo.Event {
+	h := textproto.MIMEHeader{}
+	h.Set("Event-Name", "CHANNEL_EXECUTE")
+	h.Set("Event-Sequence", strconv.Itoa(seq))
+	return &eslgo.Event{Headers: h}
+}
+
+// Events handed on in order but delivered by racing goroutines (as eslgo
+// does) come out in Event-Sequence order, with the notices in their place.
+func TestSequencerRestoresOrder(t *testing.T) {
+	for round := range 200 {
+		var handed atomic.Uint64
+		var mu sync.Mutex
+		var got []string
+		q := &sequencer{handed: &handed, release: func(ev *eslgo.Event) {
+			mu.Lock()
+			got = append(got, ev.Headers.Get("Event-Sequence"))
+			mu.Unlock()
+		}}
+		const n = 20
+		// Sequence numbers are global to FreeSWITCH: gaps are normal.
+		seqs := make([]int, n)
+		for i := range seqs {
+			seqs[i] = 1000 + 3*i + rand.IntN(3)
+		}
+		var wg sync.WaitGroup
+		for i, s := range seqs {
+			handed.Add(1)
+			if i == 9 {
+				// A disconnect notice read after the tenth event.
+				q.at(func() {
+					mu.Lock()
+					got = append(got, "notice")
+					mu.Unlock()
+				})
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if rand.IntN(2) == 0 {
+					time.Sleep(time.Duration(rand.IntN(200)) * time.Microsecond)
+				}
+				q.add(seqEvent(s))
+			}()
+		}
+		wg.Wait()
+		mu.Lock()
+		if len(got) != n+1 {
+			t.Fatalf("round %d: released %d of %d", round, len(got), n+1)
+		}
+		for i := range n + 1 {
+			want := "notice"
+			switch {
+			case i < 10:
+				want = strconv.Itoa(seqs[i])
+			case i > 10:
+				want = strconv.Itoa(seqs[i-1])
+			}
+			if got[i] != want {
+				t.Fatalf("round %d: position %d = %s, want %s (all: %v)", round, i, got[i], want, got)
+			}
+		}
+		mu.Unlock()
+	}
+}
+
+// An event that eslgo handed on but never delivered (it drops events it
+// cannot parse) holds the others back for maxHold at most.
+func TestSequencerGivesUpOnLostEvent(t *testing.T) {
+	var handed atomic.Uint64
+	released := make(chan string, 4)
+	q := &sequencer{handed: &handed, release: func(ev *eslgo.Event) {
+		released <- ev.Headers.Get("Event-Sequence")
+	}}
+	handed.Add(2) // the first of the two is lost
+	q.add(seqEvent(2))
+	select {
+	case s := <-released:
+		t.Fatalf("released %s while an earlier event was still expected", s)
+	default:
+	}
+	select {
+	case s := <-released:
+		if s != "2" {
+			t.Fatalf("released %s", s)
+		}
+	case <-time.After(10 * maxHold):
+		t.Fatal("held event never released")
+	}
+	// The count is settled: the next event goes straight through.
+	handed.Add(1)
+	q.add(seqEvent(3))
+	if s := <-released; s != "3" {
+		t.Fatalf("released %s", s)
+	}
+}

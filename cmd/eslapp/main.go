@@ -30,12 +30,18 @@ import (
 var version = ""
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, nil))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, runHooks{}))
 }
 
-// run is main with its inputs made explicit, for tests. ready, when not nil,
-// receives the listener's address once serve accepts calls.
-func run(args []string, stdout, stderr io.Writer, ready chan<- net.Addr) int {
+// runHooks let tests drive serve without real signals or a fixed port.
+type runHooks struct {
+	ready   chan<- net.Addr  // receives the listener's address once serve accepts calls
+	signals <-chan os.Signal // replaces SIGTERM/SIGINT delivery
+	handler esl.Handler      // replaces the call handler
+}
+
+// run is main with its inputs made explicit, for tests.
+func run(args []string, stdout, stderr io.Writer, hooks runHooks) int {
 	cmd := "serve"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
@@ -76,7 +82,7 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- net.Addr) int {
 		fmt.Fprintf(stdout, "%s: ok\n", name)
 		return 0
 	}
-	return serve(settings, name, stderr, ready)
+	return serve(settings, name, stderr, hooks)
 }
 
 // load reads the configuration. Without -config, a missing conf/eslapp.toml
@@ -113,34 +119,45 @@ func newLogger(w io.Writer, s *Settings) *slog.Logger {
 // serve runs the server until a signal. The first SIGTERM or SIGINT drains:
 // new calls go back to the dialplan, running calls get drain_timeout to end.
 // A second signal ends the calls at once.
-func serve(s *Settings, configName string, stderr io.Writer, ready chan<- net.Addr) int {
+func serve(s *Settings, configName string, stderr io.Writer, hooks runHooks) int {
 	log := newLogger(stderr, s)
 	log.Info("eslapp starting", "version", versionString(), "config", configName)
 
+	handler := hooks.handler
+	if handler == nil {
+		handler = handBack
+	}
 	srv, err := esl.NewServer(esl.ServerConfig{
 		Allow:          s.Allow,
 		MaxCalls:       s.MaxCalls,
 		CommandTimeout: s.CommandTimeout,
 		Logger:         log,
-		Handler:        handBack,
+		Handler:        handler,
 	})
 	if err != nil {
 		log.Error("server", "err", err)
 		return 1
 	}
-	ln, err := net.Listen("tcp", s.Listen)
+	// Keep-alive probes find a FreeSWITCH host that vanished without closing
+	// its connections (power loss, a partition), which no read would notice.
+	lc := net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 5 * time.Second, Count: 3}}
+	ln, err := lc.Listen(context.Background(), "tcp", s.Listen)
 	if err != nil {
 		log.Error("cannot listen", "addr", s.Listen, "err", err)
 		return 1
 	}
-	signals := make(chan os.Signal, 2)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(signals)
+	signals := hooks.signals
+	if signals == nil {
+		c := make(chan os.Signal, 2)
+		signal.Notify(c, syscall.SIGTERM, syscall.SIGINT)
+		defer signal.Stop(c)
+		signals = c
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	if ready != nil {
-		ready <- ln.Addr()
+	if hooks.ready != nil {
+		hooks.ready <- ln.Addr()
 	}
 
 	select {

@@ -141,6 +141,10 @@ func (s *Session) Start(ctx context.Context, app string, arg AppArg, opts ExecOp
 		s.mu.Unlock()
 		return nil, fmt.Errorf("sendmsg %s: %w", app, ErrHangup)
 	}
+	if !s.subscribed {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("sendmsg %s: %w", app, ErrNoEvents)
+	}
 	s.apps[a.UUID] = a
 	s.mu.Unlock()
 

@@ -26,6 +26,10 @@ var (
 	// sendevent (transcript s8).
 	ErrNotFull = errors.New("esl: socket not in full mode (dialplan must use 'async full')")
 
+	// ErrNoEvents means an application was started before Subscribe: its
+	// start and end are only known from the call's events.
+	ErrNoEvents = errors.New("esl: Subscribe before starting applications")
+
 	// ErrShutdown is the cause of a call context cancelled because eslapp is
 	// shutting down.
 	ErrShutdown = errors.New("esl: eslapp shutting down")

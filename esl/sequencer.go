@@ -12,8 +12,11 @@ import (
 
 // maxHold bounds how long the sequencer waits for an event it knows was
 // handed to eslgo but that never reached the listener (eslgo drops events it
-// cannot parse). It is a safety net, not the ordering mechanism.
-const maxHold = 50 * time.Millisecond
+// cannot parse). It is a safety net, not the ordering mechanism: on a busy
+// machine a goroutine can wait tens of milliseconds to be scheduled, and
+// giving up on an event that is merely late would release events out of
+// order.
+const maxHold = time.Second
 
 // sequencer puts events back in Event-Sequence order.
 //

@@ -103,6 +103,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}, nil
 }
 
+// Draining reports whether Shutdown has begun.
+func (srv *Server) Draining() bool { return srv.draining.Load() }
+
 // ActiveCalls is the number of calls being handled now.
 func (srv *Server) ActiveCalls() int { return int(srv.active.Load()) }
 

@@ -54,8 +54,9 @@ type Session struct {
 	mu       sync.Mutex
 	apps     map[string]*App // started, not yet complete, by Application-UUID
 	current  *App            // the application FreeSWITCH is running
-	hungUp   bool
-	exitSent bool
+	hungUp     bool
+	exitSent   bool
+	subscribed bool
 }
 
 // sessionConfig is what the server gives each session.
@@ -150,6 +151,9 @@ func (s *Session) Subscribe(ctx context.Context, extra ...string) error {
 	if _, err := s.send(ctx, "myevents", rawCommand("myevents")); err != nil {
 		return err
 	}
+	s.mu.Lock()
+	s.subscribed = true
+	s.mu.Unlock()
 	if len(extra) == 0 {
 		return nil
 	}

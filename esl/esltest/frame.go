@@ -1,0 +1,251 @@
+package esltest
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// Frame is one frame FreeSWITCH sends on an event socket: a header block
+// ended by a blank line, then Content-Length bytes of body when that header
+// is present. The connect reply is a frame too (its header block is the
+// serialized CHANNEL_DATA event).
+type Frame struct {
+	// Headers are the header lines in order; values are raw (the connect
+	// reply's values are URL-encoded, a command/reply's are not).
+	Headers []Header
+	// Body is the Content-Length body, nil when there is none.
+	Body []byte
+}
+
+// Get returns the first header with this name (exact case), or "".
+func (f *Frame) Get(name string) string {
+	for _, h := range f.Headers {
+		if h.Name == name {
+			return h.Value
+		}
+	}
+	return ""
+}
+
+// Has reports whether a header with this name (exact case) is present.
+func (f *Frame) Has(name string) bool {
+	for _, h := range f.Headers {
+		if h.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Kind classifies the frame: "connect" (the CHANNEL_DATA reply), "reply"
+// (command/reply), "api" (api/response), "event" (text/event-plain),
+// "disconnect" or "linger" (text/disconnect-notice by Content-Disposition),
+// or the Content-Type for anything else.
+func (f *Frame) Kind() string {
+	ct := f.Get("Content-Type")
+	switch {
+	case f.Get("Event-Name") == "CHANNEL_DATA" && ct == "command/reply":
+		return "connect"
+	case ct == "command/reply":
+		return "reply"
+	case ct == "api/response":
+		return "api"
+	case ct == "text/event-plain":
+		return "event"
+	case ct == "text/disconnect-notice" && f.Get("Content-Disposition") == "linger":
+		return "linger"
+	case ct == "text/disconnect-notice":
+		return "disconnect"
+	}
+	return ct
+}
+
+// MaxFrameHeader and MaxFrameBody bound what ReadFrame accepts.
+const (
+	MaxFrameHeader = 1 << 20
+	MaxFrameBody   = 64 << 20
+)
+
+// ErrMalformedFrame is wrapped by the errors ReadFrame returns for input
+// that is not an ESL frame.
+var ErrMalformedFrame = errors.New("esltest: malformed frame")
+
+// ReadFrame reads one frame of what FreeSWITCH sends. FreeSWITCH always
+// writes "\n" line ends and "Name: value" lines; ReadFrame is strict about
+// that, except that it accepts "\r\n" too. At EOF before a frame it returns
+// io.EOF.
+func ReadFrame(r *bufio.Reader) (*Frame, error) {
+	f := &Frame{}
+	size := 0
+	first := true
+	for {
+		line, err := r.ReadBytes('\n')
+		if err != nil {
+			if first && len(line) == 0 && errors.Is(err, io.EOF) {
+				return nil, io.EOF
+			}
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		first = false
+		size += len(line)
+		if size > MaxFrameHeader {
+			return nil, fmt.Errorf("%w: header block over %d bytes", ErrMalformedFrame, MaxFrameHeader)
+		}
+		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+		if len(line) == 0 {
+			if len(f.Headers) == 0 {
+				return nil, fmt.Errorf("%w: empty header block", ErrMalformedFrame)
+			}
+			break
+		}
+		name, val, ok := bytes.Cut(line, []byte(": "))
+		if !ok || len(name) == 0 {
+			return nil, fmt.Errorf("%w: header line %q", ErrMalformedFrame, line)
+		}
+		f.Headers = append(f.Headers, Header{Name: string(name), Value: string(val)})
+	}
+	cl := f.Get("Content-Length")
+	if cl == "" {
+		return f, nil
+	}
+	n, err := strconv.Atoi(cl)
+	if err != nil || n < 0 || n > MaxFrameBody {
+		return nil, fmt.Errorf("%w: Content-Length %q", ErrMalformedFrame, cl)
+	}
+	body, err := readN(r, n)
+	if err != nil {
+		return nil, err
+	}
+	f.Body = body
+	return f, nil
+}
+
+// readN reads exactly n bytes, growing the buffer as data arrives so that
+// a bogus length on a short input costs nothing.
+func readN(r io.Reader, n int) ([]byte, error) {
+	var buf bytes.Buffer
+	if n <= 64<<10 {
+		buf.Grow(n)
+	}
+	got, err := io.CopyN(&buf, r, int64(n))
+	if got < int64(n) {
+		if err == nil || errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// ParseFrames splits a byte stream of frames, such as a transcript's
+// NAME.recv.raw, into frames. Trailing bytes that are not a whole frame are
+// an error.
+func ParseFrames(b []byte) ([]*Frame, error) {
+	r := bufio.NewReader(bytes.NewReader(b))
+	var out []*Frame
+	for {
+		f, err := ReadFrame(r)
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, f)
+	}
+}
+
+// Event is a parsed text/event-plain body (or the connect reply's header
+// block): headers with URL-decoded values, and the event's own body.
+type Event struct {
+	Headers []Header
+	Body    []byte
+}
+
+// Get returns the first header with this name (exact case), or "".
+func (e *Event) Get(name string) string {
+	for _, h := range e.Headers {
+		if h.Name == name {
+			return h.Value
+		}
+	}
+	return ""
+}
+
+// Has reports whether a header with this name is present.
+func (e *Event) Has(name string) bool {
+	for _, h := range e.Headers {
+		if h.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Names returns the header names in order.
+func (e *Event) Names() []string {
+	out := make([]string, len(e.Headers))
+	for i, h := range e.Headers {
+		out[i] = h.Name
+	}
+	return out
+}
+
+// ParseEventPlain parses a text/event-plain body as switch_event_serialize
+// writes it: URL-encoded "Name: value\n" lines, then either "\n" (no body)
+// or a last header "Content-Length: N", "\n", and N raw bytes.
+func ParseEventPlain(b []byte) (*Event, error) {
+	e := &Event{}
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return nil, fmt.Errorf("%w: event line without newline", ErrMalformedFrame)
+		}
+		line := b[:i]
+		b = b[i+1:]
+		if len(line) == 0 {
+			if len(b) != 0 {
+				return nil, fmt.Errorf("%w: %d bytes after the end of the event", ErrMalformedFrame, len(b))
+			}
+			return e, nil
+		}
+		name, val, ok := bytes.Cut(line, []byte(": "))
+		if !ok || len(name) == 0 {
+			return nil, fmt.Errorf("%w: event header %q", ErrMalformedFrame, line)
+		}
+		e.Headers = append(e.Headers, Header{Name: string(name), Value: URLDecode(string(val))})
+		if string(name) == "Content-Length" && len(b) > 0 && b[0] == '\n' {
+			n, err := strconv.Atoi(string(val))
+			if err != nil || n < 0 || n != len(b)-1 {
+				return nil, fmt.Errorf("%w: event body length %q for %d bytes", ErrMalformedFrame, val, len(b)-1)
+			}
+			e.Body = append([]byte(nil), b[1:]...)
+			return e, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: event without final blank line", ErrMalformedFrame)
+}
+
+// Event returns the frame as an event: the body of a text/event-plain frame,
+// or the header block of the connect reply, URL-decoded.
+func (f *Frame) Event() (*Event, error) {
+	switch f.Kind() {
+	case "event":
+		return ParseEventPlain(f.Body)
+	case "connect":
+		e := &Event{Headers: make([]Header, len(f.Headers))}
+		for i, h := range f.Headers {
+			e.Headers[i] = Header{Name: h.Name, Value: URLDecode(h.Value)}
+		}
+		return e, nil
+	}
+	return nil, fmt.Errorf("%w: %s frame is not an event", ErrMalformedFrame, strings.TrimSpace(f.Kind()))
+}

@@ -1,0 +1,3 @@
+api status
+Content-Length: -5
+

@@ -1,0 +1,5 @@
+sendmsg
+call-command: execute
+execute-app-name: playback
+execute-app-name: say
+

@@ -1,0 +1,5 @@
+sendmsg
+Name  :   value with trailing space 
+NoColonLine
+x:y
+

@@ -1,0 +1,3 @@
+sendevent CUSTOM
+Content-Length: 99999999999
+

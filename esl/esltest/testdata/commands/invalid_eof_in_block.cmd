@@ -1,0 +1,2 @@
+sendmsg
+call-command: execute

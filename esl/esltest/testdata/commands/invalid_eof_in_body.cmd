@@ -1,0 +1,4 @@
+sendevent CUSTOM
+Content-Length: 10
+
+abc

@@ -1,0 +1,4 @@
+linger
+
+exit
+

@@ -1,0 +1,8 @@
+exitnow
+
+EVENT plain ALL
+
+nolinger
+
+bogus command
+

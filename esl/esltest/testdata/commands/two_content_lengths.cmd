@@ -1,0 +1,5 @@
+sendevent CUSTOM
+Content-Length: 2
+Content-Length: 3
+
+xxyyy

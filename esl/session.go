@@ -51,9 +51,9 @@ type Session struct {
 	closeOnce  sync.Once
 	disconnect chan struct{} // closed when the TCP connection has ended
 
-	mu       sync.Mutex
-	apps     map[string]*App // started, not yet complete, by Application-UUID
-	current  *App            // the application FreeSWITCH is running
+	mu         sync.Mutex
+	apps       map[string]*App // started, not yet complete, by Application-UUID
+	current    *App            // the application FreeSWITCH is running
 	hungUp     bool
 	exitSent   bool
 	subscribed bool

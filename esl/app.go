@@ -128,10 +128,7 @@ func (s *Session) Start(ctx context.Context, app string, arg AppArg, opts ExecOp
 	if !isAppName(app) {
 		return nil, &UnsafeValueError{Sink: "application name", Reason: fmt.Sprintf("%q is not an application name", app)}
 	}
-	wire := arg.s
-	if !s.expandOff {
-		wire = escapeForExpansion(wire)
-	}
+	wire := arg.Wire(!s.expandOff)
 	if strings.IndexByte(wire, 0) >= 0 {
 		return nil, &UnsafeValueError{Sink: "application argument", Reason: "holds a NUL byte"}
 	}

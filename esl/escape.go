@@ -35,6 +35,16 @@ type AppArg struct{ s string }
 // String is the text the application sees.
 func (a AppArg) String() string { return a.s }
 
+// Wire is the argument as eslapp sends it: escaped for the expansion
+// FreeSWITCH applies before running the application, unless the channel has
+// app_disable_expand_variables set (expandsBeforeRun false).
+func (a AppArg) Wire(expandsBeforeRun bool) string {
+	if !expandsBeforeRun {
+		return a.s
+	}
+	return escapeForExpansion(a.s)
+}
+
 // Fixed is an argument eslapp itself wrote, such as "9999 XML default" from
 // a validated configuration. It reaches the application verbatim: a '$' in it
 // is not expanded. Never pass outside data (CRM results, caller names,

@@ -18,7 +18,7 @@ import (
 )
 
 // startServer runs an esl.Server on an ephemeral loopback port.
-func startServer(t *testing.T, cfg esl.ServerConfig) (*esl.Server, string) {
+func startServer(t testing.TB, cfg esl.ServerConfig) (*esl.Server, string) {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = testLog(t)

@@ -10,12 +10,11 @@ import (
 	"github.com/percipia/eslgo"
 )
 
-// maxHold bounds how long the sequencer waits for an event it knows was
-// handed to eslgo but that never reached the listener (eslgo drops events it
-// cannot parse). It is a safety net, not the ordering mechanism: on a busy
-// machine a goroutine can wait tens of milliseconds to be scheduled, and
-// giving up on an event that is merely late would release events out of
-// order.
+// maxHold bounds how long the sequencer waits, once eslapp has closed
+// eslgo's side of a connection, for events eslgo had read but may now never
+// deliver. While the connection is open there is no timeout: every event
+// handed to eslgo reaches the listener or is reported lost (lost), and a
+// timer could only release a late event out of order on a busy machine.
 const maxHold = time.Second
 
 // sequencer puts events back in Event-Sequence order.
@@ -63,8 +62,6 @@ func (q *sequencer) at(fn func()) {
 	q.actions = append(q.actions, seqAction{after: after, fn: fn})
 	if q.received >= after {
 		q.flush()
-	} else if q.timer == nil {
-		q.timer = time.AfterFunc(maxHold, q.giveUp)
 	}
 }
 
@@ -86,15 +83,22 @@ func (q *sequencer) add(ev *eslgo.Event) {
 	heap.Push(&q.held, heldEvent{seq: seq, ev: ev})
 	if q.received >= q.handed.Load() {
 		q.flush()
-		return
-	}
-	if q.timer == nil {
-		q.timer = time.AfterFunc(maxHold, q.giveUp)
 	}
 }
 
-// giveUp releases the held events after maxHold: the ones still expected
-// are taken to be lost.
+// lost counts an event eslgo read but dropped (it could not parse it), so
+// that the events after it are not held for it.
+func (q *sequencer) lost() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.received++
+	if q.received >= q.handed.Load() {
+		q.flush()
+	}
+}
+
+// giveUp releases the held events after maxHold once the connection is
+// closed: the ones still expected are taken to be lost.
 func (q *sequencer) giveUp() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -146,9 +150,10 @@ func (q *sequencer) drain() {
 	}
 }
 
-// stop is called when the connection is gone. Events eslgo read before
-// that may still be on their way; they are released as usual, and the
-// timer makes sure nothing stays held.
+// stop is called when eslapp has closed eslgo's side of the connection.
+// Events eslgo read before may still be on their way, or dropped by eslgo's
+// closing: they are released as they come, and after maxHold the rest are
+// given up.
 func (q *sequencer) stop() {
 	q.mu.Lock()
 	defer q.mu.Unlock()

@@ -136,7 +136,7 @@ func TestServerRefusesDisallowedSource(t *testing.T) {
 // Calls over max_calls go straight back to the dialplan: resume, exit.
 func TestServerMaxCallsHandsBack(t *testing.T) {
 	release := make(chan struct{})
-	_, addr := startServer(t, esl.ServerConfig{
+	srv, addr := startServer(t, esl.ServerConfig{
 		MaxCalls: 1,
 		Handler: func(ctx context.Context, s *esl.Session) {
 			select {
@@ -147,7 +147,7 @@ func TestServerMaxCallsHandsBack(t *testing.T) {
 	})
 	fs := newFS(t)
 	first := dial(t, fs, addr, esltest.CallOptions{})
-	waitFor(t, func() bool { return len(first.Commands()) >= 1 })
+	waitFor(t, func() bool { return srv.ActiveCalls() == 1 })
 	second := dial(t, fs, addr, esltest.CallOptions{})
 	out := waitCall(t, second)
 	if out.Kind != esltest.Resumed || strings.Join(commandNames(second), ",") != "connect,resume,exit" {

@@ -376,13 +376,15 @@ func (s *Session) closed(err error) {
 	s.log.Debug("connection ended", "err", err)
 	// Commands in flight cannot get a reply any more: fail them now.
 	s.closeConn(ErrDisconnected)
+	// eslgo still delivers the events it read before the end; the call ends
+	// after them, and only then is eslgo's side closed (it does not notice
+	// a read error by itself).
 	s.seq.at(func() {
 		close(s.disconnect)
 		s.endCall(ErrDisconnected)
 		s.failApps(ErrDisconnected)
+		go s.closeTransport()
 	})
-	// Close eslgo's side too; it does not notice a read error by itself.
-	go s.closeTransport()
 }
 
 // dispatch handles events in order; the sequencer calls it with its lock
@@ -471,7 +473,15 @@ type eslgoLogger struct{ s *Session }
 
 func (l eslgoLogger) Debug(format string, args ...any) { l.logf(format, args...) }
 func (l eslgoLogger) Info(format string, args ...any)  { l.logf(format, args...) }
-func (l eslgoLogger) Warn(format string, args ...any)  { l.logf(format, args...) }
+func (l eslgoLogger) Warn(format string, args ...any) {
+	if strings.HasPrefix(format, "Error parsing event") {
+		// eslgo dropped an event it read: the sequencer must not wait for it.
+		l.s.seq.lost()
+		l.s.log.Warn("eslgo could not parse an event from FreeSWITCH", "err", strings.TrimSpace(fmt.Sprint(args...)))
+		return
+	}
+	l.logf(format, args...)
+}
 func (l eslgoLogger) Error(format string, args ...any) { l.logf(format, args...) }
 
 func (l eslgoLogger) logf(format string, args ...any) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -108,5 +109,29 @@ func writeFile(t *testing.T, path, data string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Every configuration the project shows is valid: the files in conf/ and
+// every TOML block in the README.
+func TestShownConfigsAreValid(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("..", "..", "conf", "*.toml"))
+	for _, f := range files {
+		if _, _, err := loadConfig(f); err != nil {
+			t.Errorf("%v", err)
+		}
+	}
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)```toml\n(.*?)```").FindAllStringSubmatch(string(readme), -1)
+	if len(blocks) == 0 {
+		t.Fatal("README has no TOML block")
+	}
+	for i, b := range blocks {
+		if _, _, err := parseConfig(fmt.Sprintf("README.md block %d", i+1), b[1]); err != nil {
+			t.Errorf("%v", err)
+		}
 	}
 }

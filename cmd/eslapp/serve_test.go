@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/eslapp/eslapp/esl"
+	"github.com/eslapp/eslapp/esl/esltest"
+)
+
+// SIGTERM with calls in flight: they finish, a call arriving during the
+// drain goes back to the dialplan, and eslapp exits 0.
+func TestServeDrainsOnSIGTERM(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "eslapp.toml")
+	writeFile(t, path, "[server]\nlisten = \"127.0.0.1:0\"\ndrain_timeout = \"10s\"\n[log]\nlevel = \"debug\"\n")
+
+	release := make(chan struct{})
+	ready := make(chan net.Addr, 1)
+	signals := make(chan os.Signal, 2)
+	var stderr syncWriter
+	exit := make(chan int, 1)
+	go func() {
+		exit <- run([]string{"serve", "-config", path}, &bytes.Buffer{}, &stderr, runHooks{
+			ready:   ready,
+			signals: signals,
+			handler: func(ctx context.Context, s *esl.Session) {
+				if err := s.Subscribe(ctx); err != nil {
+					return
+				}
+				<-release
+				_ = s.SetVar(ctx, "finished", "yes")
+			},
+		})
+	}()
+	addr := (<-ready).String()
+	fs := esltest.New(esltest.Options{Logf: func(string, ...any) {}})
+	var inFlight []*esltest.Call
+	for range 3 {
+		c, err := fs.Dial(context.Background(), addr, esltest.CallOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inFlight = append(inFlight, c)
+	}
+	for _, c := range inFlight {
+		if _, err := c.WaitFor(context.Background(), func(cmd esltest.Command) bool { return cmd.Name == "myevents" }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	signals <- syscall.SIGTERM
+	time.Sleep(50 * time.Millisecond) // let the drain begin
+	late, err := fs.Dial(context.Background(), addr, esltest.CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-late.Done()
+	if out := late.Outcome(); out.Kind != esltest.Resumed {
+		t.Errorf("call during the drain: %v", out.Kind)
+	}
+	close(release)
+	for _, c := range inFlight {
+		<-c.Done()
+		if v, _ := c.Var("finished"); v != "yes" || c.Outcome().Kind != esltest.Exited {
+			t.Errorf("call in flight: finished=%q outcome %v", v, c.Outcome().Kind)
+		}
+	}
+	select {
+	case code := <-exit:
+		if code != 0 {
+			t.Fatalf("exit %d\n%s", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("eslapp did not exit\n%s", stderr.String())
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}

@@ -534,3 +534,16 @@ func (s *Session) SetVar(ctx context.Context, name, value string) error {
 	_, err = s.Execute(ctx, "set", arg)
 	return err
 }
+
+// Transfer sends the call to another extension ("transfer EXT DIALPLAN
+// CONTEXT") and waits until FreeSWITCH has run the transfer. The socket
+// stays attached to the call in its new extension (transcript s2) until
+// eslapp sends exit. dialplan "" means XML.
+func (s *Session) Transfer(ctx context.Context, extension, dialplan, context string) error {
+	arg, err := TransferArg(extension, dialplan, context)
+	if err != nil {
+		return err
+	}
+	_, err = s.Execute(ctx, "transfer", arg)
+	return err
+}

@@ -53,9 +53,8 @@ func TestReplayBreakThenTransfer(t *testing.T) {
 	if err != nil || res.Response != "FILE PLAYED" {
 		t.Errorf("broken playback: %+v, %v", res, err)
 	}
-	res, err = s.Execute(ctx, "transfer", Fixed("9999 XML default"))
-	if err != nil || res.Response != "_none_" {
-		t.Errorf("transfer: %+v, %v", res, err)
+	if err := s.Transfer(ctx, "9999", "XML", "default"); err != nil {
+		t.Errorf("transfer: %v", err)
 	}
 	waitDone(t, s, ErrHangup) // 9999 plays a tone and hangs up
 	must(t, s.Exit(ctx))

@@ -1,0 +1,194 @@
+package crm
+
+import (
+	"strings"
+	"time"
+)
+
+// Config is the CRM part of eslapp's TOML configuration: the [tenants] and
+// [integrations] tables. cmd/ decodes it (the toml tags are the key names)
+// and passes it to New, which checks it, applies defaults and resolves
+// secrets. Pointer fields tell "unset" from an explicit zero or false.
+type Config struct {
+	Tenants      map[string]TenantConfig      `toml:"tenants"`
+	Integrations map[string]IntegrationConfig `toml:"integrations"`
+}
+
+// TenantConfig is [tenants.NAME]. The tenant "default" exists even when it
+// is not configured, with agent integrations on.
+type TenantConfig struct {
+	AgentIntegrations *bool `toml:"agent_integrations"` // default true
+}
+
+// IntegrationConfig is [integrations.CONFIG_ID].
+type IntegrationConfig struct {
+	Kind    string `toml:"kind"`    // "http" (default) or "fixture"
+	Tenant  string `toml:"tenant"`  // default "default"
+	Enabled *bool  `toml:"enabled"` // default true
+
+	// HTTP integrations. A fixture integration ignores these keys (and does
+	// not resolve the secrets in Headers), so turning an integration into a
+	// fixture for a dry run is a change of kind plus rules.
+	BaseURL string            `toml:"base_url"` // absolute http(s) URL, no user info, query or fragment
+	Headers map[string]string `toml:"headers"`  // values may hold ${env:NAME} / ${file:PATH}
+	CAFile  string            `toml:"ca_file"`  // PEM bundle; when set, the only roots trusted
+
+	TimeoutMS             int    `toml:"timeout_ms"`              // step timeout fallback; default 6000
+	AttemptTimeoutMS      int    `toml:"attempt_timeout_ms"`      // per attempt; default 0 = the step timeout only
+	Retries               *int   `toml:"retries"`                 // default 2
+	MaxRedirects          *int   `toml:"max_redirects"`           // same origin only; default 3
+	MaxResponseBytes      int64  `toml:"max_response_bytes"`      // default 1 MiB
+	MaxPayloadBytes       int    `toml:"max_payload_bytes"`       // default 64 KiB
+	InvalidWorkflowStatus []int  `toml:"invalid_workflow_status"` // default none
+	BreakerFailures       *int   `toml:"breaker_failures"`        // default 5; 0 disables
+	BreakerCooldown       string `toml:"breaker_cooldown"`        // Go duration; default "30s"
+
+	Workflows map[string]WorkflowConfig `toml:"workflows"`
+}
+
+// WorkflowConfig is [integrations.CONFIG_ID.workflows.WORKFLOW_ID].
+type WorkflowConfig struct {
+	Method  string            `toml:"method"`  // default POST
+	Path    string            `toml:"path"`    // default "/WORKFLOW_ID"; may hold {var}
+	Headers map[string]string `toml:"headers"` // added to the integration's
+	Enabled *bool             `toml:"enabled"` // default true
+
+	// Rules answer requests of a fixture integration: the first that
+	// matches the payload gives the response. Ignored by kind "http".
+	Rules []FixtureRule `toml:"rules"`
+}
+
+// FixtureRule is one [[integrations.ID.workflows.WF.rules]] entry.
+type FixtureRule struct {
+	// Match compares top-level payload fields with patterns in path.Match
+	// syntax ("123*"); values may be strings, numbers or booleans. An empty
+	// Match matches every request.
+	Match    map[string]any    `toml:"match"`
+	Status   int               `toml:"status"`    // default 200
+	Body     string            `toml:"body"`      // sent as is (invalid JSON is allowed, to demo OnError)
+	BodyFile string            `toml:"body_file"` // read at load; relative to the config directory
+	Headers  map[string]string `toml:"headers"`   // response headers, e.g. Retry-After
+	DelayMS  int               `toml:"delay_ms"`  // before answering; cancelled with the request
+	// Error fails the request instead of answering: "reset" (connection
+	// reset after the request was sent), "refused" (connection refused:
+	// never sent, so retried) or "timeout" (never answers).
+	Error string `toml:"error"`
+}
+
+// Defaults for keys that are not set.
+const (
+	DefaultTimeout          = 6000 * time.Millisecond
+	DefaultRetries          = 2
+	DefaultMaxRedirects     = 3
+	DefaultMaxResponseBytes = 1 << 20
+	DefaultMaxPayloadBytes  = 64 << 10
+	DefaultBreakerFailures  = 5
+	DefaultBreakerCooldown  = 30 * time.Second
+	DefaultTenant           = "default"
+)
+
+// FieldError is one problem in the configuration. Key is the path from the
+// configuration root, e.g. {"integrations", "demo-crm", "headers",
+// "Authorization"}, so cmd/ can find its line. Msg never holds a secret.
+type FieldError struct {
+	Key []string
+	Msg string
+}
+
+func (e *FieldError) Error() string { return KeyString(e.Key) + ": " + e.Msg }
+
+// FieldErrors is every problem New found, in a stable order.
+type FieldErrors []*FieldError
+
+func (es FieldErrors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap lets errors.As find each *FieldError.
+func (es FieldErrors) Unwrap() []error {
+	errs := make([]error, len(es))
+	for i, e := range es {
+		errs[i] = e
+	}
+	return errs
+}
+
+// KeyString writes a key path as TOML does: dotted, quoting parts that are
+// not bare keys ("integrations.\"crm.v2\".timeout_ms").
+func KeyString(key []string) string {
+	var b strings.Builder
+	for i, k := range key {
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		if bareKey(k) {
+			b.WriteString(k)
+		} else {
+			b.WriteString(quoteKey(k))
+		}
+	}
+	return b.String()
+}
+
+func bareKey(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !(c == '_' || c == '-' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func quoteKey(k string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range k {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f:
+			b.WriteString(`\u00`)
+			b.WriteByte("0123456789abcdef"[r>>4])
+			b.WriteByte("0123456789abcdef"[r&15])
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// ValidID reports whether s is a well-formed configuration, workflow or
+// tenant id: [A-Za-z0-9][A-Za-z0-9._:-]{0,127} (BRIEF §1).
+func ValidID(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == ':' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// truncate keeps messages about outside values short.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

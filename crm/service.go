@@ -1,0 +1,292 @@
+package crm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strconv"
+	"time"
+)
+
+// Caller is what the step engine needs from a CRM. *Service implements it;
+// tests of the step engine can use a small fake instead.
+type Caller interface {
+	Execute(ctx context.Context, req Request) Result
+}
+
+var _ Caller = (*Service)(nil)
+
+// Request is one Workflow Execute step, with its inputs already rendered.
+type Request struct {
+	Tenant     string // the call's wfe_tenant; "" means "default"
+	ConfigID   string
+	WorkflowID string
+	// Payload is the rendered JSON sent as the body (not for GET). Empty
+	// means "no payload": nothing is sent. Execute does not modify it; the
+	// caller must not either until Execute returns.
+	Payload []byte
+	// Timeout is the step timeout; 0 means the integration's timeout_ms,
+	// else DefaultTimeout. The step engine gets it from Service.Timeout.
+	Timeout time.Duration
+	// CallUUID correlates logs and the CRM's logs (X-Request-Id). With
+	// StepID it makes the Idempotency-Key.
+	CallUUID string
+	// StepID names this execution of the step within the call (for
+	// example the flow action's name, plus a counter if the flow can come
+	// back to it).
+	StepID string
+	// PathVars gives the values of the {var} references in the workflow's
+	// path; nil when there are none.
+	PathVars func(name string) (string, bool)
+}
+
+// Service executes workflows for every configured integration. It is safe
+// for concurrent use and holds one connection pool per integration.
+type Service struct {
+	log          *slog.Logger
+	now          func() time.Time
+	onBreaker    func(configID string, from, to BreakerState)
+	tenants      map[string]bool // tenant -> agent integrations enabled
+	integrations map[string]*integration
+}
+
+// New checks cfg, resolves its secrets and builds the service. On error it
+// returns FieldErrors listing every problem found.
+func New(cfg Config, opts Options) (*Service, error) {
+	tenants, integrations, errs := load(cfg, opts)
+	if len(errs) > 0 {
+		for _, in := range integrations {
+			if in.transport != nil {
+				in.transport.CloseIdleConnections()
+			}
+		}
+		return nil, errs
+	}
+	s := &Service{
+		log:          opts.Logger,
+		now:          opts.Now,
+		onBreaker:    opts.OnBreakerChange,
+		tenants:      tenants,
+		integrations: integrations,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s, nil
+}
+
+// Close closes idle connections. Steps still running finish normally.
+func (s *Service) Close() {
+	for _, in := range s.integrations {
+		if in.transport != nil {
+			in.transport.CloseIdleConnections()
+		}
+	}
+}
+
+// Execute runs one step and returns its single outcome: a Branch, or
+// Hangup when ctx (the call's context) ended first. ctx's cancellation
+// cancels the HTTP request; the step's own timeout is applied inside.
+func (s *Service) Execute(ctx context.Context, req Request) Result {
+	start := time.Now()
+	in, wf, target, rejected := s.prepare(req)
+	var ev Evidence
+	if rejected != nil {
+		ev.Rejected = rejected
+	} else {
+		ev = s.send(ctx, in, wf, req, target)
+	}
+	res := Classify(ev)
+	res.Latency = time.Since(start)
+	s.logResult(ctx, req, res)
+	return res
+}
+
+// prepare validates the request in the order of BRIEF §1 and builds the
+// URL. It sends nothing.
+func (s *Service) prepare(req Request) (*integration, *workflow, string, error) {
+	tenant := req.Tenant
+	if tenant == "" {
+		tenant = DefaultTenant
+	}
+	agents, tenantKnown := s.tenants[tenant]
+	if tenantKnown && !agents {
+		return nil, nil, "", reject(ErrAgentIntegrationDisabled, "agent integrations are disabled for tenant %q", tenant)
+	}
+	in := s.integrations[req.ConfigID]
+	if in != nil && in.tenant != tenant {
+		in = nil // another tenant's integration does not exist for this call
+	}
+	if tenantKnown && in != nil && !in.enabled {
+		return nil, nil, "", reject(ErrAgentIntegrationDisabled, "integration %q is disabled", in.id)
+	}
+
+	switch {
+	case !tenantKnown:
+		return nil, nil, "", reject(ErrInvalidInput, "unknown tenant %q", truncate(tenant, 64))
+	case req.ConfigID == "":
+		return nil, nil, "", reject(ErrInvalidInput, "configuration id is empty")
+	case !ValidID(req.ConfigID):
+		return nil, nil, "", reject(ErrInvalidInput, "configuration id %q is malformed", truncate(req.ConfigID, 64))
+	case in == nil:
+		return nil, nil, "", reject(ErrInvalidInput, "configuration id %q is not defined for tenant %q", req.ConfigID, tenant)
+	case req.WorkflowID == "":
+		return nil, nil, "", reject(ErrInvalidInput, "workflow id is empty")
+	case !ValidID(req.WorkflowID):
+		return nil, nil, "", reject(ErrInvalidInput, "workflow id %q is malformed", truncate(req.WorkflowID, 64))
+	case len(req.Payload) > in.maxPayload:
+		return nil, nil, "", reject(ErrInvalidInput, "payload is %d bytes, over the limit of %d", len(req.Payload), in.maxPayload)
+	case len(req.Payload) > 0 && !json.Valid(req.Payload):
+		return nil, nil, "", reject(ErrInvalidInput, "payload is not valid JSON")
+	}
+
+	wf := in.workflows[req.WorkflowID]
+	switch {
+	case wf == nil:
+		return nil, nil, "", reject(ErrInvalidWorkflow, "workflow %q is not defined for configuration %q", req.WorkflowID, in.id)
+	case !wf.enabled:
+		return nil, nil, "", reject(ErrInvalidWorkflow, "workflow %q of configuration %q is disabled", req.WorkflowID, in.id)
+	}
+	p, err := wf.path.expand(req.PathVars)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	u, err := joinURL(in.base, p)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	return in, wf, u.String(), nil
+}
+
+// send asks the breaker, then makes the request under the step timeout.
+func (s *Service) send(ctx context.Context, in *integration, wf *workflow, req Request, target string) Evidence {
+	if err := ctx.Err(); err != nil {
+		// The call ended before the step could start.
+		return Evidence{Err: err, Cause: context.Cause(ctx)}
+	}
+	ok, probe := in.breaker.allow(s.now())
+	if !ok {
+		return Evidence{Err: ErrBreakerOpen, InvalidWorkflowStatus: in.invalidStatus}
+	}
+	timeout := req.Timeout
+	if timeout <= 0 {
+		timeout = s.integrationTimeout(in)
+	}
+	stepCtx, cancel := context.WithTimeoutCause(ctx, timeout, ErrStepTimeout)
+	defer cancel()
+	ev := s.roundTrip(stepCtx, in, wf, req, target)
+	if ev.Err != nil {
+		// Read before cancel: afterwards every context has a cause.
+		ev.Cause = context.Cause(stepCtx)
+	}
+	s.breakerDone(in, probe, healthOf(ev))
+	return ev
+}
+
+func healthOf(ev Evidence) health {
+	switch {
+	case ev.Status >= 500:
+		return healthDown
+	case ev.Status != 0:
+		return healthUp
+	case ev.Cause != nil && ev.Err != nil && !isTimeout(ev.Cause):
+		return healthUnknown // the caller left; the CRM may be fine
+	case ev.Err != nil:
+		return healthDown
+	}
+	return healthUnknown
+}
+
+func isTimeout(cause error) bool { return errors.Is(cause, ErrStepTimeout) }
+
+func (s *Service) breakerDone(in *integration, probe bool, h health) {
+	t := in.breaker.done(s.now(), probe, h)
+	if !t.changed() {
+		return
+	}
+	s.log.Warn("crm: circuit breaker "+t.to.String(), "config", in.id, "from", t.from.String())
+	if s.onBreaker != nil {
+		s.onBreaker(in.id, t.from, t.to)
+	}
+}
+
+// BreakerState is the circuit breaker state of an integration, for the
+// step engine and metrics. Unknown ids and disabled breakers are closed.
+func (s *Service) BreakerState(configID string) BreakerState {
+	in := s.integrations[configID]
+	if in == nil || in.breaker.threshold == 0 {
+		return BreakerClosed
+	}
+	return in.breaker.current(s.now())
+}
+
+// maxTimeoutMS bounds every timeout: nobody holds a caller longer.
+const maxTimeoutMS = 600_000
+
+// ParseMillis reads a timeout in milliseconds as flows and channel
+// variables write it ("6000"). ok is false for "", malformed, zero,
+// negative or over 600000 values.
+func ParseMillis(v string) (time.Duration, bool) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 || n > maxTimeoutMS {
+		return 0, false
+	}
+	return time.Duration(n) * time.Millisecond, true
+}
+
+// Timeout is the step timeout of BRIEF §1: the step's own value (flow
+// timeout_ms or wfe_timeout_ms), else the channel's timeoutMilliSec, else
+// the integration's timeout_ms, else 6000 ms. step and channel are raw
+// strings ("" when unset); a value ParseMillis refuses is skipped, so a
+// broken channel variable cannot make a step wait forever or not at all.
+func (s *Service) Timeout(configID, step, channel string) time.Duration {
+	if d, ok := ParseMillis(step); ok {
+		return d
+	}
+	if d, ok := ParseMillis(channel); ok {
+		return d
+	}
+	return s.integrationTimeout(s.integrations[configID])
+}
+
+func (s *Service) integrationTimeout(in *integration) time.Duration {
+	if in != nil && in.timeout > 0 {
+		return in.timeout
+	}
+	return DefaultTimeout
+}
+
+// logResult writes the step's one summary line. It never logs headers,
+// payloads or bodies.
+func (s *Service) logResult(ctx context.Context, req Request, res Result) {
+	level := slog.LevelInfo
+	switch {
+	case res.Branch == OnSuccess:
+		level = slog.LevelDebug
+	case res.Branch == OnError || res.Branch == OnTimeout:
+		level = slog.LevelWarn
+	}
+	if !s.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("call", req.CallUUID),
+		slog.String("config", truncate(req.ConfigID, 64)),
+		slog.String("workflow", truncate(req.WorkflowID, 64)),
+		slog.String("branch", string(res.Branch)),
+		slog.Int("status", res.Status),
+		slog.Int("attempts", res.Attempts),
+		slog.Duration("latency", res.Latency),
+	}
+	if res.Hangup {
+		attrs = append(attrs, slog.Bool("hangup", true))
+	}
+	if res.Err != nil {
+		attrs = append(attrs, slog.String("message", res.Err.Message))
+	}
+	s.log.LogAttrs(context.WithoutCancel(ctx), level, "crm: workflow executed", attrs...)
+}

@@ -405,3 +405,46 @@ func sendEventMessage(subclass string, headers []EventHeader, body []byte) (stri
 	}
 	return b.String(), nil
 }
+
+// Var is a channel variable to set.
+type Var struct{ Name, Value string }
+
+// multisetDelim separates the assignments of a multiset. Any byte would do:
+// every occurrence inside an assignment is escaped.
+const multisetDelim = '|'
+
+// MultisetArg is the argument of one "multiset" application that sets all
+// of vars: one application, so two events instead of two per variable.
+// multiset (mod_dptools multiset_function) reads a leading "^^X" as its
+// delimiter, splits with switch_separate_string, which unescapes each part
+// and trims its trailing spaces, and runs set (base_set, which expands) on
+// each part. A value that ends in white space would lose it there: such
+// values, and any beyond multiset's 256 parts, are returned in rest, to be
+// set one by one with SetArg.
+func MultisetArg(vars []Var) (arg AppArg, rest []Var, err error) {
+	var b strings.Builder
+	b.WriteString("^^")
+	b.WriteByte(multisetDelim)
+	n := 0
+	for _, v := range vars {
+		if !IsVarName(v.Name) {
+			return AppArg{}, nil, &UnsafeValueError{Sink: "set variable name", Reason: fmt.Sprintf("%q is not a variable name", v.Name)}
+		}
+		if strings.IndexByte(v.Value, 0) >= 0 {
+			return AppArg{}, nil, &UnsafeValueError{Sink: "set value", Reason: "holds a NUL byte"}
+		}
+		if n == 256 || v.Value != strings.TrimRight(v.Value, " \t\r\n") {
+			rest = append(rest, v)
+			continue
+		}
+		if n > 0 {
+			b.WriteByte(multisetDelim)
+		}
+		b.WriteString(escapeField(v.Name+"="+escapeForExpansion(v.Value), multisetDelim))
+		n++
+	}
+	if n == 0 {
+		return AppArg{}, rest, nil
+	}
+	return AppArg{s: b.String()}, rest, nil
+}

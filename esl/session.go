@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -46,7 +47,7 @@ type Session struct {
 	connCtx    context.Context
 	closeConn  context.CancelCauseFunc
 	connectErr error
-	events     *Events
+	events     atomic.Pointer[Events] // nil until the owner asks for events
 	seq        sequencer
 	closeOnce  sync.Once
 	disconnect chan struct{} // closed when the TCP connection has ended
@@ -83,7 +84,6 @@ func newSession(parent context.Context, nc net.Conn, cfg sessionConfig) (*Sessio
 		cmdTimeout: cfg.commandTimeout,
 		log:        cfg.logger.With("remote", nc.RemoteAddr().String()),
 		remote:     nc.RemoteAddr(),
-		events:     newEvents(),
 		apps:       make(map[string]*App),
 		disconnect: make(chan struct{}),
 	}
@@ -133,8 +133,16 @@ func (s *Session) Full() bool { return s.data.Header("Control") == "full" }
 // (ErrHangup, ErrDisconnected, ErrShutdown).
 func (s *Session) Context() context.Context { return s.callCtx }
 
-// Events is the call's event stream, in Event-Sequence order.
-func (s *Session) Events() *Events { return s.events }
+// Events is the call's event stream, in Event-Sequence order, from the
+// first call of Events on: a call's owner that does not read events does not
+// keep them.
+func (s *Session) Events() *Events {
+	if q := s.events.Load(); q != nil {
+		return q
+	}
+	s.events.CompareAndSwap(nil, newEvents())
+	return s.events.Load()
+}
 
 // HungUp reports whether the caller's channel is gone.
 func (s *Session) HungUp() bool {
@@ -432,7 +440,9 @@ func (s *Session) dispatch(raw *eslgo.Event) {
 		s.endCall(fmt.Errorf("%w (%s)", ErrHangup, ev.HangupCause))
 		s.failQueuedApps(ErrHangup)
 	}
-	s.events.push(ev)
+	if q := s.events.Load(); q != nil {
+		q.push(ev)
+	}
 }
 
 // failApps ends every application still waited for.
@@ -545,5 +555,36 @@ func (s *Session) Transfer(ctx context.Context, extension, dialplan, context str
 		return err
 	}
 	_, err = s.Execute(ctx, "transfer", arg)
+	return err
+}
+
+// SetVars stores several channel variables, verbatim, with as few
+// applications as possible (one multiset, see MultisetArg), and waits until
+// FreeSWITCH has run them all. An empty value unsets the variable.
+func (s *Session) SetVars(ctx context.Context, vars []Var) error {
+	arg, rest, err := MultisetArg(vars)
+	if err != nil {
+		return err
+	}
+	var last *App
+	if arg.s != "" {
+		if last, err = s.Start(ctx, "multiset", arg, ExecOptions{}); err != nil {
+			return err
+		}
+	}
+	for _, v := range rest {
+		a, err := SetArg(v.Name, v.Value)
+		if err != nil {
+			return err
+		}
+		if last, err = s.Start(ctx, "set", a, ExecOptions{}); err != nil {
+			return err
+		}
+	}
+	if last == nil {
+		return nil
+	}
+	// Applications run in order: the last one ending means all have.
+	_, err = last.Wait(ctx)
 	return err
 }

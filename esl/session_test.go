@@ -214,6 +214,7 @@ func TestExecuteMatchesCompletionsInOrder(t *testing.T) {
 	oneCall(t, esl.ServerConfig{}, esltest.CallOptions{
 		Media: func(string) (time.Duration, bool) { return 5 * time.Millisecond, true },
 	}, func(ctx context.Context, s *esl.Session) {
+		events := s.Events()
 		if err := s.Subscribe(ctx, "PLAYBACK_START", "PLAYBACK_STOP"); err != nil {
 			t.Error(err)
 			return
@@ -241,7 +242,7 @@ func TestExecuteMatchesCompletionsInOrder(t *testing.T) {
 		}
 		var last uint64
 		n := 0
-		for ev, ok := s.Events().Next(); ok; ev, ok = s.Events().Next() {
+		for ev, ok := events.Next(); ok; ev, ok = events.Next() {
 			if ev.Sequence <= last {
 				t.Errorf("event %s #%d after #%d", ev.Name, ev.Sequence, last)
 			}
@@ -252,4 +253,46 @@ func TestExecuteMatchesCompletionsInOrder(t *testing.T) {
 			t.Errorf("saw %d events for 30 playbacks", n)
 		}
 	})
+}
+
+// SetVars carries many values, hostile ones included, in one multiset, and
+// sets the ones multiset would trim on their own.
+func TestSetVarsMultiset(t *testing.T) {
+	vars := []esl.Var{
+		{"wfe_branch", "OnSuccess"},
+		{"result", `{"name":"O'Brien | ${system(x)}","note":"a\\nb"}`},
+		{"pipes", `a|b\|c^^|d`},
+		{"quotes", `'single' "double"`},
+		{"trailing", "ends in space "},
+		{"newline", "two\nlines"},
+		{"empty", ""},
+		{"expansion", `$${hostname} \${x} \\ \'`},
+	}
+	var err error
+	c := oneCall(t, esl.ServerConfig{}, esltest.CallOptions{Vars: map[string]string{"empty": "was set"}}, func(ctx context.Context, s *esl.Session) {
+		_ = s.Subscribe(ctx)
+		err = s.SetVars(ctx, vars)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vars {
+		got, ok := c.Var(v.Name)
+		if v.Value == "" {
+			if ok {
+				t.Errorf("%s not unset: %q", v.Name, got)
+			}
+			continue
+		}
+		if got != v.Value {
+			t.Errorf("%s = %q, want %q", v.Name, got, v.Value)
+		}
+	}
+	if len(c.APIExecutions()) != 0 {
+		t.Errorf("FreeSWITCH ran %v", c.APIExecutions())
+	}
+	waitCall(t, c)
+	if names := strings.Join(commandNames(c), ","); names != "connect,myevents,sendmsg multiset,sendmsg set,exit" {
+		t.Errorf("commands: %s", names)
+	}
 }

@@ -39,6 +39,11 @@ type Request struct {
 	// PathVars gives the values of the {var} references in the workflow's
 	// path; nil when there are none.
 	PathVars func(name string) (string, bool)
+	// InputError is a problem the caller found in the step's other inputs:
+	// a prompt sequence that does not parse, a payload template that cannot
+	// be rendered. The step is OnInvalidInput, unless an earlier check of
+	// BRIEF §1 (agent integrations disabled) applies; nothing is sent.
+	InputError error
 }
 
 // Service executes workflows for every configured integration. It is safe
@@ -123,6 +128,11 @@ func (s *Service) prepare(req Request) (*integration, *workflow, string, error) 
 	}
 	if tenantKnown && in != nil && !in.enabled {
 		return nil, nil, "", reject(ErrAgentIntegrationDisabled, "integration %q is disabled", in.id)
+	}
+	if req.InputError != nil {
+		// Inputs the step engine checked itself (a prompt sequence, a
+		// template): invalid input, ranked after the disabled checks.
+		return nil, nil, "", reject(ErrInvalidInput, "%s", truncate(req.InputError.Error(), 200))
 	}
 
 	switch {

@@ -3,28 +3,66 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/eslapp/eslapp/callflow"
+	"github.com/eslapp/eslapp/crm"
 )
 
 // Config is eslapp's TOML configuration (conf/eslapp.toml). Values are kept
 // as written; load checks them and converts them for the packages.
 type Config struct {
-	Server ServerConfig `toml:"server"`
-	Log    LogConfig    `toml:"log"`
+	Server       ServerConfig                     `toml:"server"`
+	Log          LogConfig                        `toml:"log"`
+	Sounds       SoundsConfig                     `toml:"sounds"`
+	TTS          TTSConfig                        `toml:"tts"`
+	Prompts      PromptsConfig                    `toml:"prompts"`
+	Tenants      map[string]crm.TenantConfig      `toml:"tenants"`
+	Integrations map[string]crm.IntegrationConfig `toml:"integrations"`
+	Flows        map[string]callflow.FlowConfig   `toml:"flows"`
+}
+
+// SoundsConfig is [sounds].
+type SoundsConfig struct {
+	// Dir is where relative sound names in sequences are found, by eslapp
+	// (to check them) and by FreeSWITCH (to play them): both must see the
+	// same path. A relative dir is taken from the working directory and
+	// made absolute. Default "sounds".
+	Dir string `toml:"dir"`
+}
+
+// TTSConfig is [tts].
+type TTSConfig struct {
+	Engine string `toml:"engine"` // default flite
+	Voice  string `toml:"voice"`  // default kal
+}
+
+// PromptsConfig is [prompts].
+type PromptsConfig struct {
+	Language            string            `toml:"language"`             // say language, default en
+	Prefixes            map[string]string `toml:"prefixes"`             // extra prefix characters: { "~" = "currency" }
+	PlaybackTerminators *string           `toml:"playback_terminators"` // default "none"; "" keeps the channel's
+	HoldMusic           *string           `toml:"hold_music"`           // default "holdmusic.wav"; "" for silence
+	Policy              string            `toml:"policy"`               // dialplan-mode default: interrupt
+	GraceMs             int64             `toml:"grace_ms"`             // dialplan-mode default: 0
 }
 
 // ServerConfig is [server].
 type ServerConfig struct {
 	Listen         string   `toml:"listen"`          // default 127.0.0.1:8084
+	MetricsListen  string   `toml:"metrics_listen"`  // Prometheus /metrics; "" disables
 	Allow          []string `toml:"allow"`           // source networks; default loopback
 	MaxCalls       int      `toml:"max_calls"`       // 0: no limit
 	DrainTimeout   string   `toml:"drain_timeout"`   // default 30s
@@ -39,6 +77,7 @@ type LogConfig struct {
 
 // Settings are the checked, converted values the rest of the binary uses.
 type Settings struct {
+	MetricsListen  string
 	Listen         string
 	Allow          []netip.Prefix
 	MaxCalls       int
@@ -92,22 +131,32 @@ func (c *configChecker) errorf(key toml.Key, format string, args ...any) {
 	c.errs = append(c.errs, ConfigError{File: c.file, Line: lineOf(c.lines, key), Key: key.String(), Msg: fmt.Sprintf(format, args...)})
 }
 
-// loadConfig reads and checks a configuration file. On error it returns
-// ConfigErrors naming file, line and key for each problem found.
-func loadConfig(path string) (*Config, *Settings, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, nil, ConfigErrors{{File: path, Msg: err.Error()}}
-	}
-	return parseConfig(path, string(data))
+// loaded is a checked configuration and what was built from it.
+type loaded struct {
+	name     string // the file, or "embedded conf/eslapp.toml"
+	cfg      *Config
+	settings *Settings
+	built    *built
+	warnings ConfigErrors
 }
 
-// parseConfig checks a configuration given as text; file names it in errors.
-func parseConfig(file, data string) (*Config, *Settings, error) {
+// loadConfig reads and checks a configuration file. On error it returns
+// ConfigErrors naming file, line and key for each problem found.
+func loadConfig(path string, logger *slog.Logger) (*loaded, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, ConfigErrors{{File: path, Msg: err.Error()}}
+	}
+	return parseConfig(path, string(data), filepath.Dir(path), logger)
+}
+
+// parseConfig checks a configuration given as text; file names it in
+// errors, baseDir resolves the relative paths of secrets and fixture files.
+func parseConfig(file, data, baseDir string, logger *slog.Logger) (*loaded, error) {
 	var cfg Config
 	md, err := toml.Decode(data, &cfg)
 	if err != nil {
-		return nil, nil, ConfigErrors{decodeError(file, err)}
+		return nil, ConfigErrors{decodeError(file, err)}
 	}
 	c := &configChecker{file: file, lines: keyLines(data)}
 	for _, key := range md.Undecoded() {
@@ -115,10 +164,15 @@ func parseConfig(file, data string) (*Config, *Settings, error) {
 	}
 	set := c.checkServer(&cfg)
 	c.checkLog(&cfg, set)
+	b := c.build(&cfg, baseDir, logger)
 	if len(c.errs) > 0 {
-		return nil, nil, c.errs
+		if b.crm != nil {
+			b.crm.Close()
+		}
+		sort.SliceStable(c.errs, func(i, j int) bool { return c.errs[i].Line < c.errs[j].Line })
+		return nil, c.errs
 	}
-	return &cfg, set, nil
+	return &loaded{name: file, cfg: &cfg, settings: set, built: b, warnings: b.warnings}, nil
 }
 
 // decodeError turns the toml package's error into file:line form.
@@ -144,6 +198,12 @@ func (c *configChecker) checkServer(cfg *Config) *Settings {
 		MaxCalls:       cfg.Server.MaxCalls,
 		DrainTimeout:   30 * time.Second,
 		CommandTimeout: 5 * time.Second,
+	}
+	s.MetricsListen = cfg.Server.MetricsListen
+	if s.MetricsListen != "" {
+		if err := checkListenAddr(s.MetricsListen); err != nil {
+			c.errorf(toml.Key{"server", "metrics_listen"}, "%v", err)
+		}
 	}
 	if cfg.Server.Listen != "" {
 		s.Listen = cfg.Server.Listen

@@ -15,6 +15,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -22,6 +23,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/eslapp/eslapp/callflow"
 	"github.com/eslapp/eslapp/conf"
 	"github.com/eslapp/eslapp/esl"
 )
@@ -73,32 +79,40 @@ func run(args []string, stdout, stderr io.Writer, hooks runHooks) int {
 		fmt.Fprintln(stdout, "eslapp", versionString())
 		return 0
 	}
-	name, settings, err := load(*configPath, explicit)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
 	if cmd == "check" {
-		fmt.Fprintf(stdout, "%s: ok\n", name)
+		l, err := load(*configPath, explicit, nil)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		defer l.close()
+		for _, w := range l.warnings {
+			fmt.Fprintln(stderr, w)
+		}
+		fmt.Fprintf(stdout, "%s: ok\n", l.name)
 		return 0
 	}
-	return serve(settings, name, stderr, hooks)
+	return serve(*configPath, explicit, stderr, hooks)
 }
 
 // load reads the configuration. Without -config, a missing conf/eslapp.toml
 // is not an error: the copy embedded in the binary is used.
-func load(path string, explicit bool) (string, *Settings, error) {
-	_, settings, err := loadConfig(path)
+func load(path string, explicit bool, logger *slog.Logger) (*loaded, error) {
+	l, err := loadConfig(path, logger)
 	if err == nil {
-		return path, settings, nil
+		return l, nil
 	}
 	var ces ConfigErrors
 	if !explicit && errors.As(err, &ces) && len(ces) == 1 && ces[0].Line == 0 && isNotExist(path) {
-		name := "embedded " + conf.DefaultPath
-		_, settings, err = parseConfig(name, conf.Default)
-		return name, settings, err
+		return parseConfig("embedded "+conf.DefaultPath, conf.Default, ".", logger)
 	}
-	return path, nil, err
+	return nil, err
+}
+
+func (l *loaded) close() {
+	if l.built.crm != nil {
+		l.built.crm.Close()
+	}
 }
 
 func isNotExist(path string) bool {
@@ -106,6 +120,7 @@ func isNotExist(path string) bool {
 	return errors.Is(err, fs.ErrNotExist)
 }
 
+// newLogger logs to w at the configured level and format.
 func newLogger(w io.Writer, s *Settings) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(s.LogLevel))
@@ -119,13 +134,46 @@ func newLogger(w io.Writer, s *Settings) *slog.Logger {
 // serve runs the server until a signal. The first SIGTERM or SIGINT drains:
 // new calls go back to the dialplan, running calls get drain_timeout to end.
 // A second signal ends the calls at once.
-func serve(s *Settings, configName string, stderr io.Writer, hooks runHooks) int {
+func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) int {
+	// The log level and format come from the configuration: read it once
+	// quietly, then again with the logger for the CRM's lines.
+	l, err := load(configPath, explicit, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	l.close()
+	s := l.settings
 	log := newLogger(stderr, s)
-	log.Info("eslapp starting", "version", versionString(), "config", configName)
+	if l, err = load(configPath, explicit, log); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer l.close()
+	log.Info("eslapp starting", "version", versionString(), "config", l.name, "sounds", l.built.render.SoundsDir)
+	for _, w := range l.warnings {
+		log.Warn("configuration", "warning", w.Error())
+	}
 
-	handler := hooks.handler
-	if handler == nil {
-		handler = handBack
+	engineCfg := l.built.engine
+	engineCfg.Logger = log
+	var metricsSrv *http.Server
+	if s.MetricsListen != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		engineCfg.Metrics = callflow.NewMetrics(reg)
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		metricsSrv = &http.Server{Addr: s.MetricsListen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	}
+	engine, err := callflow.New(engineCfg)
+	if err != nil {
+		log.Error("engine", "err", err)
+		return 1
+	}
+	handler, refuse := engine.Handle, esl.RefuseFunc(engine.Refuse)
+	if hooks.handler != nil {
+		handler, refuse = hooks.handler, nil
 	}
 	srv, err := esl.NewServer(esl.ServerConfig{
 		Allow:          s.Allow,
@@ -133,6 +181,7 @@ func serve(s *Settings, configName string, stderr io.Writer, hooks runHooks) int
 		CommandTimeout: s.CommandTimeout,
 		Logger:         log,
 		Handler:        handler,
+		Refuse:         refuse,
 	})
 	if err != nil {
 		log.Error("server", "err", err)
@@ -145,6 +194,17 @@ func serve(s *Settings, configName string, stderr io.Writer, hooks runHooks) int
 	if err != nil {
 		log.Error("cannot listen", "addr", s.Listen, "err", err)
 		return 1
+	}
+	if metricsSrv != nil {
+		mln, err := net.Listen("tcp", s.MetricsListen)
+		if err != nil {
+			log.Error("cannot listen for metrics", "addr", s.MetricsListen, "err", err)
+			_ = ln.Close()
+			return 1
+		}
+		go func() { _ = metricsSrv.Serve(mln) }()
+		defer metricsSrv.Close()
+		log.Info("metrics", "addr", mln.Addr().String())
 	}
 	signals := hooks.signals
 	if signals == nil {
@@ -183,16 +243,6 @@ func serve(s *Settings, configName string, stderr io.Writer, hooks runHooks) int
 	<-served
 	log.Info("eslapp stopped", "drained_in", time.Since(start).Round(time.Millisecond), "calls_ended", ended)
 	return 0
-}
-
-// handBack is the call handler until a flow engine is wired in: it hands
-// every call straight back to the dialplan.
-func handBack(ctx context.Context, s *esl.Session) {
-	s.Logger().Info("call received; handing back to the dialplan",
-		"destination", s.Data().Header("Caller-Destination-Number"))
-	if err := s.Resume(ctx); err != nil {
-		s.Logger().Warn("resume", "err", err)
-	}
 }
 
 func versionString() string {

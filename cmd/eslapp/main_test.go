@@ -20,7 +20,8 @@ func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
 }
 
 func TestCheckShippedConfig(t *testing.T) {
-	code, out, errOut := runCmd(t, "check", "-config", filepath.Join("..", "..", conf.DefaultPath))
+	t.Chdir(filepath.Join("..", "..")) // [sounds] dir is relative to the working directory
+	code, out, errOut := runCmd(t, "check", "-config", conf.DefaultPath)
 	if code != 0 {
 		t.Fatalf("check conf/eslapp.toml: exit %d\n%s", code, errOut)
 	}
@@ -42,7 +43,14 @@ func TestEmbeddedDefaultIsShippedConfig(t *testing.T) {
 // Without -config and without conf/eslapp.toml in the working directory,
 // eslapp runs on the configuration embedded in it.
 func TestCheckFallsBackToEmbedded(t *testing.T) {
+	sounds, err := filepath.Abs(filepath.Join("..", "..", "sounds"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Chdir(t.TempDir())
+	if err := os.Symlink(sounds, "sounds"); err != nil {
+		t.Fatal(err)
+	}
 	code, out, errOut := runCmd(t, "check")
 	if code != 0 || !strings.Contains(out, "embedded") {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
@@ -61,6 +69,8 @@ listen = "localhost:80:80"
 drain_timeout = "soon"
 colour = "blue"
 command_timeout = "5s"
+[prompts]
+hold_music = ""
 `)
 	code, _, errOut := runCmd(t, "check", "-config", path)
 	if code == 0 {
@@ -68,9 +78,9 @@ command_timeout = "5s"
 	}
 	lines := strings.Split(strings.TrimSpace(errOut), "\n")
 	want := []string{
-		path + `:5: server.colour: unknown key`,
 		path + `:3: server.listen: "localhost:80:80" is not host:port`,
 		path + `:4: server.drain_timeout: "soon" is not a positive duration`,
+		path + `:5: server.colour: unknown key`,
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("got %d errors, want %d:\n%s", len(lines), len(want), errOut)
@@ -115,13 +125,14 @@ func writeFile(t *testing.T, path, data string) {
 // Every configuration the project shows is valid: the files in conf/ and
 // every TOML block in the README.
 func TestShownConfigsAreValid(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join("..", "..", "conf", "*.toml"))
+	t.Chdir(filepath.Join("..", ".."))
+	files, _ := filepath.Glob(filepath.Join("conf", "*.toml"))
 	for _, f := range files {
-		if _, _, err := loadConfig(f); err != nil {
+		if _, err := loadConfig(f, nil); err != nil {
 			t.Errorf("%v", err)
 		}
 	}
-	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	readme, err := os.ReadFile("README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +141,7 @@ func TestShownConfigsAreValid(t *testing.T) {
 		t.Fatal("README has no TOML block")
 	}
 	for i, b := range blocks {
-		if _, _, err := parseConfig(fmt.Sprintf("README.md block %d", i+1), b[1]); err != nil {
+		if _, err := parseConfig(fmt.Sprintf("README.md block %d", i+1), b[1], ".", nil); err != nil {
 			t.Errorf("%v", err)
 		}
 	}

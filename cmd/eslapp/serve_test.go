@@ -19,7 +19,7 @@ import (
 // drain goes back to the dialplan, and eslapp exits 0.
 func TestServeDrainsOnSIGTERM(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "eslapp.toml")
-	writeFile(t, path, "[server]\nlisten = \"127.0.0.1:0\"\ndrain_timeout = \"10s\"\n[log]\nlevel = \"debug\"\n")
+	writeFile(t, path, "[server]\nlisten = \"127.0.0.1:0\"\ndrain_timeout = \"10s\"\n[log]\nlevel = \"debug\"\n[prompts]\nhold_music = \"\"\n")
 
 	release := make(chan struct{})
 	ready := make(chan net.Addr, 1)
@@ -27,6 +27,7 @@ func TestServeDrainsOnSIGTERM(t *testing.T) {
 	var stderr syncWriter
 	exit := make(chan int, 1)
 	go func() {
+		defer close(ready)
 		exit <- run([]string{"serve", "-config", path}, &bytes.Buffer{}, &stderr, runHooks{
 			ready:   ready,
 			signals: signals,
@@ -39,7 +40,11 @@ func TestServeDrainsOnSIGTERM(t *testing.T) {
 			},
 		})
 	}()
-	addr := (<-ready).String()
+	a, ok := <-ready
+	if !ok {
+		t.Fatalf("eslapp did not start: exit %d\n%s", <-exit, stderr.String())
+	}
+	addr := a.String()
 	fs := esltest.New(esltest.Options{Logf: func(string, ...any) {}})
 	var inFlight []*esltest.Call
 	for range 3 {

@@ -1,0 +1,98 @@
+package callflow
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/eslapp/eslapp/esl"
+)
+
+// call is one call's state. One goroutine owns it: the one Engine.Handle
+// runs on; nothing else reads or writes it.
+type call struct {
+	e    *Engine
+	ch   Channel
+	log  *slog.Logger
+	vars *Vars
+	// outputs are the channel variables to set before the call leaves
+	// eslapp, in the order first written; "" unsets.
+	outputs    []esl.Var
+	outputIdx  map[string]int
+	terminated bool // playback_terminators has been set for this call
+	// zombie is the first prompt application that had not started when
+	// the prompt was stopped with uuid_break all: FreeSWITCH may have taken
+	// it off the queue just before the break, and it would then play. It is
+	// watched in every wait that follows, and broken if it starts.
+	zombie Running
+	steps  int // workflow_execute steps run, for step ids
+}
+
+// setOutput records a channel variable to set when the call leaves.
+func (c *call) setOutput(name, value string) {
+	if i, ok := c.outputIdx[name]; ok {
+		c.outputs[i].Value = value
+		return
+	}
+	c.outputIdx[name] = len(c.outputs)
+	c.outputs = append(c.outputs, esl.Var{Name: name, Value: value})
+}
+
+// flushOutputs sets the recorded outputs on the channel and waits until
+// FreeSWITCH has run the set.
+func (c *call) flushOutputs(ctx context.Context) error {
+	if len(c.outputs) == 0 {
+		return nil
+	}
+	last, err := c.ch.SetVars(ctx, c.outputs)
+	if err != nil {
+		return fmt.Errorf("setting outputs: %w", err)
+	}
+	c.outputs, c.outputIdx = nil, map[string]int{}
+	if last == nil {
+		return nil
+	}
+	_, err = c.await(ctx, last)
+	return err
+}
+
+// await waits for an application to end, breaking a zombie prompt that
+// starts meanwhile (without "all", so that what is queued after it, such
+// as the outputs, still runs).
+func (c *call) await(ctx context.Context, r Running) (esl.AppResult, error) {
+	for {
+		var zombieStarted <-chan struct{}
+		if c.zombie != nil {
+			zombieStarted = c.zombie.Started()
+		}
+		select {
+		case <-r.Done():
+			return r.Result()
+		case <-zombieStarted:
+			c.killZombie(ctx)
+		case <-ctx.Done():
+			return esl.AppResult{}, context.Cause(ctx)
+		}
+	}
+}
+
+// killZombie stops a prompt application that started after its prompt was
+// stopped (BRIEF §6: a break landing between two apps is lost).
+func (c *call) killZombie(ctx context.Context) {
+	z := c.zombie
+	c.zombie = nil
+	select {
+	case <-z.Done():
+		return // it ended by itself (for instance it was a flushed one)
+	default:
+	}
+	c.log.Debug("a prompt application started after the prompt was stopped; breaking it again")
+	c.e.metrics.rebreak()
+	if err := c.ch.Break(ctx, false); err != nil {
+		c.log.Warn("uuid_break", "err", err)
+	}
+}
+
+// elapsedMs renders a duration for wfe_elapsed_ms.
+func elapsedMs(d time.Duration) string { return fmt.Sprint(d.Milliseconds()) }

@@ -1,0 +1,509 @@
+package callflow
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/eslapp/eslapp/crm"
+	"github.com/eslapp/eslapp/esl"
+	"github.com/eslapp/eslapp/prompts"
+)
+
+// Workflows runs CRM workflows; *crm.Service provides it.
+type Workflows interface {
+	Execute(ctx context.Context, req crm.Request) crm.Result
+	Timeout(configID, step, channel string) time.Duration
+}
+
+var _ Workflows = (*crm.Service)(nil)
+
+// DefaultSubclass is the CUSTOM event subclass for results to the agent
+// (BRIEF §5).
+const DefaultSubclass = "eslapp::workflow_result"
+
+// maxActions bounds the actions one call runs, so that a flow looping
+// through a step (retrying a CRM, say) cannot hold a call forever.
+const maxActions = 200
+
+// Config is what an Engine needs; cmd/eslapp builds it from the
+// configuration.
+type Config struct {
+	Flows    map[string]*Flow
+	Renderer *prompts.Renderer
+	CRM      Workflows
+	Logger   *slog.Logger
+	Metrics  *Metrics // nil: no metrics
+
+	// PlaybackTerminators is set on the channel before the first prompt:
+	// FreeSWITCH's default "*" lets a caller's key end a prompt. "none"
+	// (the default here) makes prompts ignore keys; "" leaves the
+	// channel's own value.
+	PlaybackTerminators string
+	// HoldMusic plays, looping, when a step's sequence is over and the CRM
+	// still works, or when a step has no sequence: "" means silence.
+	HoldMusic string
+	// DefaultPolicy and DefaultGraceMs apply to dialplan-mode steps that
+	// do not set wfe_prompt_policy and wfe_grace_ms.
+	DefaultPolicy  string
+	DefaultGraceMs int64
+}
+
+// Engine runs calls: dialplan-mode steps and flows.
+type Engine struct {
+	cfg       Config
+	flows     map[string]*Flow
+	renderer  *prompts.Renderer
+	crm       Workflows
+	log       *slog.Logger
+	metrics   *Metrics
+	holdMusic *prompts.Step
+}
+
+// New checks cfg and returns an Engine.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Renderer == nil || cfg.CRM == nil {
+		return nil, errors.New("callflow: a renderer and a CRM are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DefaultPolicy == "" {
+		cfg.DefaultPolicy = PolicyInterrupt
+	}
+	e := &Engine{cfg: cfg, flows: cfg.Flows, renderer: cfg.Renderer, crm: cfg.CRM, log: cfg.Logger, metrics: cfg.Metrics}
+	if cfg.HoldMusic != "" {
+		path, err := cfg.Renderer.FilePath(cfg.HoldMusic)
+		if err != nil {
+			return nil, fmt.Errorf("hold music: %w", err)
+		}
+		item, err := esl.File(path)
+		if err != nil {
+			return nil, fmt.Errorf("hold music: %w", err)
+		}
+		arg, err := esl.PlaybackArg(item)
+		if err != nil {
+			return nil, fmt.Errorf("hold music: %w", err)
+		}
+		e.holdMusic = &prompts.Step{App: "playback", Arg: arg, Kind: prompts.KindFile, Files: []string{path}, Items: 1, Text: cfg.HoldMusic}
+	}
+	return e, nil
+}
+
+// Handle runs one call: it is the esl.Handler of eslapp's server.
+func (e *Engine) Handle(ctx context.Context, s *esl.Session) {
+	e.Run(ctx, FromSession(s), s.Logger())
+}
+
+// Run runs one call on any Channel.
+func (e *Engine) Run(ctx context.Context, ch Channel, log *slog.Logger) {
+	e.metrics.callStarted()
+	defer e.metrics.callEnded()
+	c := e.newCall(ch, log)
+	if err := ch.Subscribe(ctx); err != nil {
+		c.log.Warn("call not run: subscribing to its events failed", "err", err)
+		return
+	}
+	if name, _ := ch.Var("wfe_flow"); name != "" {
+		e.runFlow(ctx, c, name)
+		return
+	}
+	e.runDialplanStep(ctx, c)
+}
+
+func (e *Engine) newCall(ch Channel, log *slog.Logger) *call {
+	builtins := map[string]string{
+		"ANI":       firstNonEmpty(ch.Header("Caller-Caller-ID-Number"), ch.Header("Caller-ANI")),
+		"DNIS":      ch.Header("Caller-Destination-Number"),
+		"ContactID": ch.UUID(),
+	}
+	return &call{
+		e:         e,
+		ch:        ch,
+		log:       log,
+		vars:      NewVars(ch.Var, builtins),
+		outputIdx: map[string]int{},
+	}
+}
+
+// Refuse hands a call back to the dialplan without running it (eslapp at
+// max_calls, shutting down, or failed on it): in dialplan terms the step
+// ended OnError, and the error variable says why. It is the server's
+// esl.RefuseFunc.
+func (e *Engine) Refuse(ctx context.Context, s *esl.Session, why error) {
+	c := e.newCall(FromSession(s), s.Logger())
+	e.metrics.refused()
+	if err := c.ch.Subscribe(ctx); err != nil && !isAlreadySubscribed(err) {
+		_ = c.ch.Resume(ctx)
+		return
+	}
+	c.fail(crm.OnError, why.Error())
+	e.leave(ctx, c)
+}
+
+// isAlreadySubscribed: a panic handed back after Subscribe (FreeSWITCH
+// answers a second myevents with "-ERR aready enabled.").
+func isAlreadySubscribed(err error) bool {
+	var re *esl.ReplyError
+	return errors.As(err, &re) && strings.Contains(re.Text, "enabled")
+}
+
+// fail records a step-less outcome (unknown flow, refusal) in the outputs.
+func (c *call) fail(branch crm.Branch, msg string) {
+	resultVar, errorVar := c.outputNames()
+	b, _ := json.Marshal(crm.StepError{Branch: branch, Message: msg})
+	c.setOutput("wfe_branch", string(branch))
+	c.setOutput(resultVar, "")
+	c.setOutput(errorVar, string(b))
+	c.setOutput("wfe_elapsed_ms", "0")
+}
+
+// outputNames are the result and error variables of dialplan mode.
+func (c *call) outputNames() (result, errVar string) {
+	result, errVar = DefaultResultVar, DefaultErrorVar
+	if v, _ := c.ch.Var("wfe_result_var"); esl.IsVarName(v) {
+		result = v
+	}
+	if v, _ := c.ch.Var("wfe_error_var"); esl.IsVarName(v) {
+		errVar = v
+	}
+	return result, errVar
+}
+
+// leave sets the outputs and hands the call back to the dialplan (resume;
+// the server sends exit).
+func (e *Engine) leave(ctx context.Context, c *call) {
+	if err := c.flushOutputs(ctx); err != nil {
+		c.log.Warn("outputs not set", "err", err)
+	}
+	if ctx.Err() != nil {
+		return // hung up: nothing but exit
+	}
+	if err := c.ch.Resume(ctx); err != nil {
+		c.log.Warn("resume", "err", err)
+	}
+}
+
+// runDialplanStep is dialplan mode: one step from the wfe_* channel
+// variables, its outputs on the channel, then back to the dialplan.
+func (e *Engine) runDialplanStep(ctx context.Context, c *call) {
+	spec, inputErr := e.dialplanSpec(c)
+	rep := c.runStep(ctx, spec, inputErr)
+	e.report(c, rep)
+	if rep.hangup {
+		return
+	}
+	c.applyStep(rep)
+	e.agentEvent(ctx, c, rep)
+	e.leave(ctx, c)
+}
+
+// dialplanSpec reads a step's inputs from the channel variables (BRIEF §2).
+// A malformed input does not stop the step: it makes it OnInvalidInput,
+// through crm.Request.InputError, after the disabled-integration checks.
+func (e *Engine) dialplanSpec(c *call) (*StepSpec, error) {
+	get := func(name string) string { v, _ := c.ch.Var(name); return v }
+	spec := &StepSpec{Caption: "dialplan", PromptPolicy: e.cfg.DefaultPolicy, GraceMs: e.cfg.DefaultGraceMs}
+	spec.ResultVar, spec.ErrorVar = c.outputNames()
+	var errs []string
+	parse := func(name string) *Template {
+		t, err := ParseTemplate(get(name))
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", name, err))
+			return nil
+		}
+		return t
+	}
+	spec.ConfigID = parse("wfe_config_id")
+	spec.WorkflowID = parse("wfe_workflow_id")
+	if t := get("wfe_tenant"); t != "" {
+		spec.Tenant = parse("wfe_tenant")
+	}
+	if p := get("wfe_payload"); p != "" {
+		payload, err := ParsePayload(p)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("wfe_payload: %v", err))
+		}
+		spec.Payload = payload
+	}
+	if seq := get("wfe_sequence"); seq != "" {
+		q, err := e.renderer.Parse(seq)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("wfe_sequence: %v", err))
+		}
+		spec.Sequence = q
+	}
+	if v := get("wfe_timeout_ms"); v != "" {
+		if ms, err := strconv.ParseInt(v, 10, 64); err == nil && ms > 0 {
+			spec.TimeoutMs = ms
+		} else {
+			errs = append(errs, fmt.Sprintf("wfe_timeout_ms: %q is not a number of milliseconds", v))
+		}
+	}
+	switch p := get("wfe_prompt_policy"); p {
+	case "":
+	case PolicyInterrupt, PolicyComplete, PolicyLoop:
+		spec.PromptPolicy = p
+	default:
+		errs = append(errs, fmt.Sprintf("wfe_prompt_policy: %q is not interrupt, complete or loop", p))
+	}
+	if v := get("wfe_grace_ms"); v != "" {
+		if ms, err := strconv.ParseInt(v, 10, 64); err == nil && ms >= 0 {
+			spec.GraceMs = ms
+		} else {
+			errs = append(errs, fmt.Sprintf("wfe_grace_ms: %q is not a number of milliseconds", v))
+		}
+	}
+	spec.AgentEvent = esl.IsTrue(get("wfe_agent_event"))
+	if len(errs) > 0 {
+		return spec, errors.New(strings.Join(errs, "; "))
+	}
+	return spec, nil
+}
+
+// runFlow runs a named flow from its start action.
+func (e *Engine) runFlow(ctx context.Context, c *call, name string) {
+	flow := e.flows[name]
+	if flow == nil {
+		c.log.Warn("wfe_flow names no flow", "flow", name)
+		c.fail(crm.OnInvalidInput, fmt.Sprintf("no flow named %q", truncate(name, 64)))
+		e.metrics.step(crm.OnInvalidInput)
+		e.leave(ctx, c)
+		return
+	}
+	id := flow.Start
+	for n := 0; ; n++ {
+		if ctx.Err() != nil {
+			return
+		}
+		if n == maxActions || id == "" {
+			if id != "" {
+				c.log.Error("flow ran too many actions; handing the call back", "flow", name, "actions", n)
+				c.fail(crm.OnError, fmt.Sprintf("flow %q ran more than %d actions", name, maxActions))
+			}
+			e.leave(ctx, c)
+			return
+		}
+		a := flow.Actions[id]
+		log := c.log.With("flow", name, "action", id)
+		switch a.Type {
+		case TypeWorkflowExecute:
+			rep := c.runStep(ctx, a.Step, nil)
+			e.report(c, rep)
+			if rep.hangup {
+				return
+			}
+			c.applyStep(rep)
+			e.agentEvent(ctx, c, rep)
+			id = a.Step.Branches[string(rep.res.Branch)]
+			if id == "" {
+				id = a.Step.Branches[Default]
+			}
+		case TypePlay:
+			c.play(ctx, a.Sequence)
+			id = a.Next
+		case TypeSet:
+			for _, s := range a.Set {
+				v, warnings := s.Value.Render(c.vars)
+				for _, w := range warnings {
+					log.Warn("set: unknown value", "var", s.Name, "warning", w)
+				}
+				c.vars.SetString(s.Name, v)
+				c.setOutput(s.Name, v)
+			}
+			id = a.Next
+		case TypeCustomEvent:
+			e.customEvent(ctx, c, a)
+			id = a.Next
+		case TypeTransfer:
+			dest, warnings := a.Destination.Render(c.vars)
+			for _, w := range warnings {
+				log.Warn("transfer: unknown value", "warning", w)
+			}
+			ext, dp, cx, err := ParseDestination(dest)
+			if err != nil {
+				log.Error("transfer destination unusable; handing the call back", "err", err)
+				c.fail(crm.OnError, err.Error())
+				e.leave(ctx, c)
+				return
+			}
+			if err := c.flushOutputs(ctx); err != nil {
+				log.Warn("outputs not set", "err", err)
+			}
+			if err := c.ch.Transfer(ctx, ext, dp, cx); err != nil && ctx.Err() == nil {
+				log.Error("transfer failed; handing the call back", "err", err)
+				e.leave(ctx, c)
+			}
+			return
+		case TypeContinue:
+			e.leave(ctx, c)
+			return
+		case TypeHangup:
+			if err := c.ch.Hangup(ctx, a.Cause); err != nil {
+				log.Warn("hangup", "err", err)
+			}
+			return
+		}
+	}
+}
+
+// play plays a sequence to its end (a play action).
+func (c *call) play(ctx context.Context, q *prompts.Sequence) {
+	steps := c.renderSequence(q)
+	p := &prompter{c: c, steps: steps}
+	if err := p.play(ctx, steps, 0); err != nil {
+		c.log.Warn("play", "err", err)
+		return
+	}
+	for p.active() {
+		started, done := p.watch()
+		var zombieStarted <-chan struct{}
+		if c.zombie != nil {
+			zombieStarted = c.zombie.Started()
+		}
+		select {
+		case <-started:
+			p.onStarted(ctx)
+		case <-done:
+			p.onDone()
+		case <-zombieStarted:
+			c.killZombie(ctx)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// agentEvent fires the CUSTOM event of BRIEF §5 after a step, when the step
+// asks for it: headers name the call and the step, the body is the result
+// (or the error) JSON. It names the call by Call-UUID, never Unique-ID,
+// which would queue the event to the channel instead of firing it.
+func (e *Engine) agentEvent(ctx context.Context, c *call, rep stepReport) {
+	if !rep.spec.AgentEvent || ctx.Err() != nil {
+		return
+	}
+	headers := []esl.EventHeader{
+		{Name: "Call-UUID", Value: c.ch.UUID()},
+		{Name: "Workflow-Branch", Value: string(rep.res.Branch)},
+		{Name: "Workflow-Elapsed-Ms", Value: elapsedMs(rep.elapsed)},
+	}
+	if crm.ValidID(rep.configID) {
+		headers = append(headers, esl.EventHeader{Name: "Workflow-Config-Id", Value: rep.configID})
+	}
+	if crm.ValidID(rep.workflowID) {
+		headers = append(headers, esl.EventHeader{Name: "Workflow-Id", Value: rep.workflowID})
+	}
+	body := []byte(rep.res.Body)
+	if len(body) == 0 && rep.res.Err != nil {
+		body, _ = json.Marshal(rep.res.Err)
+	}
+	if _, err := c.ch.SendEvent(ctx, DefaultSubclass, headers, body); err != nil {
+		c.log.Warn("agent event not sent", "err", err)
+	}
+}
+
+// customEvent fires a custom_event action's event.
+func (e *Engine) customEvent(ctx context.Context, c *call, a *Action) {
+	headers := []esl.EventHeader{{Name: "Call-UUID", Value: c.ch.UUID()}}
+	if b, ok := c.vars.Get("wfe_branch"); ok {
+		headers = append(headers, esl.EventHeader{Name: "Workflow-Branch", Value: b.Text()})
+	}
+	for _, h := range a.Headers {
+		v, _ := h.Value.Render(c.vars)
+		v = strings.TrimSpace(esl.NormalizeSpeech(v))
+		if v == "" {
+			continue // FreeSWITCH drops empty headers
+		}
+		headers = append(headers, esl.EventHeader{Name: h.Name, Value: v})
+	}
+	var body []byte
+	if a.Body != nil {
+		b, warnings, err := a.Body.Render(c.vars, maxPayloadBytes)
+		for _, w := range warnings {
+			c.log.Warn("custom_event body: unknown value", "warning", w)
+		}
+		if err != nil {
+			c.log.Warn("custom_event body not sent", "err", err)
+		} else {
+			body = b
+		}
+	}
+	if _, err := c.ch.SendEvent(ctx, a.Subclass, headers, body); err != nil {
+		c.log.Warn("custom event not sent", "err", err)
+	}
+}
+
+// report writes the step's log line and metrics.
+func (e *Engine) report(c *call, rep stepReport) {
+	attrs := []any{
+		"step", rep.id, "caption", rep.spec.Caption,
+		"config_id", rep.configID, "workflow_id", rep.workflowID,
+		"policy", rep.policy, "elapsed_ms", rep.elapsed.Milliseconds(),
+	}
+	if rep.hangup {
+		c.log.Info("step ended: caller hung up", attrs...)
+		e.metrics.hangup()
+		return
+	}
+	res := rep.res
+	attrs = append(attrs, "outcome", string(res.Branch), "crm_status", res.Status,
+		"crm_latency_ms", res.Latency.Milliseconds(), "crm_attempts", res.Attempts)
+	if !rep.promptFrom.IsZero() {
+		attrs = append(attrs, "prompt_start", rep.promptFrom.Format(time.RFC3339Nano), "prompt_stop", rep.promptTo.Format(time.RFC3339Nano))
+	}
+	if !rep.breakAt.IsZero() {
+		attrs = append(attrs, "break_after_outcome_us", rep.breakAt.Sub(rep.decidedAt).Microseconds())
+	}
+	if res.Err != nil {
+		attrs = append(attrs, "error", res.Err.Message)
+	}
+	c.log.Info("step", attrs...)
+	e.metrics.step(res.Branch)
+	e.metrics.crmLatency(res)
+	if !rep.breakAt.IsZero() {
+		e.metrics.decision(rep.breakAt.Sub(rep.decidedAt))
+	}
+}
+
+// tenant is the call's tenant (wfe_tenant, else "default").
+func (c *call) tenant() string {
+	if v, _ := c.ch.Var("wfe_tenant"); v != "" {
+		return v
+	}
+	return crm.DefaultTenant
+}
+
+func (c *call) chanVar(name string) string {
+	v, _ := c.ch.Var(name)
+	return v
+}
+
+// pathVar gives a workflow path's {var} values from the call's variables.
+func (c *call) pathVar(name string) (string, bool) {
+	v, ok := c.vars.Get(name)
+	if !ok {
+		return "", false
+	}
+	return v.Text(), true
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

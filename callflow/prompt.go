@@ -1,0 +1,141 @@
+package callflow
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/eslapp/eslapp/esl"
+	"github.com/eslapp/eslapp/prompts"
+)
+
+// prompter plays a rendered sequence on the call: once, in a loop, or once
+// followed by hold music, and stops it on request. It belongs to the call's
+// goroutine.
+type prompter struct {
+	c       *call
+	steps   []prompts.Step
+	loop    bool // queue the sequence again when its last app starts
+	pending []Running
+	// lastOfPass marks, per pending app, whether it ends a pass of the
+	// sequence (so that a loop queues the next pass when it starts).
+	lastOfPass []bool
+	queuedNext bool // the next pass is already queued
+	filler     bool // what plays is the hold music, not the sequence
+
+	startedAt time.Time // first app started
+	stoppedAt time.Time
+	broken    bool
+}
+
+// play queues one pass of steps (and, first, playback_terminators for the
+// call). It returns an error only when FreeSWITCH refused the commands.
+func (p *prompter) play(ctx context.Context, steps []prompts.Step, loops int) error {
+	if len(steps) == 0 {
+		return nil
+	}
+	c := p.c
+	if !c.terminated && c.e.cfg.PlaybackTerminators != "" {
+		arg, err := esl.SetArg("playback_terminators", c.e.cfg.PlaybackTerminators)
+		if err == nil {
+			_, err = c.ch.Start(ctx, "set", arg, esl.ExecOptions{})
+		}
+		if err != nil {
+			return fmt.Errorf("playback_terminators: %w", err)
+		}
+		c.terminated = true
+	}
+	for i, s := range steps {
+		r, err := c.ch.Start(ctx, s.App, s.Arg, esl.ExecOptions{Loops: loops})
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.App, err)
+		}
+		p.pending = append(p.pending, r)
+		p.lastOfPass = append(p.lastOfPass, i == len(steps)-1)
+	}
+	return nil
+}
+
+// active reports whether something of the prompt is queued or playing.
+func (p *prompter) active() bool { return len(p.pending) > 0 }
+
+// watch returns the channels of the application at the head of the queue:
+// its start (nil once seen) and its end.
+func (p *prompter) watch() (started, done <-chan struct{}) {
+	if len(p.pending) == 0 {
+		return nil, nil
+	}
+	head := p.pending[0]
+	select {
+	case <-head.Started():
+	default:
+		started = head.Started()
+	}
+	return started, head.Done()
+}
+
+// onStarted notes that the head application started; in a loop, the next
+// pass is queued as the last application of a pass starts, so that the
+// sequence repeats without a gap.
+func (p *prompter) onStarted(ctx context.Context) {
+	if p.startedAt.IsZero() {
+		p.startedAt = time.Now()
+	}
+	if p.loop && !p.filler && p.lastOfPass[0] && !p.queuedNext {
+		p.queuedNext = true
+		if err := p.play(ctx, p.steps, 0); err != nil {
+			p.c.log.Warn("queueing the prompt again", "err", err)
+		}
+	}
+}
+
+// onDone removes the head application; it reports whether nothing of the
+// prompt is left.
+func (p *prompter) onDone() (finished bool) {
+	head := p.pending[0]
+	if res, err := head.Result(); err == nil && res.Response == "FILE NOT FOUND" {
+		p.c.log.Warn("prompt file not found by FreeSWITCH", "response", res.Response)
+	}
+	if p.lastOfPass[0] {
+		p.queuedNext = false
+	}
+	p.pending, p.lastOfPass = p.pending[1:], p.lastOfPass[1:]
+	if len(p.pending) == 0 {
+		p.stoppedAt = time.Now()
+		return true
+	}
+	return false
+}
+
+// stop ends the prompt at once: uuid_break all stops what plays and drops
+// what is queued. The first application that had not started is kept as the
+// call's zombie (see call.zombie).
+func (p *prompter) stop(ctx context.Context) (sent time.Time, err error) {
+	if len(p.pending) == 0 {
+		return time.Time{}, nil
+	}
+	err = p.c.ch.Break(ctx, true)
+	sent = time.Now()
+	p.broken = true
+	for _, r := range p.pending {
+		select {
+		case <-r.Started():
+			continue
+		default:
+		}
+		p.c.zombie = r
+		break
+	}
+	p.pending, p.lastOfPass = nil, nil
+	p.stoppedAt = sent
+	return sent, err
+}
+
+// playFiller starts the hold music, looping until broken.
+func (p *prompter) playFiller(ctx context.Context) error {
+	if p.c.e.holdMusic == nil {
+		return nil
+	}
+	p.filler = true
+	return p.play(ctx, []prompts.Step{*p.c.e.holdMusic}, -1)
+}

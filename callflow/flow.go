@@ -124,8 +124,8 @@ type Action struct {
 
 	Cause string // hangup
 
-	Subclass string          // custom_event
-	Headers  []HeaderSpec    // custom_event
+	Subclass string           // custom_event
+	Headers  []HeaderSpec     // custom_event
 	Body     *PayloadTemplate // custom_event; nil: the last step's result
 }
 

@@ -126,6 +126,7 @@ func writeFile(t *testing.T, path, data string) {
 // every TOML block in the README.
 func TestShownConfigsAreValid(t *testing.T) {
 	t.Chdir(filepath.Join("..", ".."))
+	t.Setenv("ACME_TOKEN", "example") // the README's example secret
 	files, _ := filepath.Glob(filepath.Join("conf", "*.toml"))
 	for _, f := range files {
 		if _, err := loadConfig(f, nil); err != nil {
@@ -144,5 +145,35 @@ func TestShownConfigsAreValid(t *testing.T) {
 		if _, err := parseConfig(fmt.Sprintf("README.md block %d", i+1), b[1], ".", nil); err != nil {
 			t.Errorf("%v", err)
 		}
+	}
+}
+
+// A header that references a missing secret is an error at its line; the
+// secret values that do resolve never appear in check's output.
+func TestCheckSecrets(t *testing.T) {
+	t.Setenv("ESLAPP_TEST_TOKEN", "s3cr3t-value-123")
+	path := filepath.Join(t.TempDir(), "eslapp.toml")
+	writeFile(t, path, `[prompts]
+hold_music = ""
+
+[integrations.good]
+base_url = "https://crm.example.com/api"
+headers = { Authorization = "Bearer ${env:ESLAPP_TEST_TOKEN}" }
+[integrations.good.workflows.wf]
+
+[integrations.bad]
+base_url = "https://crm.example.com/api"
+headers = { Authorization = "Bearer ${env:ESLAPP_TEST_MISSING_TOKEN}" }
+[integrations.bad.workflows.wf]
+`)
+	code, out, errOut := runCmd(t, "check", "-config", path)
+	if code == 0 {
+		t.Fatalf("check passed: %s", out)
+	}
+	if !strings.HasPrefix(errOut, path+":11: integrations.bad.headers.Authorization: ") || !strings.Contains(errOut, "ESLAPP_TEST_MISSING_TOKEN") {
+		t.Errorf("stderr: %s", errOut)
+	}
+	if strings.Contains(out+errOut, "s3cr3t-value-123") {
+		t.Errorf("check printed a secret:\n%s%s", out, errOut)
 	}
 }

@@ -10,6 +10,9 @@ import (
 // *esl.Session provides it through FromSession; tests use a fake.
 type Channel interface {
 	UUID() string
+	// Full reports whether the socket runs "async full", which uuid_break
+	// and sendevent need.
+	Full() bool
 	// Var is a channel variable as it was when eslapp connected.
 	Var(name string) (string, bool)
 	// Header is a header of the connect data, e.g. Caller-Caller-ID-Number.

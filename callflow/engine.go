@@ -18,6 +18,9 @@ import (
 // Workflows runs CRM workflows; *crm.Service provides it.
 type Workflows interface {
 	Execute(ctx context.Context, req crm.Request) crm.Result
+	// Precheck returns the outcome of a request that would be rejected
+	// without being sent (invalid input, disabled, undefined workflow).
+	Precheck(req crm.Request) (crm.Result, bool)
 	Timeout(configID, step, channel string) time.Duration
 }
 
@@ -26,6 +29,10 @@ var _ Workflows = (*crm.Service)(nil)
 // DefaultSubclass is the CUSTOM event subclass for results to the agent
 // (BRIEF §5).
 const DefaultSubclass = "eslapp::workflow_result"
+
+// hangupWait is how long a hangup action waits for FreeSWITCH's hangup
+// event.
+const hangupWait = 5 * time.Second
 
 // maxActions bounds the actions one call runs, so that a flow looping
 // through a step (retrying a CRM, say) cannot hold a call forever.
@@ -107,6 +114,16 @@ func (e *Engine) Run(ctx context.Context, ch Channel, log *slog.Logger) {
 	c := e.newCall(ch, log)
 	if err := ch.Subscribe(ctx); err != nil {
 		c.log.Warn("call not run: subscribing to its events failed", "err", err)
+		return
+	}
+	if !ch.Full() {
+		// Without "full" FreeSWITCH refuses uuid_break: a prompt could not
+		// be stopped. Say so in the call's outputs rather than run half a
+		// step.
+		c.log.Error("the dialplan runs eslapp without \"full\": use <action application=\"socket\" data=\"ADDR async full\"/>")
+		c.fail(crm.OnError, `eslapp needs the socket in "async full" mode`)
+		e.metrics.step(crm.OnError)
+		e.leave(ctx, c)
 		return
 	}
 	if name, _ := ch.Var("wfe_flow"); name != "" {
@@ -346,6 +363,16 @@ func (e *Engine) runFlow(ctx context.Context, c *call, name string) {
 		case TypeHangup:
 			if err := c.ch.Hangup(ctx, a.Cause); err != nil {
 				log.Warn("hangup", "err", err)
+				return
+			}
+			// Wait for FreeSWITCH to report the hangup, so that the call
+			// is known to be over and nothing more is sent.
+			t := time.NewTimer(hangupWait)
+			defer t.Stop()
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+				log.Warn("hangup not confirmed by FreeSWITCH", "waited", hangupWait)
 			}
 			return
 		}
@@ -370,7 +397,7 @@ func (c *call) play(ctx context.Context, q *prompts.Sequence) {
 		case <-started:
 			p.onStarted(ctx)
 		case <-done:
-			p.onDone()
+			p.onDone(ctx)
 		case <-zombieStarted:
 			c.killZombie(ctx)
 		case <-ctx.Done():

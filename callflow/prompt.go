@@ -21,6 +21,10 @@ type prompter struct {
 	// sequence (so that a loop queues the next pass when it starts).
 	lastOfPass []bool
 	queuedNext bool // the next pass is already queued
+	// headStarted: onStarted has handled the head application's start.
+	// Both its channels may be closed when the owner looks (it started and
+	// ended meanwhile): the start must still be handled first.
+	headStarted bool
 	filler     bool // what plays is the hold music, not the sequence
 
 	startedAt time.Time // first app started
@@ -60,15 +64,13 @@ func (p *prompter) play(ctx context.Context, steps []prompts.Step, loops int) er
 func (p *prompter) active() bool { return len(p.pending) > 0 }
 
 // watch returns the channels of the application at the head of the queue:
-// its start (nil once seen) and its end.
+// its start (nil once handled by onStarted) and its end.
 func (p *prompter) watch() (started, done <-chan struct{}) {
 	if len(p.pending) == 0 {
 		return nil, nil
 	}
 	head := p.pending[0]
-	select {
-	case <-head.Started():
-	default:
+	if !p.headStarted {
 		started = head.Started()
 	}
 	return started, head.Done()
@@ -78,6 +80,7 @@ func (p *prompter) watch() (started, done <-chan struct{}) {
 // pass is queued as the last application of a pass starts, so that the
 // sequence repeats without a gap.
 func (p *prompter) onStarted(ctx context.Context) {
+	p.headStarted = true
 	if p.startedAt.IsZero() {
 		p.startedAt = time.Now()
 	}
@@ -90,8 +93,12 @@ func (p *prompter) onStarted(ctx context.Context) {
 }
 
 // onDone removes the head application; it reports whether nothing of the
-// prompt is left.
-func (p *prompter) onDone() (finished bool) {
+// prompt is left. An application can start and end before the owner looks:
+// its start is handled first.
+func (p *prompter) onDone(ctx context.Context) (finished bool) {
+	if !p.headStarted {
+		p.onStarted(ctx)
+	}
 	head := p.pending[0]
 	if res, err := head.Result(); err == nil && res.Response == "FILE NOT FOUND" {
 		p.c.log.Warn("prompt file not found by FreeSWITCH", "response", res.Response)
@@ -99,6 +106,7 @@ func (p *prompter) onDone() (finished bool) {
 	if p.lastOfPass[0] {
 		p.queuedNext = false
 	}
+	p.headStarted = false
 	p.pending, p.lastOfPass = p.pending[1:], p.lastOfPass[1:]
 	if len(p.pending) == 0 {
 		p.stoppedAt = time.Now()
@@ -126,7 +134,7 @@ func (p *prompter) stop(ctx context.Context) (sent time.Time, err error) {
 		p.c.zombie = r
 		break
 	}
-	p.pending, p.lastOfPass = nil, nil
+	p.pending, p.lastOfPass, p.headStarted = nil, nil, false
 	p.stoppedAt = sent
 	return sent, err
 }

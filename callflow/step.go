@@ -79,7 +79,16 @@ func (c *call) runStep(ctx context.Context, spec *StepSpec, inputErr error) step
 	}
 
 	results := make(chan crm.Result, 1)
-	go func() { results <- c.e.crm.Execute(ctx, req) }()
+	prompt := true
+	if res, rejected := c.e.crm.Precheck(req); rejected {
+		// Decided without a request (invalid input, disabled integration,
+		// undefined workflow): there is no wait to cover with a prompt.
+		res.Latency = time.Since(start)
+		results <- res
+		prompt = false
+	} else {
+		go func() { results <- c.e.crm.Execute(ctx, req) }()
+	}
 
 	p := &prompter{c: c, steps: steps, loop: spec.PromptPolicy == PolicyLoop}
 	// Without a sequence the caller hears the hold music: never dead air.
@@ -90,11 +99,11 @@ func (c *call) runStep(ctx context.Context, spec *StepSpec, inputErr error) step
 		return p.play(ctx, steps, 0)
 	}
 	var grace <-chan time.Time
-	if spec.GraceMs > 0 && req.InputError == nil {
+	if spec.GraceMs > 0 && prompt {
 		t := time.NewTimer(time.Duration(spec.GraceMs) * time.Millisecond)
 		defer t.Stop()
 		grace = t.C
-	} else if req.InputError == nil {
+	} else if prompt {
 		if err := startPrompt(); err != nil {
 			rep.promptErr = err
 		}
@@ -135,7 +144,7 @@ func (c *call) runStep(ctx context.Context, spec *StepSpec, inputErr error) step
 		case <-started:
 			p.onStarted(ctx)
 		case <-done:
-			if p.onDone() && !decided {
+			if p.onDone(ctx) && !decided {
 				// The sequence is over and the CRM still works: hold music
 				// rather than dead air.
 				if err := p.playFiller(ctx); err != nil {

@@ -12,14 +12,13 @@ import (
 )
 
 // The golden files under testdata/{expr,template,payload} are rewritten with
-// go test ./callflow -run 'Golden' -update. The flag is registered here only
-// when no other test file of the package has registered it.
-func init() {
-	if flag.Lookup("update") == nil {
-		flag.Bool("update", false, "rewrite the testdata/*/*.golden files")
-	}
-}
-
+//
+//	go test ./callflow -run 'Test(Expr|Template|Payload)Golden' -update
+//
+// (a plain -run Golden also rewrites testdata/calls). The -update flag is
+// the package's one (golden_test.go, package callflow_test, defines it); it
+// is looked up when a test runs, so that this file does not define it a
+// second time.
 func updating() bool {
 	f := flag.Lookup("update")
 	return f != nil && f.Value.String() == "true"

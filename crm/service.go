@@ -111,6 +111,19 @@ func (s *Service) Execute(ctx context.Context, req Request) Result {
 	return res
 }
 
+// Precheck runs the checks Execute makes before sending anything (BRIEF
+// §1: disabled integrations, invalid input, undefined workflows). When one
+// rejects the request it returns that outcome and true, without a request
+// or a log line; the step engine uses it to decide without starting a
+// prompt. Execute checks again: Precheck is an optimisation, not a gate.
+func (s *Service) Precheck(req Request) (Result, bool) {
+	_, _, _, rejected := s.prepare(req)
+	if rejected == nil {
+		return Result{}, false
+	}
+	return Classify(Evidence{Rejected: rejected}), true
+}
+
 // prepare validates the request in the order of BRIEF §1 and builds the
 // URL. It sends nothing.
 func (s *Service) prepare(req Request) (*integration, *workflow, string, error) {

@@ -112,7 +112,8 @@ func (a *App) complete(response string, at time.Time, err error) {
 // ExecOptions change how an application is queued.
 type ExecOptions struct {
 	// Loops runs the application this many times (sendmsg "loops"); 0 and 1
-	// mean once.
+	// mean once, a negative number until it is broken. FreeSWITCH stops
+	// looping early when one run lasts under half a second.
 	Loops int
 	// NoEventLock lets FreeSWITCH start the next queued message before this
 	// application ends. Applications are event-locked by default, which
@@ -183,7 +184,7 @@ func executeMessage(app string, arg string, appUUID string, opts ExecOptions) st
 	if !opts.NoEventLock {
 		b.WriteString("\r\nevent-lock: true")
 	}
-	if opts.Loops > 1 {
+	if opts.Loops > 1 || opts.Loops < 0 {
 		b.WriteString("\r\nloops: ")
 		b.WriteString(strconv.Itoa(opts.Loops))
 	}

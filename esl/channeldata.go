@@ -57,7 +57,12 @@ func (d *ChannelData) Var(name string) (string, bool) {
 	if name == "" {
 		return "", false
 	}
-	return d.lookup("variable_" + name)
+	v, ok := d.lookup("variable_" + name)
+	if v == "_undef_" {
+		// switch_event_serialize writes a header without a value as _undef_.
+		return "", false
+	}
+	return v, ok
 }
 
 // Vars calls fn for every channel variable, in the order FreeSWITCH sent them,

@@ -58,6 +58,7 @@ type Session struct {
 	hungUp     bool
 	exitSent   bool
 	subscribed bool
+	lingering  bool // FreeSWITCH keeps the socket after a hangup until exit
 }
 
 // sessionConfig is what the server gives each session.
@@ -192,6 +193,11 @@ func (s *Session) Unsubscribe(ctx context.Context, names ...string) error {
 // after its disconnect notice.
 func (s *Session) Linger(ctx context.Context) error {
 	_, err := s.send(ctx, "linger", rawCommand("linger"))
+	if err == nil {
+		s.mu.Lock()
+		s.lingering = true
+		s.mu.Unlock()
+	}
 	return err
 }
 
@@ -248,16 +254,22 @@ func (s *Session) Hangup(ctx context.Context, cause string) error {
 // Exit tells FreeSWITCH that eslapp is done with the call: it answers
 // "+OK bye", sends its final notice and closes the socket. The dialplan then
 // continues with the action after "socket" (right away after Resume,
-// otherwise once queued applications have run). Exit works after a hangup
-// and is the only command eslapp sends then.
+// otherwise once queued applications have run). After a hangup Exit is the
+// only command eslapp sends, and only with linger: without it FreeSWITCH
+// closes the socket itself, and Exit just waits for that.
 func (s *Session) Exit(ctx context.Context) error {
 	s.mu.Lock()
+	// After a hangup without linger FreeSWITCH closes the socket by
+	// itself: exit would only race with that.
+	send := !s.hungUp || s.lingering
 	s.exitSent = true
 	s.mu.Unlock()
-	ctx = context.WithoutCancel(ctx)
-	_, err := s.send(ctx, "exit", rawCommand("exit"))
-	if err != nil && !errors.Is(err, ErrDisconnected) {
-		return err
+	if send {
+		ctx = context.WithoutCancel(ctx)
+		_, err := s.send(ctx, "exit", rawCommand("exit"))
+		if err != nil && !errors.Is(err, ErrDisconnected) {
+			return err
+		}
 	}
 	// FreeSWITCH closes the socket after its final notice; wait for that
 	// briefly so that no half-closed connection is left behind.
@@ -355,7 +367,7 @@ func (s *Session) connectBlock(block []byte) {
 	s.data = data
 	s.uuid = data.UUID()
 	v, _ := data.Var("app_disable_expand_variables")
-	s.expandOff = isTrue(v)
+	s.expandOff = IsTrue(v)
 	s.log = s.log.With("call", s.uuid)
 }
 
@@ -524,8 +536,8 @@ func (s *Session) SendEvent(ctx context.Context, subclass string, headers []Even
 	return strings.TrimSpace(id), nil
 }
 
-// isTrue is FreeSWITCH's switch_true: how it reads a boolean variable.
-func isTrue(v string) bool {
+// IsTrue is FreeSWITCH's switch_true: how it reads a boolean variable.
+func IsTrue(v string) bool {
 	switch strings.ToLower(v) {
 	case "yes", "on", "true", "t", "enabled", "enable", "active", "allow":
 		return true
@@ -562,29 +574,36 @@ func (s *Session) Transfer(ctx context.Context, extension, dialplan, context str
 // applications as possible (one multiset, see MultisetArg), and waits until
 // FreeSWITCH has run them all. An empty value unsets the variable.
 func (s *Session) SetVars(ctx context.Context, vars []Var) error {
+	last, err := s.StartSetVars(ctx, vars)
+	if err != nil || last == nil {
+		return err
+	}
+	_, err = last.Wait(ctx)
+	return err
+}
+
+// StartSetVars queues what SetVars does and returns the last application
+// queued (nil when vars is empty): applications run in order, so its end
+// means all have run.
+func (s *Session) StartSetVars(ctx context.Context, vars []Var) (*App, error) {
 	arg, rest, err := MultisetArg(vars)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var last *App
 	if arg.s != "" {
 		if last, err = s.Start(ctx, "multiset", arg, ExecOptions{}); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	for _, v := range rest {
 		a, err := SetArg(v.Name, v.Value)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if last, err = s.Start(ctx, "set", a, ExecOptions{}); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	if last == nil {
-		return nil
-	}
-	// Applications run in order: the last one ending means all have.
-	_, err = last.Wait(ctx)
-	return err
+	return last, nil
 }

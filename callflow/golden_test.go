@@ -247,9 +247,13 @@ func runGolden(t *testing.T, file string) {
 
 // runCall runs one call through a server with the engine and returns the
 // double's side once the call has left eslapp.
-func runCall(t *testing.T, e *callflow.Engine, fs *esltest.FreeSWITCH, cs callScript) *esltest.Call {
+func runCall(t testing.TB, e *callflow.Engine, fs *esltest.FreeSWITCH, cs callScript) *esltest.Call {
 	t.Helper()
-	srv, err := esl.NewServer(esl.ServerConfig{Handler: e.Handle, Refuse: e.Refuse, Logger: testLog(t), CommandTimeout: 3 * time.Second})
+	var log *slog.Logger
+	if _, bench := t.(*testing.B); !bench {
+		log = testLog(t)
+	}
+	srv, err := esl.NewServer(esl.ServerConfig{Handler: e.Handle, Refuse: e.Refuse, Logger: log, CommandTimeout: 3 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ type prompter struct {
 	// Both its channels may be closed when the owner looks (it started and
 	// ended meanwhile): the start must still be handled first.
 	headStarted bool
-	filler     bool // what plays is the hold music, not the sequence
+	filler      bool // what plays is the hold music, not the sequence
 
 	startedAt time.Time // first app started
 	stoppedAt time.Time

@@ -1,7 +1,7 @@
 package callflow_test
 
 import (
-		"fmt"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -172,4 +172,3 @@ func BenchmarkDecisionLatency(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-break-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-break-µs")
 }
-

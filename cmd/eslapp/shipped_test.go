@@ -1,0 +1,199 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/eslapp/eslapp/esl/esltest"
+)
+
+// The shipped configuration runs: eslapp starts on it, and a call through
+// the shipped demo flow (wfe_flow=demo) finds the caller in demo-crm, opens
+// a ticket and is transferred to the agent extension. Another call in
+// dialplan mode takes OnSuccess. Only the listen addresses are changed, to
+// free ports.
+func TestShippedConfigRunsCalls(t *testing.T) {
+	addr, stop := startShipped(t)
+	defer stop()
+	fs := esltest.New(esltest.Options{Logf: func(string, ...any) {}})
+	short := func(string) (time.Duration, bool) { return 300 * time.Millisecond, true }
+
+	flow, err := fs.Dial(context.Background(), addr, esltest.CallOptions{
+		CallerIDNumber: "1235550100",
+		Vars:           map[string]string{"wfe_flow": "demo"},
+		Media:          short,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dialplan, err := fs.Dial(context.Background(), addr, esltest.CallOptions{
+		CallerIDNumber: "9995550100",
+		Vars: map[string]string{
+			"wfe_config_id": "demo-crm", "wfe_workflow_id": "search-by-phone",
+			"wfe_payload": `{"phone":"{ANI}"}`, "wfe_sequence": `"hold.wav"`,
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*esltest.Call{flow, dialplan} {
+		select {
+		case <-c.Done():
+		case <-time.After(20 * time.Second):
+			t.Fatal("call not over")
+		}
+	}
+	if o := flow.Outcome(); o.Kind != esltest.Transferred || o.TransferDest != "1000 XML default" {
+		t.Errorf("demo flow: %v %q", o.Kind, o.TransferDest)
+	}
+	if v, _ := flow.Var("crm_contact_id"); v != "C-1001" {
+		t.Errorf("crm_contact_id = %q", v)
+	}
+	if v, _ := flow.Var("ticket"); !strings.Contains(v, "T-4711") {
+		t.Errorf("ticket = %q", v)
+	}
+	if v, _ := dialplan.Var("wfe_branch"); v != "OnSuccess" || dialplan.Outcome().Kind != esltest.Resumed {
+		t.Errorf("dialplan mode: wfe_branch %q, %v", v, dialplan.Outcome().Kind)
+	}
+	if v, _ := dialplan.Var("workflowResultOutput"); v != `{"found":false}` {
+		t.Errorf("dialplan mode result %q", v)
+	}
+}
+
+// The dialplan snippets in conf/freeswitch work with the shipped
+// configuration: the channel variables each extension sets (expanded the way
+// FreeSWITCH's set expands them) give a call that takes OnSuccess or, in
+// flow mode, reaches the agent; and every branch eslapp can set has an
+// extension in crm_branches.xml.
+func TestFreeSWITCHDialplanSnippets(t *testing.T) {
+	root, _ := filepath.Abs(filepath.Join("..", ".."))
+	type action struct {
+		App  string `xml:"application,attr"`
+		Data string `xml:"data,attr"`
+	}
+	type extension struct {
+		Name string `xml:"name,attr"`
+		Cond struct {
+			Expr    string   `xml:"expression,attr"`
+			Actions []action `xml:"action"`
+		} `xml:"condition"`
+	}
+	var include struct {
+		Extensions []extension `xml:"extension"`
+		Context    struct {
+			Extensions []extension `xml:"extension"`
+		} `xml:"context"`
+	}
+	read := func(name string) {
+		b, err := os.ReadFile(filepath.Join(root, "conf", "freeswitch", "dialplan", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		include.Extensions = nil
+		if err := xml.Unmarshal(b, &include); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	read("crm_branches.xml")
+	branches := ""
+	for _, e := range include.Context.Extensions {
+		branches += e.Cond.Expr
+	}
+	for _, b := range []string{"OnSuccess", "OnTimeout", "OnError", "OnInvalidInput", "OnInvalidWorkflow", "OnAgentIntegrationDisabled"} {
+		if !strings.Contains(branches, b) {
+			t.Errorf("crm_branches.xml has no extension for %s", b)
+		}
+	}
+
+	read(filepath.Join("default", "eslapp.xml"))
+	addr, stop := startShipped(t)
+	defer stop()
+	fs := esltest.New(esltest.Options{Logf: func(string, ...any) {}})
+	expand := &esltest.Expander{
+		Lookup: func(name string, _ int) (string, bool) { return "", false },
+		API:    func(name, args string) (string, bool) { t.Errorf("the dialplan runs API %s", name); return "", false },
+	}
+	for _, e := range include.Extensions {
+		vars := map[string]string{}
+		socket := false
+		for _, a := range e.Cond.Actions {
+			switch a.App {
+			case "set":
+				// switch_core_session_exec expands the argument, then set
+				// expands the value once more.
+				name, value, _ := strings.Cut(expand.Expand(a.Data), "=")
+				vars[name] = expand.Expand(value)
+			case "socket":
+				socket = true
+			}
+			if socket {
+				break
+			}
+		}
+		c, err := fs.Dial(context.Background(), addr, esltest.CallOptions{CallerIDNumber: "1235550100", Vars: vars,
+			Media: func(string) (time.Duration, bool) { return 300 * time.Millisecond, true }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-c.Done():
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s: call not over", e.Name)
+		}
+		branch, _ := c.Var("wfe_branch")
+		out := c.Outcome()
+		if out.Kind == esltest.Transferred && out.TransferDest == "1000 XML default" || branch == "OnSuccess" && out.Kind == esltest.Resumed {
+			t.Logf("%s: %v %s", e.Name, out.Kind, branch)
+			continue
+		}
+		t.Errorf("%s: outcome %v, wfe_branch %q, error %q", e.Name, out.Kind, branch, varOf(c, "workflowErrorOutput"))
+	}
+}
+
+func varOf(c *esltest.Call, name string) string {
+	v, _ := c.Var(name)
+	return v
+}
+
+// startShipped runs eslapp serve on the shipped configuration, on free
+// ports, from the repository root.
+func startShipped(t *testing.T) (addr string, stop func()) {
+	t.Helper()
+	root, _ := filepath.Abs(filepath.Join("..", ".."))
+	shipped, err := os.ReadFile(filepath.Join(root, "conf", "eslapp.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := regexp.MustCompile(`(?m)^listen = .*$`).ReplaceAllString(string(shipped), `listen = "127.0.0.1:0"`)
+	cfg = regexp.MustCompile(`(?m)^metrics_listen = .*$`).ReplaceAllString(cfg, `metrics_listen = "127.0.0.1:0"`)
+	path := filepath.Join(t.TempDir(), "eslapp.toml")
+	writeFile(t, path, cfg)
+	t.Chdir(root)
+	ready := make(chan net.Addr, 1)
+	signals := make(chan os.Signal, 1)
+	var stderr syncWriter
+	exit := make(chan int, 1)
+	go func() {
+		defer close(ready)
+		exit <- run([]string{"serve", "-config", path}, &bytes.Buffer{}, &stderr, runHooks{ready: ready, signals: signals})
+	}()
+	a, ok := <-ready
+	if !ok {
+		t.Fatalf("eslapp did not start: exit %d\n%s", <-exit, stderr.String())
+	}
+	return a.String(), func() {
+		signals <- syscall.SIGTERM
+		if code := <-exit; code != 0 {
+			t.Errorf("exit %d\n%s", code, stderr.String())
+		}
+	}
+}

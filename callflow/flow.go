@@ -630,3 +630,89 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(ks)
 	return ks
 }
+
+// Lint returns warnings about a compiled flow: references to variables
+// the flow never sets and that are not built in. Such a variable must come
+// from the channel (the dialplan) — or it is a typo, which renders empty at
+// run time. Keys are like FieldError's.
+func Lint(flows map[string]*Flow) FieldErrors {
+	var warns FieldErrors
+	for _, name := range sortedKeys(flows) {
+		f := flows[name]
+		known := map[string]bool{"ani": true, "dnis": true, "contactid": true, "wfe_branch": true, "wfe_elapsed_ms": true}
+		for _, a := range f.Actions {
+			if a.Step != nil {
+				known[strings.ToLower(a.Step.ResultVar)] = true
+				known[strings.ToLower(a.Step.ErrorVar)] = true
+				for _, m := range a.Step.Mappings {
+					known[strings.ToLower(m.Var)] = true
+				}
+			}
+			for _, s := range a.Set {
+				known[strings.ToLower(s.Name)] = true
+			}
+		}
+		for _, id := range sortedKeys(f.Actions) {
+			a := f.Actions[id]
+			check := func(key string, roots []string) {
+				for _, r := range roots {
+					if !known[strings.ToLower(r)] && !strings.HasPrefix(r, "wfe_") {
+						warns = append(warns, &FieldError{
+							Key: []string{"flows", name, "actions", id, key},
+							Msg: fmt.Sprintf("{%s} is not set by this flow: it must be a channel variable, or it renders empty", r),
+						})
+					}
+				}
+			}
+			for key, roots := range a.refRoots() {
+				check(key, roots)
+			}
+		}
+	}
+	return warns
+}
+
+// refRoots lists, per key of the action, the variables its templates read.
+func (a *Action) refRoots() map[string][]string {
+	roots := map[string][]string{}
+	addT := func(key string, t *Template) {
+		if t != nil {
+			for _, e := range t.Refs() {
+				roots[key] = append(roots[key], e.Root())
+			}
+		}
+	}
+	addP := func(key string, p *PayloadTemplate) {
+		if p != nil {
+			for _, e := range p.Refs() {
+				roots[key] = append(roots[key], e.Root())
+			}
+		}
+	}
+	addS := func(key string, q *prompts.Sequence) {
+		if q != nil {
+			for _, ref := range q.Refs() {
+				if e, err := ParseExpr(ref); err == nil {
+					roots[key] = append(roots[key], e.Root())
+				}
+			}
+		}
+	}
+	if s := a.Step; s != nil {
+		addT("config_id", s.ConfigID)
+		addT("workflow_id", s.WorkflowID)
+		addT("tenant", s.Tenant)
+		addP("payload", s.Payload)
+		addS("sequence", s.Sequence)
+	}
+	addS("sequence", a.Sequence)
+	for _, s := range a.Set {
+		addT("vars", s.Value)
+	}
+	addT("destination", a.Destination)
+	for _, h := range a.Headers {
+		addT("headers", h.Value)
+	}
+	addP("body", a.Body)
+	return roots
+}

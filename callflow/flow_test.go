@@ -165,3 +165,41 @@ branches = { OnSuccess = "a" }`)
 		t.Fatal(err)
 	}
 }
+
+// Lint warns about references to variables no action sets.
+func TestLintUnknownReferences(t *testing.T) {
+	var cfg struct {
+		Flows map[string]callflow.FlowConfig `toml:"flows"`
+	}
+	_, err := toml.Decode(`[flows.f]
+start = "a"
+[flows.f.actions.a]
+type = "workflow_execute"
+config_id = "demo"
+workflow_id = "w"
+payload = '{"phone":"{ANI}","who":"{customer.name}"}'
+result_var = "lookup"
+branches = { OnSuccess = "b" }
+[flows.f.actions.b]
+type = "play"
+sequence = '"%Hello {lookup.name} {lokup.name}"'
+next = "c"
+[flows.f.actions.c]
+type = "continue"
+`, &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := prompts.NewRenderer(prompts.RenderConfig{SoundsDir: soundsDir(t)})
+	flows, err := callflow.CompileFlows(cfg.Flows, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, w := range callflow.Lint(flows) {
+		got = append(got, strings.Join(w.Key, ".")+": "+w.Msg)
+	}
+	if len(got) != 2 || !strings.Contains(got[0], "flows.f.actions.a.payload: {customer}") || !strings.Contains(got[1], "flows.f.actions.b.sequence: {lokup}") {
+		t.Fatalf("warnings: %q", got)
+	}
+}

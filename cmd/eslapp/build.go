@@ -91,6 +91,10 @@ func (c *configChecker) build(cfg *Config, baseDir string, logger *slog.Logger) 
 			c.errorf(toml.Key{"flows"}, "%v", err)
 		}
 	}
+	for _, w := range callflow.Lint(b.flows) {
+		key := toml.Key(w.Key)
+		b.warnings = append(b.warnings, ConfigError{File: c.file, Line: lineOf(c.lines, key), Key: key.String(), Msg: "warning: " + w.Msg})
+	}
 	for _, name := range sortedKeys(cfg.Flows) {
 		for _, id := range sortedKeys(cfg.Flows[name].Actions) {
 			if seq := cfg.Flows[name].Actions[id].Sequence; seq != "" {

@@ -134,10 +134,15 @@ func (e *Engine) Run(ctx context.Context, ch Channel, log *slog.Logger) {
 }
 
 func (e *Engine) newCall(ch Channel, log *slog.Logger) *call {
+	// CXone's names, and the caller profile fields FreeSWITCH's own ${...}
+	// would find (they are not channel variables).
 	builtins := map[string]string{
-		"ANI":       firstNonEmpty(ch.Header("Caller-Caller-ID-Number"), ch.Header("Caller-ANI")),
-		"DNIS":      ch.Header("Caller-Destination-Number"),
-		"ContactID": ch.UUID(),
+		"ANI":                firstNonEmpty(ch.Header("Caller-Caller-ID-Number"), ch.Header("Caller-ANI")),
+		"DNIS":               ch.Header("Caller-Destination-Number"),
+		"ContactID":          ch.UUID(),
+		"caller_id_name":     ch.Header("Caller-Caller-ID-Name"),
+		"caller_id_number":   ch.Header("Caller-Caller-ID-Number"),
+		"destination_number": ch.Header("Caller-Destination-Number"),
 	}
 	return &call{
 		e:         e,

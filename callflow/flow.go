@@ -639,7 +639,8 @@ func Lint(flows map[string]*Flow) FieldErrors {
 	var warns FieldErrors
 	for _, name := range sortedKeys(flows) {
 		f := flows[name]
-		known := map[string]bool{"ani": true, "dnis": true, "contactid": true, "wfe_branch": true, "wfe_elapsed_ms": true}
+		known := map[string]bool{"ani": true, "dnis": true, "contactid": true, "caller_id_name": true, "caller_id_number": true,
+			"destination_number": true, "wfe_branch": true, "wfe_elapsed_ms": true}
 		for _, a := range f.Actions {
 			if a.Step != nil {
 				known[strings.ToLower(a.Step.ResultVar)] = true

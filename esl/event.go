@@ -10,18 +10,15 @@ import (
 
 // Event is one FreeSWITCH event for the call, reduced to the headers a call's
 // owner acts on. FreeSWITCH puts every channel variable into every channel
-// event (about 6 KB each); keeping only these fields keeps a waiting call
-// small.
+// event (about 6 KB each); eslapp reads only these (see wireConn).
 type Event struct {
 	Name           string    // Event-Name, e.g. CHANNEL_EXECUTE_COMPLETE
 	Sequence       uint64    // Event-Sequence
 	UniqueID       string    // Unique-ID: the channel the event is about
 	AppUUID        string    // Application-UUID
 	App            string    // Application
-	AppData        string    // Application-Data
 	AppResponse    string    // Application-Response
 	PlaybackStatus string    // Playback-Status: done or break
-	PlaybackFile   string    // Playback-File-Path
 	HangupCause    string    // Hangup-Cause
 	DTMFDigit      string    // DTMF-Digit
 	Subclass       string    // Event-Subclass, for CUSTOM events
@@ -36,10 +33,8 @@ func newEvent(ev *eslgo.Event, now time.Time) Event {
 		UniqueID:       ev.GetHeader("Unique-ID"),
 		AppUUID:        ev.GetHeader("Application-UUID"),
 		App:            ev.GetHeader("Application"),
-		AppData:        ev.GetHeader("Application-Data"),
 		AppResponse:    ev.GetHeader("Application-Response"),
 		PlaybackStatus: ev.GetHeader("Playback-Status"),
-		PlaybackFile:   ev.GetHeader("Playback-File-Path"),
 		HangupCause:    ev.GetHeader("Hangup-Cause"),
 		DTMFDigit:      ev.GetHeader("DTMF-Digit"),
 		Subclass:       ev.GetHeader("Event-Subclass"),

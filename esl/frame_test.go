@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/percipia/eslgo"
 )
 
 func readCases(t testing.TB, dir string) map[string][]byte {
@@ -172,7 +174,7 @@ func TestWireConnStream(t *testing.T) {
 			t.Fatal(err)
 		}
 		var want bytes.Buffer
-		events, notices := 0, 0
+		events, notices, replies := 0, 0, 0
 		for b := stream; len(b) > 0; {
 			h, _, _ := scanFrameHeader(b)
 			n := h.headerLen + h.contentLength
@@ -181,7 +183,18 @@ func TestWireConnStream(t *testing.T) {
 				notices++
 			case contentEventPlain:
 				events++
-				want.Write(b[:n])
+				slim, _, err := slimEvent(nil, b[h.headerLen:n])
+				if err != nil {
+					t.Fatal(err)
+				}
+				want.Write(slim)
+			case contentReply:
+				if replies == 0 {
+					want.Write(connectOK)
+				} else {
+					want.Write(b[:n])
+				}
+				replies++
 			default:
 				want.Write(b[:n])
 			}
@@ -241,3 +254,95 @@ type limitedReader struct {
 }
 
 func (l *limitedReader) Read(p []byte) (int, error) { return l.r.Read(p[:min(len(p), l.n)]) }
+
+// A slimmed event reads, through eslgo's own parser, with the same values
+// for every header eslapp uses, and keeps the event's body.
+func TestSlimEventKeepsWhatEslappReads(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(transcriptDir, "*.recv.raw"))
+	seen := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for len(b) > 0 {
+			h, _, _ := scanFrameHeader(b)
+			n := h.headerLen + h.contentLength
+			if h.contentType == contentEventPlain {
+				seen++
+				full, err := readPlainEventForTest(b[h.headerLen:n])
+				if err != nil {
+					t.Fatal(err)
+				}
+				slim, _, err := slimEvent(nil, b[h.headerLen:n])
+				if err != nil {
+					t.Fatalf("%s: %v", f, err)
+				}
+				sh, ok, err := scanFrameHeader(slim)
+				if !ok || err != nil || sh.headerLen+sh.contentLength != len(slim) {
+					t.Fatalf("slim frame: ok=%v err=%v", ok, err)
+				}
+				small, err := readPlainEventForTest(slim[sh.headerLen:])
+				if err != nil {
+					t.Fatalf("eslgo cannot read a slim event: %v\n%q", err, slim)
+				}
+				for name := range eventKeep {
+					if full.GetHeader(name) != small.GetHeader(name) {
+						t.Errorf("%s: %s %q became %q", f, name, full.GetHeader(name), small.GetHeader(name))
+					}
+				}
+				if !bytes.Equal(full.Body, small.Body) {
+					t.Errorf("%s: event body changed", f)
+				}
+			}
+			b = b[n:]
+		}
+	}
+	// The CUSTOM event with a body that FreeSWITCH fired in s1.
+	obs, err := os.ReadFile(filepath.Join(transcriptDir, "s1_full_session.inbound_observer.recv.raw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for b := obs; len(b) > 0; {
+		h, _, _ := scanFrameHeader(b)
+		n := h.headerLen + h.contentLength
+		if h.contentType == contentEventPlain {
+			slim, _, err := slimEvent(nil, b[h.headerLen:n])
+			if err != nil {
+				t.Fatal(err)
+			}
+			sh, _, _ := scanFrameHeader(slim)
+			ev, err := readPlainEventForTest(slim[sh.headerLen:])
+			if err != nil || ev.GetHeader("Event-Subclass") != "eslapp::workflow_result" || !bytes.Contains(ev.Body, []byte(`"branch":"OnSuccess"`)) {
+				t.Fatalf("CUSTOM event: %v %q %q", err, ev.GetHeader("Event-Subclass"), ev.Body)
+			}
+			seen++
+		}
+		b = b[n:]
+	}
+	if seen < 50 {
+		t.Fatalf("only %d events in the transcripts", seen)
+	}
+}
+
+// readPlainEventForTest parses an event body the way eslgo's readPlainEvent
+// does (textproto headers, then Content-Length bytes of body).
+func readPlainEventForTest(body []byte) (*eslgo.Event, error) {
+	r := bufio.NewReader(bytes.NewReader(body))
+	hdr, err := textproto.NewReader(r).ReadMIMEHeader()
+	if err != nil {
+		return nil, err
+	}
+	ev := &eslgo.Event{Headers: hdr}
+	if v := hdr.Get("Content-Length"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return nil, err
+		}
+		ev.Body = make([]byte, n)
+		if _, err := io.ReadFull(r, ev.Body); err != nil {
+			return nil, err
+		}
+	}
+	return ev, nil
+}

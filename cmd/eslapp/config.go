@@ -63,6 +63,7 @@ type PromptsConfig struct {
 type ServerConfig struct {
 	Listen         string   `toml:"listen"`          // default 127.0.0.1:8084
 	MetricsListen  string   `toml:"metrics_listen"`  // Prometheus /metrics; "" disables
+	Pprof          bool     `toml:"pprof"`           // also serve /debug/pprof/ on metrics_listen
 	Allow          []string `toml:"allow"`           // source networks; default loopback
 	MaxCalls       int      `toml:"max_calls"`       // 0: no limit
 	DrainTimeout   string   `toml:"drain_timeout"`   // default 30s
@@ -78,6 +79,7 @@ type LogConfig struct {
 // Settings are the checked, converted values the rest of the binary uses.
 type Settings struct {
 	MetricsListen  string
+	Pprof          bool
 	Listen         string
 	Allow          []netip.Prefix
 	MaxCalls       int
@@ -199,7 +201,10 @@ func (c *configChecker) checkServer(cfg *Config) *Settings {
 		DrainTimeout:   30 * time.Second,
 		CommandTimeout: 5 * time.Second,
 	}
-	s.MetricsListen = cfg.Server.MetricsListen
+	s.MetricsListen, s.Pprof = cfg.Server.MetricsListen, cfg.Server.Pprof
+	if s.Pprof && s.MetricsListen == "" {
+		c.errorf(toml.Key{"server", "pprof"}, "needs metrics_listen: pprof is served there")
+	}
 	if s.MetricsListen != "" {
 		if err := checkListenAddr(s.MetricsListen); err != nil {
 			c.errorf(toml.Key{"server", "metrics_listen"}, "%v", err)

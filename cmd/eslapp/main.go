@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -164,6 +165,12 @@ func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) i
 		engineCfg.Metrics = callflow.NewMetrics(reg)
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		if s.Pprof {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		}
 		metricsSrv = &http.Server{Addr: s.MetricsListen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	}
 	engine, err := callflow.New(engineCfg)

@@ -32,6 +32,12 @@ type IntegrationConfig struct {
 	BaseURL string            `toml:"base_url"` // absolute http(s) URL, no user info, query or fragment
 	Headers map[string]string `toml:"headers"`  // values may hold ${env:NAME} / ${file:PATH}
 	CAFile  string            `toml:"ca_file"`  // PEM bundle; when set, the only roots trusted
+	// HTTP2 is "auto" (default: HTTP/2 when the CRM offers it over TLS,
+	// else HTTP/1.1), "h2c" (HTTP/2 without TLS, for an http:// base_url
+	// whose server speaks it) or "off" (HTTP/1.1 only). HTTP/2 carries every
+	// concurrent step on one connection; HTTP/1.1 needs a connection, two
+	// goroutines and two 4 KiB buffers per step in flight.
+	HTTP2 string `toml:"http2"`
 
 	TimeoutMS             int    `toml:"timeout_ms"`              // step timeout fallback; default 6000
 	AttemptTimeoutMS      int    `toml:"attempt_timeout_ms"`      // per attempt; default 0 = the step timeout only

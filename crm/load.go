@@ -369,6 +369,22 @@ func (c *checker) transport(ic IntegrationConfig, key []string) *http.Transport 
 		}
 	}
 	t.TLSClientConfig = tlsConf
+	t.Protocols = new(http.Protocols)
+	switch ic.HTTP2 {
+	case "", "auto":
+		t.Protocols.SetHTTP1(true)
+		t.Protocols.SetHTTP2(true)
+	case "h2c":
+		if !strings.HasPrefix(ic.BaseURL, "http://") {
+			c.add(sub(key, "http2"), "h2c is HTTP/2 without TLS: base_url must be http://")
+		}
+		t.Protocols.SetUnencryptedHTTP2(true)
+		t.Protocols.SetHTTP2(true)
+	case "off":
+		t.Protocols.SetHTTP1(true)
+	default:
+		c.add(sub(key, "http2"), "%q: one of auto, h2c, off", ic.HTTP2)
+	}
 	return t
 }
 

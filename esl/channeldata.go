@@ -9,9 +9,13 @@ import (
 // socket: a serialized CHANNEL_DATA event with the channel's state and all
 // its variables (as "variable_NAME" headers), values URL-encoded.
 //
-// It keeps the header block as received (about 7 KB) and decodes a header
-// when it is asked for: a call reads a dozen of its 180 headers, so keeping
-// one string costs far less memory than a map of them all.
+// It keeps the channel's variables, its caller profile (Caller-*) and its
+// identity and state (Unique-ID, Control, Socket-Mode, Answer-State,
+// Channel-State, Channel-Name) as received, and decodes a header when it is
+// asked for: a call reads a dozen of its 180 headers, so keeping one string
+// costs far less memory than a map of them all. The event's own headers
+// (dates, host, core UUID) and the Channel-* copies of the caller profile
+// are not kept.
 type ChannelData struct {
 	raw string // header lines, "\n" separated, without the terminating blank line
 }
@@ -29,13 +33,31 @@ func ParseChannelData(block []byte) (*ChannelData, error) {
 	if h.contentType != contentReply {
 		return nil, fmt.Errorf("%w: connect reply has Content-Type %q", errFrame, h.contentType)
 	}
-	raw := strings.ReplaceAll(string(block[:h.headerLen]), "\r\n", "\n")
-	raw = strings.TrimRight(raw, "\n")
-	d := &ChannelData{raw: raw}
+	var b strings.Builder
+	b.Grow(h.headerLen * 3 / 4)
+	for line := range strings.SplitSeq(strings.ReplaceAll(string(block[:h.headerLen]), "\r\n", "\n"), "\n") {
+		name, _, _ := strings.Cut(line, ":")
+		if line == "" || !keepChannelHeader(name) {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(line)
+	}
+	d := &ChannelData{raw: b.String()}
 	if d.UUID() == "" {
 		return nil, fmt.Errorf("%w: connect reply without Unique-ID", errFrame)
 	}
 	return d, nil
+}
+
+func keepChannelHeader(name string) bool {
+	switch name {
+	case "Unique-ID", "Control", "Socket-Mode", "Answer-State", "Channel-State", "Channel-Name", "Content-Type", "Reply-Text":
+		return true
+	}
+	return strings.HasPrefix(name, "variable_") || strings.HasPrefix(name, "Caller-")
 }
 
 // UUID is the channel's Unique-ID.

@@ -50,6 +50,10 @@ type wireConn struct {
 
 	buf  []byte // buf[r:w] holds bytes read from the socket, not yet handed on
 	r, w int
+	// small is where a read waits for the next frame: a call spends most of
+	// its life waiting, and should not hold a large buffer meanwhile. A frame
+	// that does not fit moves to a pooled buffer.
+	small [512]byte
 
 	out      []byte // a rewritten frame being handed to eslgo
 	outEvent bool   // ... which is an event
@@ -274,20 +278,26 @@ func (c *wireConn) fill(need int) error {
 			return nil
 		}
 		if c.buf == nil {
-			c.buf = *(readBufs.Get().(*[]byte))
+			c.buf = c.small[:]
 		}
 		want := max(need, have+1)
 		if want > len(c.buf)-c.r {
-			if want <= len(c.buf) {
+			switch {
+			case want <= len(c.buf) && have < len(c.buf)/2:
 				c.w = copy(c.buf, c.buf[c.r:c.w])
 				c.r = 0
-			} else {
-				if want > maxHeaderBlock+maxBody {
-					return fmt.Errorf("%w: frame of %d bytes", errFrame, want)
+			case want > maxHeaderBlock+maxBody:
+				return fmt.Errorf("%w: frame of %d bytes", errFrame, want)
+			default:
+				var grown []byte
+				if want <= readChunk && len(c.buf) < readChunk {
+					grown = *(readBufs.Get().(*[]byte))
+				} else {
+					grown = make([]byte, max(want, 2*len(c.buf)))
 				}
-				grown := make([]byte, max(want, 2*len(c.buf)))
 				c.w = copy(grown, c.buf[c.r:c.w])
 				c.r = 0
+				c.release()
 				c.buf = grown
 			}
 		}
@@ -313,11 +323,16 @@ var readBufs = sync.Pool{New: func() any { b := make([]byte, readChunk); return 
 // of a call's life is spent waiting) holds no read buffer of its own.
 func (c *wireConn) compact() {
 	if c.r == c.w && c.buf != nil {
-		if len(c.buf) == readChunk {
-			b := c.buf
-			readBufs.Put(&b)
-		}
+		c.release()
 		c.buf, c.r, c.w = nil, 0, 0
+	}
+}
+
+// release returns a pooled buffer to the pool.
+func (c *wireConn) release() {
+	if len(c.buf) == readChunk {
+		b := c.buf
+		readBufs.Put(&b)
 	}
 }
 

@@ -45,6 +45,10 @@ func newFaultCRM(mix []fault, stepTime time.Duration, okDelay time.Duration) (*f
 	}
 	c := &faultCRM{ln: ln, mix: mix, stepTime: stepTime, answered: map[string]time.Time{}, kinds: map[string]int{}}
 	c.srv = &http.Server{Handler: c.handler(okDelay), ReadHeaderTimeout: 10 * time.Second}
+	// HTTP/1.1, and HTTP/2 without TLS for clients that ask for it (h2c).
+	c.srv.Protocols = new(http.Protocols)
+	c.srv.Protocols.SetHTTP1(true)
+	c.srv.Protocols.SetUnencryptedHTTP2(true)
 	go func() { _ = c.srv.Serve(ln) }()
 	return c, nil
 }
@@ -129,7 +133,10 @@ func (c *faultCRM) handler(okDelay time.Duration) http.Handler {
 					}
 					_ = conn.Close()
 				}
+				return
 			}
+			// HTTP/2: reset the stream.
+			panic(http.ErrAbortHandler)
 		}
 	})
 }

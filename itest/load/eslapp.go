@@ -32,7 +32,7 @@ type eslappProc struct {
 var addrRE = regexp.MustCompile(`addr=(\S+)`)
 
 // startEslapp writes a configuration for the run and starts eslapp on it.
-func startEslapp(ctx context.Context, bin, dir, crmURL, sounds string, stepTimeout time.Duration) (*eslappProc, error) {
+func startEslapp(ctx context.Context, bin, dir, crmURL, sounds string, stepTimeout time.Duration, http2 string) (*eslappProc, error) {
 	cfg := fmt.Sprintf(`[server]
 listen = "127.0.0.1:0"
 metrics_listen = "127.0.0.1:0"
@@ -53,9 +53,10 @@ timeout_ms = %d
 retries = 1
 invalid_workflow_status = [404]
 breaker_failures = 0
+http2 = %q
 
 [integrations.load.workflows.lookup]
-`, sounds, crmURL, stepTimeout.Milliseconds())
+`, sounds, crmURL, stepTimeout.Milliseconds(), http2)
 	path := filepath.Join(dir, "eslapp.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return nil, err
@@ -140,11 +141,15 @@ type sample struct {
 	RSS         float64
 	CPUSeconds  float64
 	ActiveCalls float64
+	HeapInuse   float64
+	StackInuse  float64
 }
 
 func (p *eslappProc) sample() (sample, error) {
 	s := sample{At: time.Now()}
-	resp, err := http.Get("http://" + p.metrics + "/metrics")
+	req, _ := http.NewRequest("GET", "http://"+p.metrics+"/metrics", nil)
+	req.Header.Set("Accept-Encoding", "identity") // no gzip: sampling must cost eslapp little
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return s, err
 	}
@@ -168,6 +173,10 @@ func (p *eslappProc) sample() (sample, error) {
 			s.CPUSeconds = v
 		case "eslapp_active_calls":
 			s.ActiveCalls = v
+		case "go_memstats_heap_inuse_bytes":
+			s.HeapInuse = v
+		case "go_memstats_stack_inuse_bytes":
+			s.StackInuse = v
 		}
 	}
 	return s, sc.Err()

@@ -45,6 +45,7 @@ type options struct {
 	eslapp      string
 	jsonOut     string
 	check       bool
+	http2       string
 	cpuProfile  string
 	heapProfile string
 }
@@ -64,6 +65,7 @@ func main() {
 	flag.BoolVar(&o.hold, "hold", false, "hold every call in the step (prompt playing, CRM pending) until all are placed, then measure memory and hang up")
 	flag.StringVar(&o.eslapp, "eslapp", "", "eslapp binary (default: go build ./cmd/eslapp)")
 	flag.StringVar(&o.jsonOut, "json", "", "also write the report to this file as JSON")
+	flag.StringVar(&o.http2, "http2", "h2c", "eslapp's HTTP/2 to the CRM: h2c or off (HTTP/1.1)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "save a 10 s CPU profile of eslapp, taken from the second second of the run")
 	flag.StringVar(&o.heapProfile, "heapprofile", "", "save eslapp's heap profile at the peak (with -hold: while the calls are held)")
 	flag.BoolVar(&o.check, "check", false, "exit 1 if a call was lost or eslapp's goroutines did not come back to their baseline")
@@ -110,6 +112,8 @@ type report struct {
 type heldFigures struct {
 	Calls             int
 	RSSPerCall        float64
+	HeapPerCall       float64
+	StackPerCall      float64
 	GoroutinesPerCall float64
 }
 
@@ -173,7 +177,7 @@ func run(o options) (*report, error) {
 	defer crm.close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	app, err := startEslapp(ctx, o.eslapp, tmp, crm.URL(), filepath.Join(root, "sounds"), stepTimeout)
+	app, err := startEslapp(ctx, o.eslapp, tmp, crm.URL(), filepath.Join(root, "sounds"), stepTimeout, o.http2)
 	if err != nil {
 		return nil, err
 	}
@@ -297,10 +301,15 @@ func run(o options) (*report, error) {
 			if err := app.profile("heap?gc=1", o.heapProfile); err != nil {
 				fmt.Fprintln(os.Stderr, "heap profile:", err)
 			}
+			if err := app.profile("goroutine?debug=1", o.heapProfile+".goroutines.txt"); err != nil {
+				fmt.Fprintln(os.Stderr, "goroutine profile:", err)
+			}
 		}
 		rep.Held = &heldFigures{
 			Calls:             placed,
 			RSSPerCall:        (held.RSS - rep.Baseline.RSS) / float64(placed),
+			HeapPerCall:       (held.HeapInuse - rep.Baseline.HeapInuse) / float64(placed),
+			StackPerCall:      (held.StackInuse - rep.Baseline.StackInuse) / float64(placed),
 			GoroutinesPerCall: (held.Goroutines - rep.Baseline.Goroutines) / float64(placed),
 		}
 		close(hold)
@@ -347,6 +356,9 @@ func waitActive(app *eslappProc, n int, limit time.Duration) (sample, error) {
 		s, err := app.sample()
 		if err == nil && int(s.ActiveCalls) >= n {
 			time.Sleep(time.Second) // let the last calls reach the step
+			// A collection first, so that the heap figure is what the
+			// calls hold, not garbage from setting them up.
+			_ = app.profile("heap?gc=1", os.DevNull)
 			return app.sample()
 		}
 		if time.Now().After(deadline) {
@@ -421,7 +433,8 @@ func (r *report) print(w *os.File) {
 	fmt.Fprintf(w, "eslapp RSS: before %s, peak %s, after %s; goroutines: before %.0f, peak %.0f, after %.0f (back to baseline: %v)\n",
 		mb(r.Baseline.RSS), mb(r.Peak.RSS), mb(r.After.RSS), r.Baseline.Goroutines, r.Peak.Goroutines, r.After.Goroutines, r.GoroutinesBack)
 	if r.Held != nil {
-		fmt.Fprintf(w, "held in the step: %d calls, %.1f KiB RSS and %.2f goroutines per call\n", r.Held.Calls, r.Held.RSSPerCall/1024, r.Held.GoroutinesPerCall)
+		fmt.Fprintf(w, "held in the step: %d calls; per call %.1f KiB RSS (heap %.1f KiB, stacks %.1f KiB), %.2f goroutines\n",
+			r.Held.Calls, r.Held.RSSPerCall/1024, r.Held.HeapPerCall/1024, r.Held.StackPerCall/1024, r.Held.GoroutinesPerCall)
 	}
 	fmt.Fprintf(w, "eslapp CPU: %.3f s per 1,000 calls; warnings/errors logged: %d\n", r.CPUPer1000, r.EslappWarnings)
 }

@@ -102,35 +102,43 @@ func (d *ChannelData) Vars(fn func(name, value string) bool) {
 }
 
 func (d *ChannelData) lookup(name string) (string, bool) {
-	folded := -1
-	rest := d.raw
-	for off := 0; len(rest) > 0; {
-		line := rest
-		if i := strings.IndexByte(rest, '\n'); i >= 0 {
-			line, rest = rest[:i], rest[i+1:]
-		} else {
-			rest = ""
+	if name == "" {
+		return "", false
+	}
+	// Exact match: one search through the block (most lookups).
+	for from := 0; from < len(d.raw); {
+		i := strings.Index(d.raw[from:], name)
+		if i < 0 {
+			break
 		}
-		k, v, ok := strings.Cut(line, ":")
-		if ok {
-			if k == name {
-				return urlDecode(strings.TrimLeft(v, " \t")), true
-			}
-			if folded < 0 && strings.EqualFold(k, name) {
-				folded = off
-			}
+		i += from
+		end := i + len(name)
+		if (i == 0 || d.raw[i-1] == '\n') && end < len(d.raw) && d.raw[end] == ':' {
+			return d.value(end + 1), true
+		}
+		from = end
+	}
+	// Then without regard to case, looking only at names of that length.
+	for off := 0; off < len(d.raw); {
+		line := d.raw[off:]
+		if j := strings.IndexByte(line, '\n'); j >= 0 {
+			line = line[:j]
+		}
+		if len(line) > len(name) && line[len(name)] == ':' && strings.EqualFold(line[:len(name)], name) {
+			return d.value(off + len(name) + 1), true
 		}
 		off += len(line) + 1
 	}
-	if folded < 0 {
-		return "", false
+	return "", false
+}
+
+// value decodes the header value that starts at offset i of the block.
+func (d *ChannelData) value(i int) string {
+	v := d.raw[i:]
+	if j := strings.IndexByte(v, '\n'); j >= 0 {
+		v = v[:j]
 	}
-	line := d.raw[folded:]
-	if i := strings.IndexByte(line, '\n'); i >= 0 {
-		line = line[:i]
-	}
-	_, v, _ := strings.Cut(line, ":")
-	return urlDecode(strings.TrimLeft(v, " \t")), true
+	return urlDecode(strings.TrimLeft(v, " \t"))
 }
 
 // urlDecode undoes FreeSWITCH's switch_url_encode. Unlike url.PathUnescape it

@@ -346,3 +346,20 @@ func readPlainEventForTest(body []byte) (*eslgo.Event, error) {
 	}
 	return ev, nil
 }
+
+func BenchmarkChannelDataVar(b *testing.B) {
+	raw, err := os.ReadFile(filepath.Join(transcriptDir, "s7_resume.recv.raw"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	h, _, _ := scanFrameHeader(raw)
+	d, err := ParseChannelData(raw[:h.headerLen])
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		d.Var("wfe_config_id")
+		d.Var("wfe_grace_ms") // missing: the slow path
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -14,15 +15,21 @@ type App struct {
 	Name string
 	UUID string
 
-	started chan struct{}
-	done    chan struct{}
+	started   chan struct{}
+	done      chan struct{}
+	startOnce sync.Once
+	doneOnce  sync.Once
 
-	// Written by the session before started/done are closed; read after.
+	// The session's event dispatch and its failure paths (a lost
+	// connection, a refused command) may reach an App from different
+	// goroutines: mu guards what they write.
+	mu              sync.Mutex
 	startedAt       time.Time
 	playbackStarted time.Time
 	playbackStatus  string
-	result          AppResult
-	err             error
+	// result and err are written once, before done is closed; read after.
+	result AppResult
+	err    error
 }
 
 // AppResult is how an application ended.
@@ -75,38 +82,45 @@ func (a *App) Wait(ctx context.Context) (AppResult, error) {
 	}
 }
 
-// markStarted and complete run under the session's lock.
+// markStarted records CHANNEL_EXECUTE.
 func (a *App) markStarted(at time.Time) {
-	select {
-	case <-a.started:
-	default:
+	a.startOnce.Do(func() {
+		a.mu.Lock()
 		a.startedAt = at
+		a.mu.Unlock()
 		close(a.started)
+	})
+}
+
+// setPlayback records PLAYBACK_START (status "") or PLAYBACK_STOP.
+func (a *App) setPlayback(at time.Time, status string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if status == "" {
+		a.playbackStarted = at
+	} else {
+		a.playbackStatus = status
 	}
 }
 
+// complete ends the application once; later calls do nothing.
 func (a *App) complete(response string, at time.Time, err error) {
-	select {
-	case <-a.done:
-		return
-	default:
-	}
-	select {
-	case <-a.started:
-	default:
-		close(a.started)
-	}
-	a.result = AppResult{
-		Response:        response,
-		PlaybackStatus:  a.playbackStatus,
-		Started:         a.startedAt,
-		PlaybackStarted: a.playbackStarted,
-		Ended:           at,
-	}
-	if err != nil {
-		a.err = fmt.Errorf("%s: %w", a.Name, err)
-	}
-	close(a.done)
+	a.doneOnce.Do(func() {
+		a.startOnce.Do(func() { close(a.started) })
+		a.mu.Lock()
+		a.result = AppResult{
+			Response:        response,
+			PlaybackStatus:  a.playbackStatus,
+			Started:         a.startedAt,
+			PlaybackStarted: a.playbackStarted,
+			Ended:           at,
+		}
+		if err != nil {
+			a.err = fmt.Errorf("%s: %w", a.Name, err)
+		}
+		a.mu.Unlock()
+		close(a.done)
+	})
 }
 
 // ExecOptions change how an application is queued.

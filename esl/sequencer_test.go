@@ -114,3 +114,31 @@ func TestSequencerStopGivesUp(t *testing.T) {
 		t.Fatal("action never ran")
 	}
 }
+
+// An application can be ended from two goroutines at once (a command
+// failing because the connection dropped, while the drop fails every
+// application): it ends once, without a panic or a race.
+func TestAppEndsOnce(t *testing.T) {
+	for range 200 {
+		a := newApp("playback", "id")
+		var wg sync.WaitGroup
+		for i := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				switch i {
+				case 0:
+					a.markStarted(time.Now())
+				case 1:
+					a.setPlayback(time.Now(), "break")
+				default:
+					a.complete("FILE PLAYED", time.Now(), nil)
+				}
+			}()
+		}
+		wg.Wait()
+		if res, err := a.Result(); err != nil || res.Response != "FILE PLAYED" {
+			t.Fatalf("%+v %v", res, err)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -97,7 +98,7 @@ func newSession(parent context.Context, nc net.Conn, cfg sessionConfig) (*Sessio
 		Context: context.Background(),
 		Logger:  eslgoLogger{s},
 	})
-	s.conn.RegisterEventListener(eslgo.EventListenAll, s.seq.add)
+	s.conn.RegisterEventListener(eslgo.EventListenAll, s.onEvent)
 
 	if _, err := s.send(context.Background(), "connect", rawCommand("connect")); err != nil {
 		s.Close()
@@ -353,6 +354,18 @@ type rawCommand string
 
 func (c rawCommand) BuildMessage() string { return string(c) }
 
+// onEvent receives events from eslgo, each on a goroutine of its own: a
+// panic there would end the process, so it ends this call alone.
+func (s *Session) onEvent(ev *eslgo.Event) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic handling an event; closing the call", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			s.Close()
+		}
+	}()
+	s.seq.add(ev)
+}
+
 // The wireObserver side of the session.
 
 // connectBlock decodes the channel data. It runs on eslgo's reader
@@ -425,11 +438,11 @@ func (s *Session) dispatch(raw *eslgo.Event) {
 		}
 	case "PLAYBACK_START":
 		if s.current != nil {
-			s.current.playbackStarted = ev.Received
+			s.current.setPlayback(ev.Received, "")
 		}
 	case "PLAYBACK_STOP":
 		if s.current != nil {
-			s.current.playbackStatus = ev.PlaybackStatus
+			s.current.setPlayback(ev.Received, ev.PlaybackStatus)
 		}
 	case "CHANNEL_EXECUTE_COMPLETE":
 		if a := s.apps[ev.AppUUID]; a != nil {

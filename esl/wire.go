@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -76,8 +77,16 @@ func newWireConn(c net.Conn, obs wireObserver) *wireConn {
 // from the original, eslgo needs only to see that the command succeeded.
 var connectOK = []byte("Content-Type: command/reply\nReply-Text: %2BOK%0A\n\n")
 
-// Read implements net.Conn for eslgo's receive loop.
-func (c *wireConn) Read(p []byte) (int, error) {
+// Read implements net.Conn for eslgo's receive loop. It runs on eslgo's
+// goroutine, where a panic would end the whole process: a panic here ends
+// this connection alone.
+func (c *wireConn) Read(p []byte) (n int, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			n, err = 0, fmt.Errorf("esl: panic reading from FreeSWITCH: %v\n%s", r, debug.Stack())
+			c.fail(err)
+		}
+	}()
 	for {
 		if len(c.out) > 0 {
 			n := copy(p, c.out)
@@ -338,6 +347,9 @@ func (c *wireConn) release() {
 
 // fail reports the end of the stream once and returns the error for eslgo.
 func (c *wireConn) fail(err error) error {
-	c.closeOnce.Do(func() { c.obs.closed(err) })
+	c.closeOnce.Do(func() {
+		defer func() { _ = recover() }() // a failing observer must not take the process down
+		c.obs.closed(err)
+	})
 	return err
 }

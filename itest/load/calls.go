@@ -111,6 +111,9 @@ func runCall(ctx context.Context, fs *esltest.FreeSWITCH, addr string, crm *faul
 	if answered, ok := crm.answeredAt(res.uuid); ok && !breakAt.IsZero() && breakAt.After(answered) {
 		res.breakAfter = breakAt.Sub(answered)
 	}
+	if hungUp && out.HungUpAt.IsZero() {
+		hungUp = false // the call had ended before the caller's hangup came
+	}
 	switch {
 	case hungUp || cut:
 		res.kind = map[bool]string{true: "hangup", false: "cut"}[hungUp]
@@ -120,7 +123,8 @@ func runCall(ctx context.Context, fs *esltest.FreeSWITCH, addr string, crm *faul
 		if hungUp {
 			for _, cmd := range cmds {
 				if cmd.At.After(out.HungUpAt.Add(hangupGrace)) && cmd.Name != "exit" {
-					res.lost = "sent " + cmd.Name + " " + cmd.App + " after the hangup"
+					res.lost = fmt.Sprintf("sent %s %s %v after the hangup (hangup %v after connect)", cmd.Name, cmd.App,
+						cmd.At.Sub(out.HungUpAt).Round(time.Millisecond), out.HungUpAt.Sub(cmds[0].At).Round(time.Millisecond))
 				}
 			}
 		}

@@ -345,6 +345,9 @@ func run(o options) (*report, error) {
 	app.mu.Lock()
 	rep.EslappWarnings = app.warnings
 	app.mu.Unlock()
+	if rep.Lost > 0 {
+		fmt.Fprintf(os.Stderr, "eslapp's last log lines:\n%s\n", app.tail())
+	}
 	return rep, nil
 }
 

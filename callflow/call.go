@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/eslapp/eslapp/esl"
@@ -29,8 +30,15 @@ type call struct {
 	steps  int // workflow_execute steps run, for step ids
 }
 
-// setOutput records a channel variable to set when the call leaves.
+// setOutput records a channel variable to set when the call leaves. A value
+// holding a NUL byte cannot be stored (FreeSWITCH ends a command's body
+// there): that variable is left out, with a warning, and the others, the
+// branch among them, still go.
 func (c *call) setOutput(name, value string) {
+	if strings.IndexByte(value, 0) >= 0 {
+		c.log.Warn("output not set: its value holds a NUL byte", "var", name)
+		return
+	}
 	if i, ok := c.outputIdx[name]; ok {
 		c.outputs[i].Value = value
 		return

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/eslapp/eslapp/crm"
 	"github.com/eslapp/eslapp/esl"
@@ -343,11 +344,11 @@ func (e *Engine) runFlow(ctx context.Context, c *call, name string) {
 			e.customEvent(ctx, c, a)
 			id = a.Next
 		case TypeTransfer:
-			dest, warnings := a.Destination.Render(c.vars)
-			for _, w := range warnings {
-				log.Warn("transfer: unknown value", "warning", w)
+			dest, err := c.destination(a.Destination)
+			var ext, dp, cx string
+			if err == nil {
+				ext, dp, cx, err = ParseDestination(dest)
 			}
-			ext, dp, cx, err := ParseDestination(dest)
 			if err != nil {
 				log.Error("transfer destination unusable; handing the call back", "err", err)
 				c.fail(crm.OnError, err.Error())
@@ -382,6 +383,31 @@ func (e *Engine) runFlow(ctx context.Context, c *call, name string) {
 			return
 		}
 	}
+}
+
+// destination renders a transfer destination word by word: a word whose
+// value is empty or holds white space is refused, so that a value cannot
+// choose the dialplan or the context.
+func (c *call) destination(words []*Template) (string, error) {
+	out := make([]string, len(words))
+	raw := make([]string, len(words))
+	bad := -1
+	for i, w := range words {
+		v, warnings := w.Render(c.vars)
+		raw[i] = v
+		v = strings.TrimSpace(v)
+		for _, warn := range warnings {
+			c.log.Warn("transfer: unknown value", "warning", warn)
+		}
+		if bad < 0 && (v == "" || strings.ContainsFunc(v, unicode.IsSpace)) {
+			bad = i
+		}
+		out[i] = v
+	}
+	if bad >= 0 {
+		return "", fmt.Errorf("transfer destination %q: %s must give one word", truncate(strings.Join(raw, " "), 200), words[bad].String())
+	}
+	return strings.Join(out, " "), nil
 }
 
 // play plays a sequence to its end (a play action).
@@ -450,6 +476,11 @@ func (e *Engine) customEvent(ctx context.Context, c *call, a *Action) {
 		v = strings.TrimSpace(esl.NormalizeSpeech(v))
 		if v == "" {
 			continue // FreeSWITCH drops empty headers
+		}
+		if err := esl.CheckEventHeader(h.Name, v); err != nil {
+			// One header the event cannot carry does not cost the others.
+			c.log.Warn("custom_event header left out", "header", h.Name, "err", err)
+			continue
 		}
 		headers = append(headers, esl.EventHeader{Name: h.Name, Value: v})
 	}

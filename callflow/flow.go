@@ -120,7 +120,9 @@ type Action struct {
 
 	Set []SetSpec // set
 
-	Destination *Template // transfer: "EXT [DIALPLAN] CONTEXT"
+	// Destination is a transfer's "EXT [DIALPLAN] CONTEXT", a template per
+	// word: a value from a variable fills one word and cannot add others.
+	Destination []*Template
 
 	Cause string // hangup
 
@@ -370,8 +372,17 @@ func (c *compiler) action(id string, cfg ActionConfig) *Action {
 		}
 	case TypeTransfer:
 		c.require(key("destination"), cfg.Destination)
-		a.Destination = c.template(key("destination"), cfg.Destination)
-		if a.Destination != nil && len(a.Destination.Refs()) == 0 {
+		words := strings.Fields(cfg.Destination)
+		if cfg.Destination != "" && (len(words) < 2 || len(words) > 3) {
+			c.errorf(key("destination"), "transfer destination %q: want \"EXTENSION XML CONTEXT\"", cfg.Destination)
+		}
+		literal := true
+		for _, w := range words {
+			t := c.template(key("destination"), w)
+			a.Destination = append(a.Destination, t)
+			literal = literal && t != nil && len(t.Refs()) == 0
+		}
+		if literal && len(words) >= 2 && len(words) <= 3 {
 			if _, _, _, err := ParseDestination(cfg.Destination); err != nil {
 				c.errorf(key("destination"), "%v", err)
 			}
@@ -710,7 +721,9 @@ func (a *Action) refRoots() map[string][]string {
 	for _, s := range a.Set {
 		addT("vars", s.Value)
 	}
-	addT("destination", a.Destination)
+	for _, w := range a.Destination {
+		addT("destination", w)
+	}
 	for _, h := range a.Headers {
 		addT("headers", h.Value)
 	}

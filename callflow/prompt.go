@@ -40,6 +40,13 @@ func (p *prompter) play(ctx context.Context, steps []prompts.Step, loops int) er
 	}
 	c := p.c
 	if !c.terminated && c.e.cfg.PlaybackTerminators != "" {
+		// Already so on the channel (set by the dialplan): one command and
+		// two events fewer.
+		if v, _ := c.ch.Var("playback_terminators"); v == c.e.cfg.PlaybackTerminators {
+			c.terminated = true
+		}
+	}
+	if !c.terminated && c.e.cfg.PlaybackTerminators != "" {
 		arg, err := esl.SetArg("playback_terminators", c.e.cfg.PlaybackTerminators)
 		if err == nil {
 			_, err = c.ch.Start(ctx, "set", arg, esl.ExecOptions{})

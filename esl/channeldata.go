@@ -68,6 +68,10 @@ func (d *ChannelData) UUID() string { return d.Header("Unique-ID") }
 // "Unique-ID" and "unique-id" work.
 func (d *ChannelData) Header(name string) string {
 	v, _ := d.lookup(name)
+	if v == "_undef_" {
+		// switch_event_serialize writes a header without a value as _undef_.
+		return ""
+	}
 	return v
 }
 

@@ -290,6 +290,9 @@ func TransferArg(extension, dialplan, context string) (AppArg, error) {
 // NormalizeSpeech makes text fit for a TTS engine and for the lists it
 // travels in: invalid UTF-8 and control characters (line breaks, tabs, NUL)
 // become spaces, runs of white space one space, and the ends are trimmed.
+// A leading '{' becomes '(': switch_core_speech_feed_tts reads text that
+// starts with '{' as engine parameters ("{voice=rms}Hi" would change the
+// voice, and reach an MRCP server as is).
 func NormalizeSpeech(text string) string {
 	var b strings.Builder
 	b.Grow(len(text))
@@ -303,6 +306,9 @@ func NormalizeSpeech(text string) string {
 				space = true
 			}
 			continue
+		}
+		if r == '{' && b.Len() == 0 {
+			r = '('
 		}
 		b.WriteRune(r)
 		space = false
@@ -359,6 +365,15 @@ func SafeAPIArgs(words ...string) (APIArgs, error) {
 var reservedEventHeaders = map[string]bool{
 	"unique-id": true, "content-length": true, "content-type": true,
 	"event-name": true, "event-subclass": true, "event-uuid": true, "command": true,
+}
+
+// CheckEventHeader reports whether SendEvent would refuse a header: a name
+// eslapp may not set, or a value FreeSWITCH would not keep as it is.
+func CheckEventHeader(name, value string) error {
+	if !isWord(name, "-_") || reservedEventHeaders[strings.ToLower(name)] {
+		return &UnsafeValueError{Sink: "event header", Reason: fmt.Sprintf("%q may not be set", name)}
+	}
+	return eventHeaderValue(name, value)
 }
 
 // eventHeaderValue checks a sendevent header value. read_packet takes it

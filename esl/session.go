@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -51,7 +51,6 @@ type Session struct {
 	events     atomic.Pointer[Events] // nil until the owner asks for events
 	seq        sequencer
 	closeOnce  sync.Once
-	disconnect chan struct{} // closed when the TCP connection has ended
 
 	mu         sync.Mutex
 	apps       map[string]*App // started, not yet complete, by Application-UUID
@@ -87,7 +86,6 @@ func newSession(parent context.Context, nc net.Conn, cfg sessionConfig) (*Sessio
 		log:        cfg.logger.With("remote", nc.RemoteAddr().String()),
 		remote:     nc.RemoteAddr(),
 		apps:       make(map[string]*App),
-		disconnect: make(chan struct{}),
 	}
 	s.callCtx, s.endCall = context.WithCancelCause(parent)
 	s.connCtx, s.closeConn = context.WithCancelCause(context.Background())
@@ -277,8 +275,9 @@ func (s *Session) Exit(ctx context.Context) error {
 	t := time.NewTimer(s.cmdTimeout)
 	defer t.Stop()
 	select {
-	case <-s.disconnect:
-		// Let the events FreeSWITCH sent before closing reach Events.
+	case <-s.connCtx.Done():
+		// The stream has ended (FreeSWITCH closed it, or eslapp did):
+		// let the events read before the end reach Events.
 		s.seq.drain()
 	case <-t.C:
 	}
@@ -413,7 +412,6 @@ func (s *Session) closed(err error) {
 	// after them, and only then is eslgo's side closed (it does not notice
 	// a read error by itself).
 	s.seq.at(func() {
-		close(s.disconnect)
 		s.endCall(ErrDisconnected)
 		s.failApps(ErrDisconnected)
 		go s.closeTransport()
@@ -549,14 +547,46 @@ func (s *Session) SendEvent(ctx context.Context, subclass string, headers []Even
 	return strings.TrimSpace(id), nil
 }
 
-// IsTrue is FreeSWITCH's switch_true: how it reads a boolean variable.
+// IsTrue is FreeSWITCH's switch_true, exactly: how it reads a boolean
+// variable. Session.Start relies on it to know whether FreeSWITCH expands
+// an argument (app_disable_expand_variables); reading a value as true where
+// FreeSWITCH does not would send outside data unescaped.
 func IsTrue(v string) bool {
 	switch strings.ToLower(v) {
-	case "yes", "on", "true", "t", "enabled", "enable", "active", "allow":
+	case "yes", "on", "true", "t", "enabled", "active", "allow":
 		return true
 	}
-	n, err := strconv.Atoi(v)
-	return err == nil && n != 0
+	// switch_is_number: one optional sign, then digits and dots.
+	p := v
+	if p != "" && (p[0] == '+' || p[0] == '-') {
+		p = p[1:]
+	}
+	if p == "" {
+		return false
+	}
+	for i := range len(p) {
+		if p[i] != '.' && (p[i] < '0' || p[i] > '9') {
+			return false
+		}
+	}
+	// atoi: strtol saturates at the range of long, and the cast to int keeps
+	// the low 32 bits.
+	neg := v[0] == '-'
+	var n int64
+	for i := len(v) - len(p); i < len(v) && v[i] >= '0' && v[i] <= '9'; i++ {
+		d := int64(v[i] - '0')
+		switch {
+		case neg && n < (math.MinInt64+d)/10:
+			n = math.MinInt64
+		case !neg && n > (math.MaxInt64-d)/10:
+			n = math.MaxInt64
+		case neg:
+			n = n*10 - d
+		default:
+			n = n*10 + d
+		}
+	}
+	return int32(n) != 0
 }
 
 // SetVar stores a channel variable with any value (quotes, newlines, JSON,

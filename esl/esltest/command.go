@@ -281,13 +281,38 @@ func hasPrefixFold(s, prefix string) bool {
 	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
-// switchTrue is FreeSWITCH's switch_true.
+// switchTrue is FreeSWITCH's switch_true (src/include/switch_utils.h):
+// "enable" is not in its list, and a number is atoi's int, 32 bits.
 func switchTrue(s string) bool {
 	switch strings.ToLower(s) {
-	case "yes", "on", "true", "t", "enable", "enabled", "active", "allow":
+	case "yes", "on", "true", "t", "enabled", "active", "allow":
 		return true
 	}
-	return isNumber(s) && atoi(s) != 0
+	return isNumber(s) && atoi32(s) != 0
+}
+
+// atoi32 is glibc's atoi: strtol (saturating at 64 bits) cast to int.
+func atoi32(s string) int32 {
+	neg := strings.HasPrefix(s, "-")
+	i := 0
+	if i < len(s) && (s[0] == '-' || s[0] == '+') {
+		i++
+	}
+	var n int64
+	for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+		d := int64(s[i] - '0')
+		switch {
+		case neg && n < (-1<<63+d)/10:
+			n = -1 << 63
+		case !neg && n > (1<<63-1-d)/10:
+			n = 1<<63 - 1
+		case neg:
+			n = n*10 - d
+		default:
+			n = n*10 + d
+		}
+	}
+	return int32(n)
 }
 
 func isNumber(s string) bool {

@@ -1,0 +1,305 @@
+//go:build integration
+
+package itest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// End-to-end: SIPp calls a real FreeSWITCH configured from conf/freeswitch;
+// its dialplan hands each call to eslapp (built from this checkout, running
+// on a test configuration) whose CRM is a test server with a planned delay
+// and status per caller; each call's outcome is read back from FreeSWITCH
+// itself over the inbound Event Socket (CHANNEL_HANGUP_COMPLETE with the
+// channel variables, PLAYBACK_START/STOP, DTMF, and eslapp's CUSTOM
+// event). Assertions are about outcomes and order, never about how long
+// something took: durations are only logged.
+
+type harness struct {
+	env     e2eEnv
+	sipp    string
+	localIP string
+	dir     string
+	calls   *callLog
+	crm     *testCRM
+	eslapp  *eslappProc
+}
+
+func TestEndToEnd(t *testing.T) {
+	env := e2eEnvironment(t)
+	sipp, why := sippPath()
+	if sipp == "" {
+		t.Fatal(why)
+	}
+	h := &harness{env: env, sipp: sipp, dir: t.TempDir(), calls: newCallLog()}
+	if out := os.Getenv("ESLAPP_ITEST_OUT"); out != "" {
+		h.dir = out
+	}
+	var err error
+	if h.localIP, err = localIPFor(env.sip); err != nil {
+		t.Fatalf("ESLAPP_FS_SIP %s: %v", env.sip, err)
+	}
+
+	// FreeSWITCH: reachable, with the modules the prompts need, playing
+	// eslapp's sounds from the same directory eslapp uses.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	esl, err := dialInbound(ctx, env.esl, env.password)
+	cancel()
+	if err != nil {
+		t.Fatalf("inbound Event Socket %s (ESLAPP_FS_ESL, ESLAPP_FS_ESL_PASSWORD): %v", env.esl, err)
+	}
+	t.Cleanup(func() { esl.Close() })
+	for _, mod := range []string{"mod_ssml", "mod_flite", "mod_say_en", "mod_sndfile", "mod_tone_stream", "mod_dptools", "mod_commands"} {
+		if out, err := esl.api("module_exists " + mod); err != nil || out != "true" {
+			t.Fatalf("FreeSWITCH has not loaded %s (%q, %v): load it in modules.conf.xml (conf/freeswitch has it)", mod, out, err)
+		}
+	}
+	if out, err := esl.api("global_getvar eslapp_sounds"); err != nil || out != env.sounds {
+		t.Fatalf("FreeSWITCH's eslapp_sounds is %q (%v) but eslapp's sounds dir is %q: set ESLAPP_SOUNDS_DIR to the path both see", out, err, env.sounds)
+	}
+	if _, err := esl.command("event plain CHANNEL_HANGUP_COMPLETE PLAYBACK_START PLAYBACK_STOP DTMF CUSTOM eslapp::workflow_result"); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			ev, err := esl.next()
+			if err != nil {
+				h.calls.fail(err)
+				return
+			}
+			h.calls.add(ev)
+		}
+	}()
+
+	h.crm = newTestCRM(t.Logf)
+	t.Cleanup(h.crm.srv.Close)
+	h.eslapp = startEslapp(t, env, h.crm.srv.URL, h.dir)
+
+	t.Run("DialplanSuccess", h.dialplanSuccess)
+	t.Run("DialplanCRMError", h.dialplanCRMError)
+	t.Run("DialplanTimeout", h.dialplanTimeout)
+	t.Run("CallerHangsUpDuringPrompt", h.callerHangsUp)
+	t.Run("KeyDuringPrompt", h.keyDuringPrompt)
+	t.Run("FlowModeAgentEvent", h.flowMode)
+
+	if lines, err := h.eslapp.metricLines("eslapp_steps_total"); err == nil {
+		t.Logf("eslapp's metrics after the run:\n%s", strings.Join(lines, "\n"))
+	}
+	select {
+	case <-h.eslapp.done:
+		t.Errorf("eslapp exited during the run: %v", h.eslapp.err)
+	default:
+	}
+}
+
+// callResult is one call as FreeSWITCH and the test CRM saw it.
+type callResult struct {
+	ani    string
+	hangup Event   // CHANNEL_HANGUP_COMPLETE
+	events []Event // every event of the call, in order
+	crm    *crmRequest
+}
+
+func (c callResult) v(name string) string { return c.hangup.Get("variable_" + name) }
+
+// place calls ext with a scenario of itest/sipp, the CRM answering the
+// call as planned, and returns what happened once FreeSWITCH has hung up.
+func (h *harness) place(t *testing.T, ext, scenario string, plan crmPlan, sippArgs ...string) callResult {
+	t.Helper()
+	ani := fmt.Sprintf("55%08d", rand.IntN(100_000_000))
+	h.crm.plan(ani, plan)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	args := append([]string{"-s", ext, "-key", "ani", ani, "-m", "1", "-l", "1"}, sippArgs...)
+	res := sippRun{scenario: scenario, remote: h.env.sip, localIP: h.localIP, args: args, timeout: 90 * time.Second}.
+		start(ctx, t, h.sipp, h.dir)()
+	if res.err != nil {
+		t.Errorf("caller %s: %v", ani, res)
+	}
+	c := callResult{ani: ani}
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	var err error
+	if c.hangup, c.events, err = h.calls.hangup(wctx, ani); err != nil {
+		t.Fatalf("caller %s: %v", ani, err)
+	}
+	if c.crm, err = h.crm.request(wctx, ani); err != nil {
+		t.Errorf("caller %s: %v", ani, err)
+	}
+	t.Logf("caller %s: call %s, wfe_branch=%s, hangup %s (%s), wfe_elapsed_ms=%s",
+		ani, c.hangup.Get("Unique-ID"), c.v("wfe_branch"), c.hangup.Get("Hangup-Cause"),
+		c.v("sip_hangup_disposition"), c.v("wfe_elapsed_ms"))
+	return c
+}
+
+func want(t *testing.T, what, got, want string) {
+	t.Helper()
+	if got != want {
+		t.Errorf("%s = %q, want %q", what, got, want)
+	}
+}
+
+// atLeast checks a lower bound that cannot fail on a slow machine (an
+// outcome that needs the CRM's answer comes after it).
+func atLeast(t *testing.T, what, got string, min time.Duration) {
+	t.Helper()
+	ms, err := strconv.ParseInt(got, 10, 64)
+	if err != nil || time.Duration(ms)*time.Millisecond < min {
+		t.Errorf("%s = %q, want at least %v", what, got, min)
+	}
+}
+
+// playbacks returns the call's events of one kind whose file path holds
+// part (any when "").
+func (c callResult) playbacks(name, part string) []Event {
+	var out []Event
+	for _, ev := range c.events {
+		if ev.Name() == name && strings.Contains(ev.Get("Playback-File-Path"), part) {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// promptStop is the PLAYBACK_STOP of eslapp's first prompt: the call's
+// first playback (the dialplan plays nothing before the socket).
+func (c callResult) promptStop(t *testing.T) Event {
+	t.Helper()
+	stops := c.playbacks("PLAYBACK_STOP", "")
+	if len(stops) == 0 {
+		t.Fatalf("caller %s: FreeSWITCH played nothing (is mod_ssml loaded, are eslapp's sounds at the path FreeSWITCH sees?)", c.ani)
+	}
+	return stops[0]
+}
+
+func (h *harness) dialplanSuccess(t *testing.T) {
+	body := `{"contact":{"id":"C-7","name":"Ada Lovelace"}}`
+	c := h.place(t, "7000", "uac_wait_bye.xml", crmPlan{delay: 300 * time.Millisecond, status: 200, body: body})
+	want(t, "wfe_branch", c.v("wfe_branch"), "OnSuccess")
+	want(t, "workflowResultOutput", c.v("workflowResultOutput"), body)
+	want(t, "workflowErrorOutput", c.v("workflowErrorOutput"), "")
+	want(t, "harness_agent (crm_branches OnSuccess transferred to 1000)", c.v("harness_agent"), "1000")
+	atLeast(t, "wfe_elapsed_ms", c.v("wfe_elapsed_ms"), 300*time.Millisecond)
+	if c.crm != nil {
+		want(t, "X-Request-Id of the CRM request", c.crm.requestID, c.hangup.Get("Unique-ID"))
+	}
+	// The prompt (TTS and hold.wav, seconds long) was stopped when the CRM
+	// answered after 300 ms: broken, not played out.
+	stop := c.promptStop(t)
+	want(t, "Playback-Status of the prompt", stop.Get("Playback-Status"), "break")
+	if !strings.Contains(stop.Get("Playback-File-Path"), "hold.wav") {
+		t.Errorf("the first prompt was %q, not the sequence of extension 7000", stop.Get("Playback-File-Path"))
+	}
+	if c.crm != nil && !c.crm.answered.IsZero() && !stop.Time().IsZero() {
+		t.Logf("prompt stopped %v after the CRM answered (FreeSWITCH's clock against the test's; meaningful on one host)",
+			stop.Time().Sub(c.crm.answered).Round(100*time.Microsecond))
+	}
+}
+
+func (h *harness) dialplanCRMError(t *testing.T) {
+	c := h.place(t, "7000", "uac_wait_bye.xml", crmPlan{delay: 200 * time.Millisecond, status: 500, body: `{"error":"boom"}`})
+	want(t, "wfe_branch", c.v("wfe_branch"), "OnError")
+	var e struct {
+		Branch string `json:"branch"`
+		Status int    `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(c.v("workflowErrorOutput")), &e); err != nil || e.Status != 500 || e.Branch != "OnError" {
+		t.Errorf("workflowErrorOutput = %q (%v), want branch OnError and status 500", c.v("workflowErrorOutput"), err)
+	}
+	// crm_branches "failed": the apology, then a hangup; no agent.
+	want(t, "harness_agent", c.v("harness_agent"), "")
+	if len(c.playbacks("PLAYBACK_START", "apology.wav")) == 0 {
+		t.Error("crm_branches did not play apology.wav")
+	}
+}
+
+func (h *harness) dialplanTimeout(t *testing.T) {
+	c := h.place(t, "7000", "uac_wait_bye.xml", crmPlan{delay: 30 * time.Second, status: 200, body: `{}`})
+	want(t, "wfe_branch", c.v("wfe_branch"), "OnTimeout")
+	want(t, "harness_agent", c.v("harness_agent"), "1000")
+	atLeast(t, "wfe_elapsed_ms", c.v("wfe_elapsed_ms"), 5*time.Second) // timeout_ms of the test config
+	if c.crm != nil && !c.crm.cancelled {
+		t.Error("eslapp did not cancel the CRM request at the timeout")
+	}
+}
+
+func (h *harness) callerHangsUp(t *testing.T) {
+	c := h.place(t, "7000", "uac_hangup.xml", crmPlan{delay: 30 * time.Second, status: 200, body: `{}`}, "-d", "1500")
+	want(t, "sip_hangup_disposition", c.v("sip_hangup_disposition"), "recv_bye")
+	// eslapp sent nothing after the hangup: wfe_branch is still the
+	// dialplan's fallback, and no branch ran.
+	want(t, "wfe_branch", c.v("wfe_branch"), "OnError")
+	want(t, "harness_agent", c.v("harness_agent"), "")
+	if len(c.playbacks("PLAYBACK_START", "apology.wav")) != 0 {
+		t.Error("a branch ran after the caller hung up")
+	}
+	if c.crm != nil && !c.crm.cancelled {
+		t.Error("eslapp did not cancel the CRM request when the caller hung up")
+	}
+}
+
+func (h *harness) keyDuringPrompt(t *testing.T) {
+	if _, err := os.Stat(dtmfPcap); err != nil {
+		t.Skipf("%s is missing (uac_dtmf.xml replays it): %v", dtmfPcap, err)
+	}
+	c := h.place(t, "7000", "uac_dtmf.xml", crmPlan{delay: 3 * time.Second, status: 200, body: `{"found":true}`}, "-d", "1000")
+	want(t, "wfe_branch", c.v("wfe_branch"), "OnSuccess")
+	var key *Event
+	for i, ev := range c.events {
+		if ev.Name() == "DTMF" {
+			key = &c.events[i]
+			break
+		}
+	}
+	if key == nil {
+		t.Fatal("FreeSWITCH saw no key: the RFC 2833 packets did not reach it (RTP between SIPp and FreeSWITCH?)")
+	}
+	want(t, "DTMF-Digit", key.Get("DTMF-Digit"), "1")
+	// playback_terminators=none: the prompt went on after the key until
+	// eslapp stopped it for the outcome, so hold music never had to fill a
+	// gap before the CRM answered.
+	stop := c.promptStop(t)
+	if stop.Sequence() < key.Sequence() {
+		t.Errorf("the prompt ended (%s) before the key was pressed", stop.Get("Playback-Status"))
+	}
+	if n := len(c.playbacks("PLAYBACK_START", "holdmusic.wav")); n != 0 {
+		t.Errorf("hold music played %d time(s): the key cut the prompt short", n)
+	}
+}
+
+func (h *harness) flowMode(t *testing.T) {
+	body := `{"contact":{"id":"C-9"}}`
+	c := h.place(t, "7001", "uac_wait_bye.xml", crmPlan{delay: 300 * time.Millisecond, status: 200, body: body})
+	want(t, "wfe_branch", c.v("wfe_branch"), "OnSuccess")
+	want(t, "lookup (the step's result_var)", c.v("lookup"), body)
+	want(t, "harness_agent (the flow transferred to 1000)", c.v("harness_agent"), "1000")
+	var agent *Event
+	for i, ev := range c.events {
+		if ev.Name() == "CUSTOM eslapp::workflow_result" {
+			agent = &c.events[i]
+		}
+	}
+	if agent == nil {
+		t.Fatal("no CUSTOM eslapp::workflow_result event for the call on the inbound Event Socket")
+	}
+	want(t, "Call-UUID", agent.Get("Call-UUID"), c.hangup.Get("Unique-ID"))
+	want(t, "Workflow-Branch", agent.Get("Workflow-Branch"), "OnSuccess")
+	want(t, "Workflow-Config-Id", agent.Get("Workflow-Config-Id"), "demo-crm")
+	want(t, "Workflow-Id", agent.Get("Workflow-Id"), "search-by-phone")
+	var got, exp any
+	if err := json.Unmarshal([]byte(agent.Body), &got); err != nil || json.Unmarshal([]byte(body), &exp) != nil || !reflect.DeepEqual(got, exp) {
+		t.Errorf("agent event body %q, want %s", agent.Body, body)
+	}
+	if agent.Sequence() > c.hangup.Sequence() {
+		t.Error("the agent event came after the hangup")
+	}
+}

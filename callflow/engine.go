@@ -407,7 +407,11 @@ func (c *call) destination(words []*Template) (string, error) {
 	if bad >= 0 {
 		return "", fmt.Errorf("transfer destination %q: %s must give one word", truncate(strings.Join(raw, " "), 200), words[bad].String())
 	}
-	return strings.Join(out, " "), nil
+	dest := strings.Join(out, " ")
+	if _, _, _, err := ParseDestination(dest); err != nil {
+		return "", fmt.Errorf("transfer destination %q: %w", truncate(strings.Join(raw, " "), 200), errors.Unwrap(err))
+	}
+	return dest, nil
 }
 
 // play plays a sequence to its end (a play action).

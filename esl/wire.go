@@ -1,6 +1,7 @@
 package esl
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -188,6 +189,9 @@ func slimEvent(dst, body []byte) (frame, mem []byte, err error) {
 		if len(line) == 0 {
 			break
 		}
+		if line[0] == 'v' {
+			continue // variable_*: most of an event, and never kept
+		}
 		colon := indexColon(line)
 		if colon <= 0 {
 			return nil, dst, fmt.Errorf("%w: event header line without a name", errFrame)
@@ -224,23 +228,8 @@ func slimEvent(dst, body []byte) (frame, mem []byte, err error) {
 	return dst[start:], dst[:0], nil
 }
 
-func indexNL(b []byte) int {
-	for i, c := range b {
-		if c == '\n' {
-			return i
-		}
-	}
-	return -1
-}
-
-func indexColon(b []byte) int {
-	for i, c := range b {
-		if c == ':' {
-			return i
-		}
-	}
-	return -1
-}
+func indexNL(b []byte) int    { return bytes.IndexByte(b, '\n') }
+func indexColon(b []byte) int { return bytes.IndexByte(b, ':') }
 
 // readPass hands the current frame's bytes to eslgo: first what is buffered,
 // then straight from the socket.

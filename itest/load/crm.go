@@ -149,10 +149,4 @@ func (c *faultCRM) answeredAt(call string) (time.Time, bool) {
 	return t, ok
 }
 
-// dropIdle closes the CRM's idle keep-alive connections, so that eslapp's
-// HTTP client goroutines for them end.
-func (c *faultCRM) dropIdle() {
-	c.srv.SetKeepAlivesEnabled(false)
-}
-
 func (c *faultCRM) close() { _ = c.srv.Close() }

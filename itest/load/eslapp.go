@@ -32,7 +32,7 @@ type eslappProc struct {
 var addrRE = regexp.MustCompile(`addr=(\S+)`)
 
 // startEslapp writes a configuration for the run and starts eslapp on it.
-func startEslapp(ctx context.Context, bin, dir, crmURL, sounds string, stepTimeout time.Duration, http2 string) (*eslappProc, error) {
+func startEslapp(ctx context.Context, bin, dir, crmURL, sounds string, stepTimeout time.Duration, http2 string, env []string) (*eslappProc, error) {
 	cfg := fmt.Sprintf(`[server]
 listen = "127.0.0.1:0"
 metrics_listen = "127.0.0.1:0"
@@ -63,6 +63,7 @@ http2 = %q
 	}
 	p := &eslappProc{done: make(chan struct{})}
 	p.cmd = exec.CommandContext(ctx, bin, "serve", "-config", path)
+	p.cmd.Env = append(os.Environ(), env...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		return nil, err

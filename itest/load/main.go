@@ -46,6 +46,7 @@ type options struct {
 	jsonOut     string
 	check       bool
 	http2       string
+	eslappEnv   string
 	cpuProfile  string
 	heapProfile string
 }
@@ -65,6 +66,7 @@ func main() {
 	flag.BoolVar(&o.hold, "hold", false, "hold every call in the step (prompt playing, CRM pending) until all are placed, then measure memory and hang up")
 	flag.StringVar(&o.eslapp, "eslapp", "", "eslapp binary (default: go build ./cmd/eslapp)")
 	flag.StringVar(&o.jsonOut, "json", "", "also write the report to this file as JSON")
+	flag.StringVar(&o.eslappEnv, "eslapp-env", "", "extra environment for eslapp, e.g. GOMAXPROCS=1 (comma separated)")
 	flag.StringVar(&o.http2, "http2", "h2c", "eslapp's HTTP/2 to the CRM: h2c or off (HTTP/1.1)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "save a 10 s CPU profile of eslapp, taken from the second second of the run")
 	flag.StringVar(&o.heapProfile, "heapprofile", "", "save eslapp's heap profile at the peak (with -hold: while the calls are held)")
@@ -177,7 +179,11 @@ func run(o options) (*report, error) {
 	defer crm.close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	app, err := startEslapp(ctx, o.eslapp, tmp, crm.URL(), filepath.Join(root, "sounds"), stepTimeout, o.http2)
+	var env []string
+	if o.eslappEnv != "" {
+		env = strings.Split(o.eslappEnv, ",")
+	}
+	app, err := startEslapp(ctx, o.eslapp, tmp, crm.URL(), filepath.Join(root, "sounds"), stepTimeout, o.http2, env)
 	if err != nil {
 		return nil, err
 	}
@@ -328,8 +334,9 @@ func run(o options) (*report, error) {
 	crm.mu.Unlock()
 
 	// Afterwards: no call left, and eslapp's goroutines back to where they
-	// were once the CRM's idle connections are gone.
-	crm.dropIdle()
+	// were once the CRM has closed its connections (eslapp keeps idle
+	// ones pooled for a minute otherwise: state, not a leak).
+	crm.close()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		rep.After, _ = app.sample()

@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -403,32 +402,7 @@ func renderEvents(fs *esltest.FreeSWITCH, sounds string) string {
 }
 
 // testLog keeps a test's log and prints it if the test fails.
-func testLog(t testing.TB) *slog.Logger {
-	var buf syncBuffer
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Log("eslapp log:\n" + buf.String())
-		}
-	})
-	return slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+func testLog(t testing.TB) *slog.Logger { return esltest.TestLogger(t) }
 
 // fsAddedHeader: headers FreeSWITCH adds to every event it fires (they vary
 // by host and time) or that frame it; the rest are eslapp's.

@@ -9,9 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/eslapp/eslapp/esl/esltest"
 )
 
 // transcriptDir holds raw bytes captured from FreeSWITCH 1.10.12 (see its
@@ -192,35 +193,7 @@ func pipeSession(t *testing.T, appIDs []string, fs func(net.Conn)) *Session {
 	return s
 }
 
-// testLogger collects a test's log and prints it if the test fails. Calls
-// outlive their test by a little (eslgo's goroutines), so it never writes
-// to t after the test.
-func testLogger(t testing.TB) *slog.Logger {
-	var buf lockedBuffer
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Log("log:\n" + buf.String())
-		}
-	})
-	return slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+func testLogger(t testing.TB) *slog.Logger { return esltest.TestLogger(t) }
 
 // transcriptAppIDs lists the Application-UUID of every CHANNEL_EXECUTE in a
 // scenario, in order: the IDs a replayed Session must give its apps.

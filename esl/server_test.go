@@ -1,7 +1,6 @@
 package esl_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -49,32 +48,7 @@ func startServer(t testing.TB, cfg esl.ServerConfig) (*esl.Server, string) {
 }
 
 // testLog keeps a test's log and prints it only when the test fails.
-func testLog(t testing.TB) *slog.Logger {
-	var buf syncBuffer
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Log("eslapp log:\n" + buf.String())
-		}
-	})
-	return slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+func testLog(t testing.TB) *slog.Logger { return esltest.TestLogger(t) }
 
 // sharedFS is the fake FreeSWITCH host of these tests; calls are told
 // apart by UUID.

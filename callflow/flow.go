@@ -572,45 +572,20 @@ func ParseDestination(s string) (ext, dialplan, context string, err error) {
 	return ext, dialplan, context, nil
 }
 
-func isFlowName(s string) bool {
-	if s == "" || len(s) > 64 {
+func isFlowName(s string) bool   { return isName(s, 64, "_-", true) }
+func isCauseName(s string) bool  { return isName(s, 64, "_", false) }
+func isSubclass(s string) bool   { return isName(s, 128, "_:-.", true) }
+func isHeaderName(s string) bool { return isName(s, 64, "_-", true) }
+
+// isName reports whether s is 1 to max bytes of digits, upper-case letters,
+// lower-case letters when lower, and the bytes of extra.
+func isName(s string, max int, extra string, lower bool) bool {
+	if s == "" || len(s) > max {
 		return false
 	}
 	for _, r := range s {
-		if !(r == '_' || r == '-' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9') {
-			return false
-		}
-	}
-	return true
-}
-
-func isCauseName(s string) bool {
-	for _, r := range s {
-		if !(r == '_' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9') {
-			return false
-		}
-	}
-	return s != ""
-}
-
-func isSubclass(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	for _, r := range s {
-		if !(r == '_' || r == ':' || r == '-' || r == '.' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9') {
-			return false
-		}
-	}
-	return true
-}
-
-func isHeaderName(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for _, r := range s {
-		if !(r == '_' || r == '-' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9') {
+		ok := 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || lower && 'a' <= r && r <= 'z' || strings.ContainsRune(extra, r)
+		if !ok {
 			return false
 		}
 	}

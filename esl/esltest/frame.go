@@ -24,22 +24,24 @@ type Frame struct {
 
 // Get returns the first header with this name (exact case), or "".
 func (f *Frame) Get(name string) string {
-	for _, h := range f.Headers {
-		if h.Name == name {
-			return h.Value
-		}
-	}
-	return ""
+	v, _ := lookupHeader(f.Headers, name)
+	return v
 }
 
 // Has reports whether a header with this name (exact case) is present.
 func (f *Frame) Has(name string) bool {
-	for _, h := range f.Headers {
+	_, ok := lookupHeader(f.Headers, name)
+	return ok
+}
+
+// lookupHeader finds the first header with this name (exact case).
+func lookupHeader(hs []Header, name string) (string, bool) {
+	for _, h := range hs {
 		if h.Name == name {
-			return true
+			return h.Value, true
 		}
 	}
-	return false
+	return "", false
 }
 
 // Kind classifies the frame: "connect" (the CHANNEL_DATA reply), "reply"
@@ -172,22 +174,14 @@ type Event struct {
 
 // Get returns the first header with this name (exact case), or "".
 func (e *Event) Get(name string) string {
-	for _, h := range e.Headers {
-		if h.Name == name {
-			return h.Value
-		}
-	}
-	return ""
+	v, _ := lookupHeader(e.Headers, name)
+	return v
 }
 
 // Has reports whether a header with this name is present.
 func (e *Event) Has(name string) bool {
-	for _, h := range e.Headers {
-		if h.Name == name {
-			return true
-		}
-	}
-	return false
+	_, ok := lookupHeader(e.Headers, name)
+	return ok
 }
 
 // Names returns the header names in order.

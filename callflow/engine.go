@@ -138,7 +138,9 @@ func (e *Engine) newCall(ch Channel, log *slog.Logger) *call {
 	// CXone's names, and the caller profile fields FreeSWITCH's own ${...}
 	// would find (they are not channel variables).
 	builtins := map[string]string{
-		"ANI":                firstNonEmpty(ch.Header("Caller-Caller-ID-Number"), ch.Header("Caller-ANI")),
+		// The caller profile's ANI (a trunk may send it apart from the
+		// caller ID), else the caller ID number.
+		"ANI":                firstNonEmpty(ch.Header("Caller-ANI"), ch.Header("Caller-Caller-ID-Number")),
 		"DNIS":               ch.Header("Caller-Destination-Number"),
 		"ContactID":          ch.UUID(),
 		"caller_id_name":     ch.Header("Caller-Caller-ID-Name"),

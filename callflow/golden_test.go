@@ -153,6 +153,8 @@ func parseCall(t *testing.T, text string) callScript {
 			cs.opts.Vars[name] = value
 		case "caller":
 			cs.opts.CallerIDNumber = rest
+		case "ani":
+			cs.opts.ANI = rest
 		case "media":
 			if f := strings.Fields(rest); len(f) == 2 {
 				cs.media[f[0]] = dur(f[1])

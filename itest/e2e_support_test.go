@@ -5,17 +5,14 @@ package itest
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -30,8 +27,21 @@ type e2eEnv struct {
 	password string
 	listen   string // where FreeSWITCH's socket application connects
 	sounds   string // eslapp's [sounds] dir, as FreeSWITCH sees it too
+	out      string // where eslapp's log, its config, SIPp's traces and FreeSWITCH's console go
+	fs       *FreeSWITCH
 }
 
+var (
+	fsOnce    sync.Once
+	fsStarted *FreeSWITCH
+	fsErr     error
+)
+
+// e2eEnvironment finds the FreeSWITCH to call: one it starts from
+// ESLAPP_FREESWITCH (a binary; once per test run, stopped after the last
+// test), else a running one at ESLAPP_FS_SIP and ESLAPP_FS_ESL. Without
+// either the test skips with one line, except in CI (CI set), where it
+// fails: CI must never skip the real calls.
 func e2eEnvironment(t *testing.T) e2eEnv {
 	env := e2eEnv{
 		sip:      os.Getenv("ESLAPP_FS_SIP"),
@@ -39,12 +49,7 @@ func e2eEnvironment(t *testing.T) e2eEnv {
 		password: os.Getenv("ESLAPP_FS_ESL_PASSWORD"),
 		listen:   os.Getenv("ESLAPP_LISTEN"),
 		sounds:   os.Getenv("ESLAPP_SOUNDS_DIR"),
-	}
-	if env.sip == "" || env.esl == "" {
-		t.Skip("end-to-end tests need a FreeSWITCH configured from conf/freeswitch: set ESLAPP_FS_SIP (e.g. 127.0.0.1:5080) and ESLAPP_FS_ESL (e.g. 127.0.0.1:8021, password in ESLAPP_FS_ESL_PASSWORD, default ClueCon); see itest/README.md")
-	}
-	if env.password == "" {
-		env.password = "ClueCon"
+		out:      os.Getenv("ESLAPP_ITEST_OUT"),
 	}
 	if env.listen == "" {
 		env.listen = "127.0.0.1:8084" // the socket address of conf/freeswitch/dialplan
@@ -52,7 +57,60 @@ func e2eEnvironment(t *testing.T) e2eEnv {
 	if env.sounds == "" {
 		env.sounds = filepath.Join(repoRoot(t), "sounds")
 	}
+	if env.out == "" {
+		env.out = t.TempDir()
+	} else if err := os.MkdirAll(env.out, 0o755); err != nil {
+		t.Fatalf("ESLAPP_ITEST_OUT: %v", err)
+	}
+	if bin := os.Getenv("ESLAPP_FREESWITCH"); bin != "" {
+		env.fs = startFreeSWITCHOnce(t, bin, env)
+		env.sip, env.esl, env.password = env.fs.SIP, env.fs.ESL, env.fs.Password
+		return env
+	}
+	if env.sip == "" || env.esl == "" {
+		const why = "end-to-end tests need a FreeSWITCH: set ESLAPP_FREESWITCH to its binary (the kit's install prints it), or ESLAPP_FS_SIP and ESLAPP_FS_ESL to a running one configured from conf/freeswitch; see itest/README.md"
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI: " + why)
+		}
+		t.Skip(why)
+	}
+	if env.password == "" {
+		env.password = "ClueCon"
+	}
 	return env
+}
+
+// startFreeSWITCHOnce starts FreeSWITCH for the whole test run, in
+// OUT/freeswitch, and stops it after the last test.
+func startFreeSWITCHOnce(t *testing.T, bin string, env e2eEnv) *FreeSWITCH {
+	fsOnce.Do(func() {
+		dir := filepath.Join(env.out, "freeswitch")
+		if os.Getenv("ESLAPP_ITEST_OUT") == "" {
+			// t.TempDir goes with the first test; FreeSWITCH outlives it.
+			if dir, fsErr = os.MkdirTemp("", "eslapp-itest-freeswitch-"); fsErr != nil {
+				return
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		fsStarted, fsErr = StartFreeSWITCH(ctx, FreeSWITCHOptions{Binary: bin, SoundsDir: env.sounds, Dir: dir})
+		if fsErr != nil {
+			return
+		}
+		atExitMu.Lock()
+		atExit = append(atExit, func() {
+			fsStarted.Stop()
+			if os.Getenv("ESLAPP_ITEST_OUT") == "" {
+				os.RemoveAll(dir)
+			}
+		})
+		atExitMu.Unlock()
+	})
+	if fsErr != nil {
+		t.Fatalf("ESLAPP_FREESWITCH=%s: %v", bin, fsErr)
+	}
+	t.Logf("%s (pid %d, console %s)", fsStarted.Version, fsStarted.PID(), fsStarted.ConsoleLog)
+	return fsStarted
 }
 
 // callLog keeps FreeSWITCH's events by call, as they arrive on the inbound
@@ -213,31 +271,20 @@ func (c *testCRM) request(ctx context.Context, ani string) (*crmRequest, error) 
 	}
 }
 
-// eslappProc is eslapp running on the tests' configuration.
-type eslappProc struct {
-	cmd     *exec.Cmd
-	logPath string
-	metrics string
-	done    chan struct{}
-	err     error
-}
-
 // startEslapp writes the test configuration and starts eslapp on it: the
 // demo-crm integration of the dialplan extensions (7000, 7002) pointing at
 // the test CRM, and a "demo" flow for 7001 that fires the agent event.
-func startEslapp(t *testing.T, env e2eEnv, crmURL, dir string) *eslappProc {
+func startEslapp(t *testing.T, env e2eEnv, crmURL, dir string) *Eslapp {
 	t.Helper()
 	if ln, err := net.Listen("tcp", env.listen); err != nil {
 		t.Fatalf("cannot listen on %s, where FreeSWITCH's socket application connects (is the compose eslapp service running? docker compose -f docker/compose.yaml stop eslapp): %v", env.listen, err)
 	} else {
 		ln.Close()
 	}
-	mln, err := net.Listen("tcp", "127.0.0.1:0")
+	metrics, err := FreeTCPAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	metrics := mln.Addr().String()
-	mln.Close()
 
 	cfg := fmt.Sprintf(`# Written by itest (end-to-end tests).
 [server]
@@ -292,78 +339,15 @@ type = "continue"
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := &eslappProc{logPath: filepath.Join(dir, "eslapp.log"), metrics: metrics, done: make(chan struct{})}
-	logFile, err := os.Create(p.logPath)
+	p, err := StartEslapp(context.Background(), eslappBinary(t), dir, cfgPath, metrics, filepath.Join(dir, "eslapp.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.cmd = exec.Command(eslappBinary(t), "serve", "-config", cfgPath)
-	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); logFile.Close(); close(p.done) }()
 	t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-p.done:
-		case <-time.After(15 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
+		p.Stop()
 		if t.Failed() {
-			t.Logf("eslapp's log (%s), last lines:\n%s", p.logPath, p.tail(60))
+			t.Logf("eslapp's log (%s), last lines:\n%s", p.LogPath, p.Tail(60))
 		}
 	})
-
-	// Ready when /metrics answers: the Event Socket listener is bound
-	// before the metrics one.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + metrics + "/metrics")
-		if err == nil {
-			resp.Body.Close()
-			return p
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("eslapp exited: %v\n%s", p.err, p.tail(40))
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("eslapp did not start in 30 s\n%s", p.tail(40))
-		}
-	}
-}
-
-func (p *eslappProc) tail(n int) string {
-	b, _ := os.ReadFile(p.logPath)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// metricLines returns eslapp's metrics whose names start with prefix.
-func (p *eslappProc) metricLines(prefix string) ([]string, error) {
-	resp, err := http.Get("http://" + p.metrics + "/metrics")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, prefix) {
-			out = append(out, l)
-		}
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no metric " + prefix)
-	}
-	return out, nil
+	return p
 }

@@ -31,7 +31,7 @@ type harness struct {
 	dir     string
 	calls   *callLog
 	crm     *testCRM
-	eslapp  *eslappProc
+	eslapp  *Eslapp
 }
 
 func TestEndToEnd(t *testing.T) {
@@ -40,38 +40,35 @@ func TestEndToEnd(t *testing.T) {
 	if sipp == "" {
 		t.Fatal(why)
 	}
-	h := &harness{env: env, sipp: sipp, dir: t.TempDir(), calls: newCallLog()}
-	if out := os.Getenv("ESLAPP_ITEST_OUT"); out != "" {
-		h.dir = out
-	}
+	h := &harness{env: env, sipp: sipp, dir: env.out, calls: newCallLog()}
 	var err error
-	if h.localIP, err = localIPFor(env.sip); err != nil {
+	if h.localIP, err = LocalIPFor(env.sip); err != nil {
 		t.Fatalf("ESLAPP_FS_SIP %s: %v", env.sip, err)
 	}
 
 	// FreeSWITCH: reachable, with the modules the prompts need, playing
 	// eslapp's sounds from the same directory eslapp uses.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	esl, err := dialInbound(ctx, env.esl, env.password)
+	esl, err := DialInbound(ctx, env.esl, env.password)
 	cancel()
 	if err != nil {
 		t.Fatalf("inbound Event Socket %s (ESLAPP_FS_ESL, ESLAPP_FS_ESL_PASSWORD): %v", env.esl, err)
 	}
 	t.Cleanup(func() { esl.Close() })
 	for _, mod := range []string{"mod_ssml", "mod_flite", "mod_say_en", "mod_sndfile", "mod_tone_stream", "mod_dptools", "mod_commands"} {
-		if out, err := esl.api("module_exists " + mod); err != nil || out != "true" {
+		if out, err := esl.API("module_exists " + mod); err != nil || out != "true" {
 			t.Fatalf("FreeSWITCH has not loaded %s (%q, %v): load it in modules.conf.xml (conf/freeswitch has it)", mod, out, err)
 		}
 	}
-	if out, err := esl.api("global_getvar eslapp_sounds"); err != nil || out != env.sounds {
+	if out, err := esl.API("global_getvar eslapp_sounds"); err != nil || out != env.sounds {
 		t.Fatalf("FreeSWITCH's eslapp_sounds is %q (%v) but eslapp's sounds dir is %q: set ESLAPP_SOUNDS_DIR to the path both see", out, err, env.sounds)
 	}
-	if _, err := esl.command("event plain CHANNEL_HANGUP_COMPLETE PLAYBACK_START PLAYBACK_STOP DTMF CUSTOM eslapp::workflow_result"); err != nil {
+	if _, err := esl.Command("event plain CHANNEL_HANGUP_COMPLETE PLAYBACK_START PLAYBACK_STOP DTMF CUSTOM eslapp::workflow_result"); err != nil {
 		t.Fatal(err)
 	}
 	go func() {
 		for {
-			ev, err := esl.next()
+			ev, err := esl.Next()
 			if err != nil {
 				h.calls.fail(err)
 				return
@@ -90,13 +87,14 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("CallerHangsUpDuringPrompt", h.callerHangsUp)
 	t.Run("KeyDuringPrompt", h.keyDuringPrompt)
 	t.Run("FlowModeAgentEvent", h.flowMode)
+	t.Run("AniFromCallerProfile", h.aniFromCallerProfile)
 
-	if lines, err := h.eslapp.metricLines("eslapp_steps_total"); err == nil {
+	if lines, err := h.eslapp.MetricLines("eslapp_steps_total"); err == nil {
 		t.Logf("eslapp's metrics after the run:\n%s", strings.Join(lines, "\n"))
 	}
 	select {
-	case <-h.eslapp.done:
-		t.Errorf("eslapp exited during the run: %v", h.eslapp.err)
+	case <-h.eslapp.Done():
+		t.Errorf("eslapp exited during the run: %v", h.eslapp.Err())
 	default:
 	}
 }
@@ -115,14 +113,24 @@ func (c callResult) v(name string) string { return c.hangup.Get("variable_" + na
 // call as planned, and returns what happened once FreeSWITCH has hung up.
 func (h *harness) place(t *testing.T, ext, scenario string, plan crmPlan, sippArgs ...string) callResult {
 	t.Helper()
+	return h.placeAs(t, ext, scenario, "", plan, sippArgs...)
+}
+
+// placeAs is place for a call whose {ANI} the dialplan sets to phone
+// (the caller ID number stays SIPp's): the CRM answers phone as planned.
+func (h *harness) placeAs(t *testing.T, ext, scenario, phone string, plan crmPlan, sippArgs ...string) callResult {
+	t.Helper()
 	ani := fmt.Sprintf("55%08d", rand.IntN(100_000_000))
-	h.crm.plan(ani, plan)
+	if phone == "" {
+		phone = ani
+	}
+	h.crm.plan(phone, plan)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	args := append([]string{"-s", ext, "-key", "ani", ani, "-m", "1", "-l", "1"}, sippArgs...)
 	res := sippRun{scenario: scenario, remote: h.env.sip, localIP: h.localIP, args: args, timeout: 90 * time.Second}.
 		start(ctx, t, h.sipp, h.dir)()
-	if res.err != nil {
+	if res.Err != nil {
 		t.Errorf("caller %s: %v", ani, res)
 	}
 	c := callResult{ani: ani}
@@ -132,7 +140,7 @@ func (h *harness) place(t *testing.T, ext, scenario string, plan crmPlan, sippAr
 	if c.hangup, c.events, err = h.calls.hangup(wctx, ani); err != nil {
 		t.Fatalf("caller %s: %v", ani, err)
 	}
-	if c.crm, err = h.crm.request(wctx, ani); err != nil {
+	if c.crm, err = h.crm.request(wctx, phone); err != nil {
 		t.Errorf("caller %s: %v", ani, err)
 	}
 	t.Logf("caller %s: call %s, wfe_branch=%s, hangup %s (%s), wfe_elapsed_ms=%s",
@@ -302,4 +310,21 @@ func (h *harness) flowMode(t *testing.T) {
 	if agent.Sequence() > c.hangup.Sequence() {
 		t.Error("the agent event came after the hangup")
 	}
+}
+
+// aniFromCallerProfile: {ANI} is the caller profile's ANI (Caller-ANI),
+// which trunks may send apart from the caller ID number; 7080 sets it with
+// set_profile_var before handing the call to 7000.
+func (h *harness) aniFromCallerProfile(t *testing.T) {
+	const profileANI = "+15551234567"
+	body := `{"contact":{"id":"C-ANI"}}`
+	c := h.placeAs(t, "7080", "uac_wait_bye.xml", profileANI, crmPlan{delay: 200 * time.Millisecond, status: 200, body: body})
+	want(t, "Caller-ANI", c.hangup.Get("Caller-ANI"), profileANI)
+	if c.hangup.Get("Caller-Caller-ID-Number") == profileANI {
+		t.Fatal("the caller ID number equals the ANI: the test proves nothing")
+	}
+	// The test CRM answers only the planned phone: OnSuccess with this body
+	// means eslapp sent the profile's ANI, not the caller ID number.
+	want(t, "wfe_branch", c.v("wfe_branch"), "OnSuccess")
+	want(t, "workflowResultOutput", c.v("workflowResultOutput"), body)
 }

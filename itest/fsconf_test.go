@@ -285,6 +285,38 @@ func TestFreeSWITCHConfTree(t *testing.T) {
 		t.Errorf("switch.conf: %v", sw)
 	}
 
+	// The profile binds 127.0.0.1 unless ESLAPP_SIP_IP names another
+	// address, and the ACL admits that address: SIPp calling it sends from
+	// it. The core logs at info (debug costs FreeSWITCH about 11 ms of CPU
+	// per call) unless FREESWITCH_LOGLEVEL says otherwise, and the console
+	// follows the core.
+	bareConf := bare.one(t, "section", "name", "configuration")
+	bareProfile := bareConf.one(t, "configuration", "name", "sofia.conf").one(t, "profiles").one(t, "profile", "name", "eslapp").one(t, "settings").params()
+	if bareProfile["sip-ip"] != "127.0.0.1" || bareProfile["rtp-ip"] != "127.0.0.1" {
+		t.Errorf("sofia profile eslapp without the environment: sip-ip %q rtp-ip %q, want 127.0.0.1", bareProfile["sip-ip"], bareProfile["rtp-ip"])
+	}
+	if sw := bareConf.one(t, "configuration", "name", "switch.conf").one(t, "settings").params(); sw["loglevel"] != "info" {
+		t.Errorf("switch.conf loglevel %q without the environment, want info", sw["loglevel"])
+	}
+	moved, _ := loadFSConf(t, map[string]string{"ESLAPP_SIP_IP": "192.0.2.7", "FREESWITCH_LOGLEVEL": "warning"})
+	movedConf := moved.one(t, "section", "name", "configuration")
+	movedProfile := movedConf.one(t, "configuration", "name", "sofia.conf").one(t, "profiles").one(t, "profile", "name", "eslapp").one(t, "settings").params()
+	if movedProfile["sip-ip"] != "192.0.2.7" {
+		t.Errorf("ESLAPP_SIP_IP=192.0.2.7: sip-ip %q", movedProfile["sip-ip"])
+	}
+	var movedCIDRs []string
+	for _, n := range movedConf.one(t, "configuration", "name", "acl.conf").one(t, "network-lists").one(t, "list", "name", "eslapp_test").all("node", "type", "allow") {
+		movedCIDRs = append(movedCIDRs, n.attr("cidr"))
+	}
+	if !slices.Contains(movedCIDRs, "192.0.2.7/32") {
+		t.Errorf("ESLAPP_SIP_IP=192.0.2.7: the ACL allows %v, not the profile's address", movedCIDRs)
+	}
+	for _, name := range []string{"switch.conf", "console.conf"} {
+		if lv := movedConf.one(t, "configuration", "name", name).one(t, "settings").params()["loglevel"]; lv != "warning" {
+			t.Errorf("FREESWITCH_LOGLEVEL=warning: %s loglevel %q", name, lv)
+		}
+	}
+
 	// The dialplan: eslapp's extensions, the agent stand-in every branch
 	// transfers to, and the crm_branches context.
 	dialplan := doc.one(t, "section", "name", "dialplan")
@@ -299,7 +331,7 @@ func TestFreeSWITCHConfTree(t *testing.T) {
 		}
 		return fsNode{}, false
 	}
-	for _, dest := range []string{"7000", "7001", "7002", "1000", "7090"} {
+	for _, dest := range []string{"7000", "7001", "7002", "1000", "7080", "7090"} {
 		if _, ok := find(def, dest); !ok {
 			t.Errorf("context default has no extension for %s", dest)
 		}

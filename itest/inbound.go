@@ -151,8 +151,8 @@ func parseEvent(b []byte) (Event, error) {
 	return ev, nil
 }
 
-// inboundConn is an authenticated inbound Event Socket connection.
-type inboundConn struct {
+// InboundConn is an authenticated inbound Event Socket connection.
+type InboundConn struct {
 	conn net.Conn
 	r    *bufio.Reader
 }
@@ -161,8 +161,8 @@ type inboundConn struct {
 // connection.
 var errDisconnected = errors.New("esl: FreeSWITCH closed the connection")
 
-// dialInbound connects to FreeSWITCH's inbound Event Socket and logs in.
-func dialInbound(ctx context.Context, addr, password string) (*inboundConn, error) {
+// DialInbound connects to FreeSWITCH's inbound Event Socket and logs in.
+func DialInbound(ctx context.Context, addr, password string) (*InboundConn, error) {
 	if strings.ContainsAny(password, "\r\n") {
 		return nil, errors.New("esl: the password holds a line break")
 	}
@@ -171,7 +171,7 @@ func dialInbound(ctx context.Context, addr, password string) (*inboundConn, erro
 	if err != nil {
 		return nil, err
 	}
-	c := &inboundConn{conn: conn, r: bufio.NewReader(conn)}
+	c := &InboundConn{conn: conn, r: bufio.NewReader(conn)}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
 	}
@@ -184,7 +184,7 @@ func dialInbound(ctx context.Context, addr, password string) (*inboundConn, erro
 		conn.Close()
 		return nil, fmt.Errorf("esl: %s greeted with %q, not auth/request", addr, f.contentType())
 	}
-	if _, err := c.command("auth " + password); err != nil {
+	if _, err := c.Command("auth " + password); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("esl: auth on %s: %w", addr, err)
 	}
@@ -195,7 +195,7 @@ func dialInbound(ctx context.Context, addr, password string) (*inboundConn, erro
 // command sends one command and returns its reply: Reply-Text of a
 // command/reply, or the body of an api/response. A reply starting with
 // -ERR is an error. Call it before subscribing to events.
-func (c *inboundConn) command(cmd string) (string, error) {
+func (c *InboundConn) Command(cmd string) (string, error) {
 	if strings.ContainsAny(cmd, "\r\n") {
 		return "", errors.New("esl: a command holds a line break")
 	}
@@ -226,13 +226,13 @@ func (c *inboundConn) command(cmd string) (string, error) {
 }
 
 // api runs an API command and returns its output, trimmed.
-func (c *inboundConn) api(cmd string) (string, error) {
-	out, err := c.command("api " + cmd)
+func (c *InboundConn) API(cmd string) (string, error) {
+	out, err := c.Command("api " + cmd)
 	return strings.TrimSpace(out), err
 }
 
 // next returns the next event.
-func (c *inboundConn) next() (Event, error) {
+func (c *InboundConn) Next() (Event, error) {
 	for {
 		f, err := readFrame(c.r)
 		if err != nil {
@@ -250,4 +250,4 @@ func (c *inboundConn) next() (Event, error) {
 	}
 }
 
-func (c *inboundConn) Close() error { return c.conn.Close() }
+func (c *InboundConn) Close() error { return c.conn.Close() }

@@ -180,29 +180,29 @@ func TestInboundConn(t *testing.T) {
 	addr := fakeInbound(t, "s3cret",
 		plainEvent([][2]string{{"Event-Name", "DTMF"}, {"DTMF-Digit", "1"}}, ""),
 		"Content-Type: text/disconnect-notice\nContent-Length: 0\n\n")
-	c, err := dialInbound(ctx, addr, "s3cret")
+	c, err := DialInbound(ctx, addr, "s3cret")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if out, err := c.api("module_exists mod_ssml"); err != nil || out != "true" {
+	if out, err := c.API("module_exists mod_ssml"); err != nil || out != "true" {
 		t.Fatalf("api: %q, %v", out, err)
 	}
-	if _, err := c.command("event plain DTMF"); err != nil {
+	if _, err := c.Command("event plain DTMF"); err != nil {
 		t.Fatal(err)
 	}
-	ev, err := c.next()
+	ev, err := c.Next()
 	if err != nil || ev.Get("DTMF-Digit") != "1" {
 		t.Fatalf("event: %+v, %v", ev, err)
 	}
-	if _, err := c.next(); !errors.Is(err, errDisconnected) {
+	if _, err := c.Next(); !errors.Is(err, errDisconnected) {
 		t.Fatalf("after the notice: %v", err)
 	}
 
-	if _, err := dialInbound(ctx, fakeInbound(t, "right"), "wrong"); err == nil {
+	if _, err := DialInbound(ctx, fakeInbound(t, "right"), "wrong"); err == nil {
 		t.Fatal("a wrong password was accepted")
 	}
-	if _, err := dialInbound(ctx, addr, "pass\nword"); err == nil {
+	if _, err := DialInbound(ctx, addr, "pass\nword"); err == nil {
 		t.Fatal("a password with a line break was sent")
 	}
 }

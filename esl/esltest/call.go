@@ -40,6 +40,9 @@ type CallOptions struct {
 	// Caller ID, destination and dialplan context of the call. Defaults:
 	// "sipp", "sipp", "7000", "public" (the transcripts).
 	CallerIDName, CallerIDNumber, DestinationNumber, Context string
+	// ANI is the caller profile's ANI (Caller-ANI), which a trunk may send
+	// apart from the caller ID number; default CallerIDNumber.
+	ANI string
 	// NotFull models "socket ADDR async" without "full" (s8): Control:
 	// single-channel, and api, bgapi, sendevent, event, nixevent, noevents,
 	// linger, nolinger, log and nolog get "-ERR command not found".

@@ -21,7 +21,10 @@ func (c *Call) initChannel(addr string) {
 	ch.uuid = c.uuid
 	ch.name = "sofia/internal/" + o.CallerIDNumber + "@127.0.0.1:5072"
 	ch.direction, ch.username, ch.dialplan = "inbound", o.CallerIDNumber, "XML"
-	ch.cidName, ch.cidNumber, ch.ani, ch.network = o.CallerIDName, o.CallerIDNumber, o.CallerIDNumber, "127.0.0.1"
+	ch.cidName, ch.cidNumber, ch.ani, ch.network = o.CallerIDName, o.CallerIDNumber, o.ANI, "127.0.0.1"
+	if ch.ani == "" {
+		ch.ani = o.CallerIDNumber
+	}
 	ch.dest, ch.source, ch.context = o.DestinationNumber, "mod_sofia", o.Context
 	ch.profileIndex = 1
 	ch.created, ch.answered, ch.profileCreated = now, now, now

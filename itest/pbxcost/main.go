@@ -1,0 +1,482 @@
+// Command pbxcost measures what a call plan costs FreeSWITCH: it places
+// SIPp calls to each extension given, in blocks (one extension's calls per
+// block, blocks alternating, several rounds), and reads FreeSWITCH's CPU
+// (utime + stime of its process, /proc/PID/stat) before and after each
+// block. Per extension it reports calls succeeded and failed, FreeSWITCH's
+// CPU per call, eslapp's CPU per call and the difference to the baseline
+// extension, as medians over the rounds. With -search it finds instead the
+// highest call rate at which every call succeeds.
+//
+// A call succeeds when the agent stand-in of conf/freeswitch (1000) hangs
+// up after the branch OnSuccess: uac_load.xml checks the headers its BYE
+// carries, so the check costs FreeSWITCH nothing.
+//
+//	go run ./itest/pbxcost -freeswitch /opt/freeswitch/bin/freeswitch -cps 20,30,40 7090 7000
+//	go run ./itest/pbxcost -freeswitch /opt/freeswitch/bin/freeswitch -search 7090 7000
+//	go run ./itest/pbxcost -freeswitch /opt/freeswitch/bin/freeswitch -calls 200 -cps 20 -rounds 1 -check 7090 7000
+//
+// FreeSWITCH is either started here on a temporary copy of conf/freeswitch
+// (-freeswitch, default $ESLAPP_FREESWITCH) or one already running
+// (-fs-pid, -fs-sip, -fs-esl, -fs-password). eslapp is started here on
+// itest/pbxcost/eslapp.toml (the demo CRM answers after 1000 ms). While
+// measuring, FreeSWITCH's core log level is warning. See itest/README.md
+// and BENCHMARKS.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/eslapp/eslapp/itest"
+)
+
+type options struct {
+	freeswitch  string
+	fsPID       int
+	fsSIP       string
+	fsESL       string
+	fsPassword  string
+	eslapp      string
+	eslappConf  string
+	exts        []string
+	baseline    string
+	calls       int
+	rates       []int
+	rounds      int
+	search      bool
+	searchFrom  int
+	searchStep  int
+	searchMax   int
+	searchTime  time.Duration
+	check       bool
+	out         string
+	loglevel    string
+	restoreLvl  string
+	callTimeout time.Duration
+}
+
+func main() {
+	var o options
+	var rates string
+	flag.StringVar(&o.freeswitch, "freeswitch", os.Getenv("ESLAPP_FREESWITCH"), "start FreeSWITCH from this binary on a temporary copy of conf/freeswitch")
+	flag.IntVar(&o.fsPID, "fs-pid", 0, "or measure a running FreeSWITCH: its process id")
+	flag.StringVar(&o.fsSIP, "fs-sip", "127.0.0.1:5080", "the running FreeSWITCH's SIP profile eslapp")
+	flag.StringVar(&o.fsESL, "fs-esl", "127.0.0.1:8021", "the running FreeSWITCH's inbound Event Socket")
+	flag.StringVar(&o.fsPassword, "fs-password", os.Getenv("FREESWITCH_ESL_PASSWORD"), "its password")
+	flag.StringVar(&o.eslapp, "eslapp", "", "eslapp binary (default: built from this checkout)")
+	flag.StringVar(&o.eslappConf, "eslapp-config", "itest/pbxcost/eslapp.toml", "eslapp's configuration, relative to the repository")
+	flag.StringVar(&o.baseline, "baseline", "7090", "the extension the others are compared with (the pure-dialplan plan)")
+	flag.IntVar(&o.calls, "calls", 300, "calls per block")
+	flag.StringVar(&rates, "cps", "30", "call rates to measure, calls per second, comma separated")
+	flag.IntVar(&o.rounds, "rounds", 4, "rounds: each runs one block per extension, in alternating order")
+	flag.BoolVar(&o.search, "search", false, "find each extension's highest call rate with no failed call")
+	flag.IntVar(&o.searchFrom, "search-from", 20, "with -search: the first rate")
+	flag.IntVar(&o.searchStep, "search-step", 5, "with -search: the step between rates")
+	flag.IntVar(&o.searchMax, "search-max", 200, "with -search: the highest rate tried")
+	flag.DurationVar(&o.searchTime, "search-time", 20*time.Second, "with -search: how long each rate is held")
+	flag.BoolVar(&o.check, "check", false, "exit 1 unless every call of every block succeeded on its branch")
+	flag.StringVar(&o.out, "out", "", "keep logs here (FreeSWITCH's console, eslapp's log, SIPp's errors); default a temporary directory")
+	flag.StringVar(&o.loglevel, "loglevel", "warning", "FreeSWITCH's core log level while measuring")
+	flag.StringVar(&o.restoreLvl, "restore-loglevel", "info", "a running FreeSWITCH's log level afterwards")
+	flag.DurationVar(&o.callTimeout, "call-timeout", 2*time.Minute, "how long a block may run past its last call")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: pbxcost [flags] EXTENSION...\n\n")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	o.exts = flag.Args()
+	var err error
+	if o.rates, err = parseRates(rates); err != nil {
+		fail(err)
+	}
+	if len(o.exts) == 0 {
+		o.exts = []string{o.baseline, "7000"}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	clean, err := run(ctx, o, os.Stdout)
+	if err != nil {
+		fail(err)
+	}
+	if o.check && !clean {
+		fmt.Fprintln(os.Stderr, "pbxcost: a call failed or missed its branch (see above)")
+		os.Exit(1)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "pbxcost:", err)
+	os.Exit(2)
+}
+
+func parseRates(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("-cps %q: want positive whole numbers, comma separated", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// bench is what one run measures on.
+type bench struct {
+	o       options
+	sipp    string
+	fsPID   int
+	fsSIP   string
+	localIP string
+	esl     *itest.InboundConn
+	eslapp  *itest.Eslapp
+	out     string
+	w       io.Writer
+}
+
+func run(ctx context.Context, o options, w io.Writer) (clean bool, err error) {
+	root, err := itest.RepoRoot()
+	if err != nil {
+		return false, err
+	}
+	b := &bench{o: o, w: w, out: o.out}
+	if b.out == "" {
+		if b.out, err = os.MkdirTemp("", "eslapp-pbxcost-"); err != nil {
+			return false, err
+		}
+	} else if err := os.MkdirAll(b.out, 0o755); err != nil {
+		return false, err
+	}
+	sipp, why := itest.SIPpPath()
+	if sipp == "" {
+		return false, errors.New(why)
+	}
+	b.sipp = sipp
+
+	// FreeSWITCH: started here, or a running one.
+	password, eslAddr := o.fsPassword, o.fsESL
+	switch {
+	case o.freeswitch != "":
+		fs, err := itest.StartFreeSWITCH(ctx, itest.FreeSWITCHOptions{Binary: o.freeswitch, Dir: filepath.Join(b.out, "freeswitch"), LogLevel: o.loglevel})
+		if err != nil {
+			return false, err
+		}
+		defer fs.Stop()
+		b.fsPID, b.fsSIP, password, eslAddr = fs.PID(), fs.SIP, fs.Password, fs.ESL
+		fmt.Fprintf(w, "%s, pid %d, console %s\n", fs.Version, fs.PID(), fs.ConsoleLog)
+	case o.fsPID != 0:
+		b.fsPID, b.fsSIP = o.fsPID, o.fsSIP
+	default:
+		return false, errors.New("no FreeSWITCH: give -freeswitch BINARY (or set ESLAPP_FREESWITCH), or -fs-pid with -fs-sip, -fs-esl and -fs-password")
+	}
+	if b.localIP, err = itest.LocalIPFor(b.fsSIP); err != nil {
+		return false, err
+	}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	b.esl, err = itest.DialInbound(dctx, eslAddr, password)
+	cancel()
+	if err != nil {
+		return false, fmt.Errorf("FreeSWITCH's inbound Event Socket %s: %w", eslAddr, err)
+	}
+	defer b.esl.Close()
+	if _, err := b.esl.API("fsctl loglevel " + o.loglevel); err != nil {
+		return false, err
+	}
+	if o.freeswitch == "" {
+		defer b.esl.API("fsctl loglevel " + o.restoreLvl)
+	}
+
+	// eslapp, on its cost configuration, in the repository's root (its
+	// sounds are ./sounds there).
+	if b.eslapp, err = startEslapp(ctx, o, root, b.out); err != nil {
+		return false, err
+	}
+	defer b.eslapp.Stop()
+	fmt.Fprintf(w, "eslapp pid %d on %s, log %s\n", b.eslapp.PID(), o.eslappConf, b.eslapp.LogPath)
+
+	if o.search {
+		return b.searchAll(ctx)
+	}
+	return b.measureAll(ctx)
+}
+
+func startEslapp(ctx context.Context, o options, root, out string) (*itest.Eslapp, error) {
+	cfgPath := o.eslappConf
+	if !filepath.IsAbs(cfgPath) {
+		cfgPath = filepath.Join(root, cfgPath)
+	}
+	var cfg struct {
+		Server struct {
+			Listen        string `toml:"listen"`
+			MetricsListen string `toml:"metrics_listen"`
+		} `toml:"server"`
+	}
+	if _, err := toml.DecodeFile(cfgPath, &cfg); err != nil {
+		return nil, err
+	}
+	if cfg.Server.Listen == "" || cfg.Server.MetricsListen == "" {
+		return nil, fmt.Errorf("%s: [server] listen and metrics_listen must be set (the tool waits for /metrics)", cfgPath)
+	}
+	if ln, err := net.Listen("tcp", cfg.Server.Listen); err != nil {
+		return nil, fmt.Errorf("eslapp's address %s is taken (another eslapp?): %w", cfg.Server.Listen, err)
+	} else {
+		ln.Close()
+	}
+	bin := o.eslapp
+	if bin == "" {
+		var err error
+		if bin, err = itest.BuildEslapp(ctx, out); err != nil {
+			return nil, err
+		}
+	}
+	return itest.StartEslapp(ctx, bin, root, cfgPath, cfg.Server.MetricsListen, filepath.Join(out, "eslapp.log"))
+}
+
+// block is one run of calls to one extension at one rate.
+type block struct {
+	ext        string
+	rate       int
+	calls      int
+	succeeded  int
+	failed     int
+	fsCPU      time.Duration // FreeSWITCH's CPU over the block
+	eslappCPU  time.Duration // eslapp's
+	wall       time.Duration
+	sippErr    error
+	sippErrors string
+}
+
+func (bl block) clean() bool {
+	return bl.sippErr == nil && bl.failed == 0 && bl.succeeded == bl.calls
+}
+
+func perCall(d time.Duration, calls int) float64 {
+	if calls == 0 {
+		return 0
+	}
+	return float64(d) / float64(time.Millisecond) / float64(calls)
+}
+
+// runBlock places calls to ext at rate and measures both processes' CPU
+// from before the first call to after FreeSWITCH has ended the last one.
+func (b *bench) runBlock(ctx context.Context, ext string, rate, calls int) (block, error) {
+	bl := block{ext: ext, rate: rate, calls: calls}
+	if err := b.waitIdle(ctx); err != nil {
+		return bl, err
+	}
+	fs0, err := itest.CPUTime(b.fsPID)
+	if err != nil {
+		return bl, err
+	}
+	es0, err := itest.CPUTime(b.eslapp.PID())
+	if err != nil {
+		return bl, err
+	}
+	start := time.Now()
+	placing := time.Duration(calls) * time.Second / time.Duration(rate)
+	res := itest.SIPp{
+		Path: b.sipp, Scenario: "uac_load.xml", Remote: b.fsSIP, LocalIP: b.localIP, Dir: b.out,
+		Args:    []string{"-s", ext, "-r", strconv.Itoa(rate), "-l", "10000", "-m", strconv.Itoa(calls)},
+		Timeout: placing + b.o.callTimeout,
+	}.Start(ctx)()
+	if err := b.waitIdle(ctx); err != nil {
+		return bl, err
+	}
+	bl.wall = time.Since(start)
+	fs1, err := itest.CPUTime(b.fsPID)
+	if err != nil {
+		return bl, err
+	}
+	es1, err := itest.CPUTime(b.eslapp.PID())
+	if err != nil {
+		return bl, err
+	}
+	bl.fsCPU, bl.eslappCPU = fs1-fs0, es1-es0
+	bl.succeeded, bl.failed, bl.sippErr, bl.sippErrors = res.Successful, res.Failed, res.Err, res.Errors
+	if ctx.Err() != nil {
+		return bl, ctx.Err()
+	}
+	select {
+	case <-b.eslapp.Done():
+		return bl, fmt.Errorf("eslapp exited during the run: %v\n%s", b.eslapp.Err(), b.eslapp.Tail(30))
+	default:
+	}
+	return bl, nil
+}
+
+// waitIdle waits until FreeSWITCH has no channel left (the last calls'
+// hangups are part of the block they belong to).
+func (b *bench) waitIdle(ctx context.Context) error {
+	deadline := time.Now().Add(b.o.callTimeout)
+	for {
+		out, err := b.esl.API("show channels count")
+		if err != nil {
+			return err
+		}
+		if strings.HasPrefix(strings.TrimSpace(out), "0 total") {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("FreeSWITCH still has channels after %v: %s", b.o.callTimeout, strings.TrimSpace(out))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// measureAll runs, for each rate, rounds of one block per extension, the
+// order reversed every other round, and reports medians.
+func (b *bench) measureAll(ctx context.Context) (bool, error) {
+	clean := true
+	for _, rate := range b.o.rates {
+		byExt := map[string][]block{}
+		for round := range b.o.rounds {
+			order := slices.Clone(b.o.exts)
+			if round%2 == 1 {
+				slices.Reverse(order)
+			}
+			for _, ext := range order {
+				bl, err := b.runBlock(ctx, ext, rate, b.o.calls)
+				if err != nil {
+					return false, err
+				}
+				fmt.Fprintf(b.w, "  round %d, %s at %d cps: %d/%d calls succeeded, FreeSWITCH %.1f ms/call, eslapp %.2f ms/call, %v\n",
+					round+1, ext, rate, bl.succeeded, bl.calls, perCall(bl.fsCPU, bl.calls), perCall(bl.eslappCPU, bl.calls), bl.wall.Round(time.Second))
+				if !bl.clean() {
+					clean = false
+					fmt.Fprintf(b.w, "    %s: %v\n%s\n", ext, bl.sippErr, indent(tailLines(bl.sippErrors, 10)))
+				}
+				byExt[ext] = append(byExt[ext], bl)
+			}
+		}
+		b.report(rate, byExt)
+	}
+	return clean, nil
+}
+
+// report prints one rate's table: medians over the rounds.
+func (b *bench) report(rate int, byExt map[string][]block) {
+	fmt.Fprintf(b.w, "\n%d calls/s, %d calls per block, %d rounds (medians; FreeSWITCH %s, core log level %s)\n\n",
+		rate, b.o.calls, b.o.rounds, "pid "+strconv.Itoa(b.fsPID), b.o.loglevel)
+	tw := tabwriter.NewWriter(b.w, 0, 4, 1, ' ', tabwriter.Debug)
+	fmt.Fprintln(tw, "| extension\t calls ok\t failed\t FreeSWITCH ms/call\t vs "+b.o.baseline+"\t eslapp ms/call\t rounds (FreeSWITCH ms/call)\t")
+	fmt.Fprintln(tw, "|---\t---\t---\t---\t---\t---\t---\t")
+	base, haveBase := medianFS(byExt[b.o.baseline])
+	for _, ext := range b.o.exts {
+		blocks := byExt[ext]
+		ok, failed := 0, 0
+		var rounds []string
+		for _, bl := range blocks {
+			ok += bl.succeeded
+			failed += bl.calls - bl.succeeded
+			rounds = append(rounds, fmt.Sprintf("%.1f", perCall(bl.fsCPU, bl.calls)))
+		}
+		fs, _ := medianFS(blocks)
+		es := median(blocks, func(bl block) float64 { return perCall(bl.eslappCPU, bl.calls) })
+		delta := "—"
+		if haveBase && ext != b.o.baseline {
+			delta = fmt.Sprintf("%+.1f ms", fs-base)
+		}
+		fmt.Fprintf(tw, "| %s\t %d\t %d\t %.1f\t %s\t %.2f\t %s\t\n", ext, ok, failed, fs, delta, es, strings.Join(rounds, " "))
+	}
+	tw.Flush()
+	fmt.Fprintln(b.w)
+}
+
+func medianFS(blocks []block) (float64, bool) {
+	if len(blocks) == 0 {
+		return 0, false
+	}
+	return median(blocks, func(bl block) float64 { return perCall(bl.fsCPU, bl.calls) }), true
+}
+
+func median(blocks []block, f func(block) float64) float64 {
+	if len(blocks) == 0 {
+		return 0
+	}
+	v := make([]float64, len(blocks))
+	for i, bl := range blocks {
+		v[i] = f(bl)
+	}
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+// searchAll finds, per extension, the highest rate (from -search-from, in
+// steps of -search-step) at which a block of -search-time worth of calls
+// ends with every call succeeded on its branch. The extensions take turns
+// at each rate, so the machine's drift falls on all of them.
+func (b *bench) searchAll(ctx context.Context) (bool, error) {
+	best := map[string]int{}
+	done := map[string]bool{}
+	for rate := b.o.searchFrom; rate <= b.o.searchMax && len(done) < len(b.o.exts); rate += b.o.searchStep {
+		for _, ext := range b.o.exts {
+			if done[ext] {
+				continue
+			}
+			calls := int(float64(rate) * b.o.searchTime.Seconds())
+			bl, err := b.runBlock(ctx, ext, rate, calls)
+			if err != nil {
+				return false, err
+			}
+			verdict := "clean"
+			if !bl.clean() {
+				verdict = fmt.Sprintf("%d failed (%v)", bl.calls-bl.succeeded, bl.sippErr)
+				done[ext] = true
+			} else {
+				best[ext] = rate
+			}
+			fmt.Fprintf(b.w, "  %s at %d cps: %d calls, %s; FreeSWITCH %.1f ms/call\n", ext, rate, calls, verdict, perCall(bl.fsCPU, bl.calls))
+		}
+	}
+	fmt.Fprintf(b.w, "\nhighest rate with no failed call (steps of %d calls/s, %v each)\n\n", b.o.searchStep, b.o.searchTime)
+	tw := tabwriter.NewWriter(b.w, 0, 4, 1, ' ', tabwriter.Debug)
+	fmt.Fprintln(tw, "| extension\t calls/s\t of "+b.o.baseline+"\t")
+	fmt.Fprintln(tw, "|---\t---\t---\t")
+	for _, ext := range b.o.exts {
+		rate, of := "below "+strconv.Itoa(b.o.searchFrom), "—"
+		if r, ok := best[ext]; ok {
+			rate = strconv.Itoa(r)
+			if !done[ext] {
+				rate = "≥ " + rate
+			}
+			if br := best[b.o.baseline]; br > 0 && ext != b.o.baseline {
+				of = fmt.Sprintf("%.0f %%", 100*float64(r)/float64(br))
+			}
+		}
+		fmt.Fprintf(tw, "| %s\t %s\t %s\t\n", ext, rate, of)
+	}
+	tw.Flush()
+	return true, nil
+}
+
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func indent(s string) string { return "      " + strings.ReplaceAll(s, "\n", "\n      ") }

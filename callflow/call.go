@@ -2,11 +2,13 @@ package callflow
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
 	"time"
 
+	"github.com/eslapp/eslapp/crm"
 	"github.com/eslapp/eslapp/esl"
 )
 
@@ -28,6 +30,30 @@ type call struct {
 	// watched in every wait that follows, and broken if it starts.
 	zombie Running
 	steps  int // workflow_execute steps run, for step ids
+	// fault is the first wait on FreeSWITCH that ran past its bound (an
+	// application it never reported ended): the call cannot go on with a
+	// peer in that state, and is handed back OnError.
+	fault error
+}
+
+// noteFault records a wait that expired; the first one is kept.
+func (c *call) noteFault(err error) {
+	if c.fault == nil {
+		c.log.Error("FreeSWITCH did not finish an application in time; the call will be handed back", "err", err)
+		c.fault = err
+	}
+}
+
+// overrideOnFault makes the call's outcome OnError when a wait expired,
+// with the error variable saying which, whatever the step decided.
+func (c *call) overrideOnFault() {
+	if c.fault == nil {
+		return
+	}
+	_, errorVar := c.outputNames()
+	b, _ := json.Marshal(crm.StepError{Branch: crm.OnError, Message: "FreeSWITCH did not finish in time: " + c.fault.Error()})
+	c.setOutput("wfe_branch", string(crm.OnError))
+	c.setOutput(errorVar, string(b))
 }
 
 // setOutput records a channel variable to set when the call leaves. A value
@@ -53,7 +79,7 @@ func (c *call) flushOutputs(ctx context.Context) error {
 	if len(c.outputs) == 0 {
 		return nil
 	}
-	last, err := c.ch.SetVars(ctx, c.outputs)
+	last, err := c.ch.SetVars(ctx, c.outputs, c.e.cfg.WaitMargin)
 	if err != nil {
 		return fmt.Errorf("setting outputs: %w", err)
 	}

@@ -2,6 +2,7 @@ package callflow
 
 import (
 	"context"
+	"time"
 
 	"github.com/eslapp/eslapp/esl"
 )
@@ -25,7 +26,7 @@ type Channel interface {
 	Break(ctx context.Context, all bool) error
 	// SetVars queues the applications that set vars and returns the last
 	// (nil when there is nothing to set).
-	SetVars(ctx context.Context, vars []esl.Var) (Running, error)
+	SetVars(ctx context.Context, vars []esl.Var, within time.Duration) (Running, error)
 	Resume(ctx context.Context) error
 	Transfer(ctx context.Context, extension, dialplan, context string) error
 	Hangup(ctx context.Context, cause string) error
@@ -60,8 +61,8 @@ func (c sessionChannel) Start(ctx context.Context, app string, arg esl.AppArg, o
 	return a, nil
 }
 
-func (c sessionChannel) SetVars(ctx context.Context, vars []esl.Var) (Running, error) {
-	a, err := c.Session.StartSetVars(ctx, vars)
+func (c sessionChannel) SetVars(ctx context.Context, vars []esl.Var, within time.Duration) (Running, error) {
+	a, err := c.Session.StartSetVars(ctx, vars, within)
 	if err != nil || a == nil {
 		return nil, err // never a typed nil in the interface
 	}

@@ -44,9 +44,12 @@ const maxActions = 200
 type Config struct {
 	Flows    map[string]*Flow
 	Renderer *prompts.Renderer
-	CRM      Workflows
-	Logger   *slog.Logger
-	Metrics  *Metrics // nil: no metrics
+	// Catalog knows how long the sounds play, which bounds the waits for
+	// a prompt's end; nil: a fresh one.
+	Catalog *prompts.Catalog
+	CRM     Workflows
+	Logger  *slog.Logger
+	Metrics *Metrics // nil: no metrics
 
 	// PlaybackTerminators is set on the channel before the first prompt:
 	// FreeSWITCH's default "*" lets a caller's key end a prompt. "none"
@@ -56,6 +59,10 @@ type Config struct {
 	// HoldMusic plays, looping, when a step's sequence is over and the CRM
 	// still works, or when a step has no sequence: "" means silence.
 	HoldMusic string
+	// WaitMargin is how much longer than expected an application may take
+	// before FreeSWITCH counts as stuck and the call is handed back
+	// OnError (default 10 s). Tests shorten it.
+	WaitMargin time.Duration
 	// DefaultPolicy and DefaultGraceMs apply to dialplan-mode steps that
 	// do not set wfe_prompt_policy and wfe_grace_ms.
 	DefaultPolicy  string
@@ -67,6 +74,7 @@ type Engine struct {
 	cfg       Config
 	flows     map[string]*Flow
 	renderer  *prompts.Renderer
+	catalog   *prompts.Catalog
 	crm       Workflows
 	log       *slog.Logger
 	metrics   *Metrics
@@ -84,7 +92,13 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.DefaultPolicy == "" {
 		cfg.DefaultPolicy = PolicyInterrupt
 	}
-	e := &Engine{cfg: cfg, flows: cfg.Flows, renderer: cfg.Renderer, crm: cfg.CRM, log: cfg.Logger, metrics: cfg.Metrics}
+	if cfg.WaitMargin <= 0 {
+		cfg.WaitMargin = esl.DefaultWithin
+	}
+	if cfg.Catalog == nil {
+		cfg.Catalog = prompts.NewCatalog()
+	}
+	e := &Engine{cfg: cfg, flows: cfg.Flows, renderer: cfg.Renderer, catalog: cfg.Catalog, crm: cfg.CRM, log: cfg.Logger, metrics: cfg.Metrics}
 	if cfg.HoldMusic != "" {
 		path, err := cfg.Renderer.FilePath(cfg.HoldMusic)
 		if err != nil {
@@ -224,6 +238,7 @@ func (e *Engine) runDialplanStep(ctx context.Context, c *call) {
 		return
 	}
 	c.applyStep(rep)
+	c.overrideOnFault()
 	e.agentEvent(ctx, c, rep)
 	e.leave(ctx, c)
 }
@@ -311,6 +326,11 @@ func (e *Engine) runFlow(ctx context.Context, c *call, name string) {
 				c.log.Error("flow ran too many actions; handing the call back", "flow", name, "actions", n)
 				c.fail(crm.OnError, fmt.Sprintf("flow %q ran more than %d actions", name, maxActions))
 			}
+			e.leave(ctx, c)
+			return
+		}
+		if c.fault != nil {
+			c.overrideOnFault()
 			e.leave(ctx, c)
 			return
 		}
@@ -419,12 +439,12 @@ func (c *call) destination(words []*Template) (string, error) {
 // play plays a sequence to its end (a play action).
 func (c *call) play(ctx context.Context, q *prompts.Sequence) {
 	steps := c.renderSequence(q)
-	p := &prompter{c: c, steps: steps}
+	p := &prompter{c: c, steps: steps, unbounded: maxStreamPlay}
 	if err := p.play(ctx, steps, 0); err != nil {
 		c.log.Warn("play", "err", err)
 		return
 	}
-	for p.active() {
+	for p.active() && c.fault == nil {
 		started, done := p.watch()
 		var zombieStarted <-chan struct{}
 		if c.zombie != nil {

@@ -52,7 +52,7 @@ func (f *fakeChannel) Break(_ context.Context, all bool) error {
 	f.record("break")
 	return nil
 }
-func (f *fakeChannel) SetVars(_ context.Context, vars []esl.Var) (callflow.Running, error) {
+func (f *fakeChannel) SetVars(_ context.Context, vars []esl.Var, _ time.Duration) (callflow.Running, error) {
 	f.mu.Lock()
 	if f.set == nil {
 		f.set = map[string]string{}

@@ -74,6 +74,9 @@ type goldenConfig struct {
 	Prompts      struct {
 		Policy string `toml:"policy"`
 	} `toml:"prompts"`
+	// WaitMargin is the engine's (how late FreeSWITCH may be before the
+	// call counts as stuck); the default 10 s when empty.
+	WaitMargin string `toml:"wait_margin"`
 }
 
 func soundsDir(t testing.TB) string {
@@ -104,9 +107,16 @@ func newEngine(t testing.TB, cfgText string, log *slog.Logger) *callflow.Engine 
 	if err != nil {
 		t.Fatalf("flows: %v", err)
 	}
+	var margin time.Duration
+	if cfg.WaitMargin != "" {
+		if margin, err = time.ParseDuration(cfg.WaitMargin); err != nil {
+			t.Fatalf("wait_margin: %v", err)
+		}
+	}
 	e, err := callflow.New(callflow.Config{
 		Flows: flows, Renderer: renderer, CRM: svc, Logger: log,
 		PlaybackTerminators: "none", HoldMusic: "holdmusic.wav", DefaultPolicy: cfg.Prompts.Policy,
+		WaitMargin: margin,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -163,6 +173,8 @@ func parseCall(t *testing.T, text string) callScript {
 			}
 		case "notfull":
 			cs.opts.NotFull = true
+		case "withhold":
+			cs.opts.Withhold = append(cs.opts.Withhold, strings.Fields(rest)...)
 		case "appstartdelay":
 			cs.opts.AppStartDelay = dur(rest)
 		case "hangup", "cut", "dtmf":
@@ -254,7 +266,9 @@ func runCall(t testing.TB, e *callflow.Engine, fs *esltest.FreeSWITCH, cs callSc
 	if _, bench := t.(*testing.B); !bench {
 		log = testLog(t)
 	}
-	srv, err := esl.NewServer(esl.ServerConfig{Handler: e.Handle, Refuse: e.Refuse, Logger: log, CommandTimeout: 3 * time.Second})
+	// The hostile values (64 KiB caller names) make connect replies larger
+	// than any SIP message could: allow them.
+	srv, err := esl.NewServer(esl.ServerConfig{Handler: e.Handle, Refuse: e.Refuse, Logger: log, CommandTimeout: 3 * time.Second, MaxConnectBytes: 8 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

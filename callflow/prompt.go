@@ -2,12 +2,17 @@ package callflow
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/eslapp/eslapp/esl"
 	"github.com/eslapp/eslapp/prompts"
 )
+
+// maxStreamPlay bounds a play action's stream or a file of unknown
+// length.
+const maxStreamPlay = time.Hour
 
 // prompter plays a rendered sequence on the call: once, in a loop, or once
 // followed by hold music, and stops it on request. It belongs to the call's
@@ -26,6 +31,9 @@ type prompter struct {
 	// ended meanwhile): the start must still be handled first.
 	headStarted bool
 	filler      bool // what plays is the hold music, not the sequence
+	// unbounded bounds a pass whose length is not known (streams, files
+	// of unknown length): the step's timeout, or maxStreamPlay.
+	unbounded time.Duration
 
 	startedAt time.Time // first app started
 	stoppedAt time.Time
@@ -49,15 +57,29 @@ func (p *prompter) play(ctx context.Context, steps []prompts.Step, loops int) er
 	if !c.terminated && c.e.cfg.PlaybackTerminators != "" {
 		arg, err := esl.SetArg("playback_terminators", c.e.cfg.PlaybackTerminators)
 		if err == nil {
-			_, err = c.ch.Start(ctx, "set", arg, esl.ExecOptions{})
+			_, err = c.ch.Start(ctx, "set", arg, esl.ExecOptions{Within: c.e.cfg.WaitMargin})
 		}
 		if err != nil {
 			return fmt.Errorf("playback_terminators: %w", err)
 		}
 		c.terminated = true
 	}
+	// Each application must end within what it and those queued before it
+	// play, plus the engine's WaitMargin: FreeSWITCH that never reports an end does
+	// not hold the call. Looping ones are stopped, never waited for.
+	var ahead time.Duration
+	bounded := loops == 0 || loops == 1
 	for i, s := range steps {
-		r, err := c.ch.Start(ctx, s.App, s.Arg, esl.ExecOptions{Loops: loops})
+		opts := esl.ExecOptions{Loops: loops}
+		if bounded {
+			if d, ok := c.e.catalog.Bound(s); ok {
+				ahead += d
+			} else {
+				ahead += p.unbounded
+			}
+			opts.Within = ahead + c.e.cfg.WaitMargin
+		}
+		r, err := c.ch.Start(ctx, s.App, s.Arg, opts)
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.App, err)
 		}
@@ -107,7 +129,10 @@ func (p *prompter) onDone(ctx context.Context) (finished bool) {
 		p.onStarted(ctx)
 	}
 	head := p.pending[0]
-	if res, err := head.Result(); err == nil && res.Response == "FILE NOT FOUND" {
+	switch res, err := head.Result(); {
+	case errors.Is(err, esl.ErrAppTimeout):
+		p.c.noteFault(err)
+	case err == nil && res.Response == "FILE NOT FOUND":
 		p.c.log.Warn("prompt file not found by FreeSWITCH", "response", res.Response)
 	}
 	if p.lastOfPass[0] {

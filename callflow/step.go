@@ -90,7 +90,7 @@ func (c *call) runStep(ctx context.Context, spec *StepSpec, inputErr error) step
 		go func() { results <- c.e.crm.Execute(ctx, req) }()
 	}
 
-	p := &prompter{c: c, steps: steps, loop: spec.PromptPolicy == PolicyLoop}
+	p := &prompter{c: c, steps: steps, loop: spec.PromptPolicy == PolicyLoop, unbounded: req.Timeout}
 	// Without a sequence the caller hears the hold music: never dead air.
 	startPrompt := func() error {
 		if len(steps) == 0 {
@@ -111,7 +111,7 @@ func (c *call) runStep(ctx context.Context, spec *StepSpec, inputErr error) step
 
 	decided := false
 	for {
-		if decided && (!p.active() || spec.PromptPolicy != PolicyComplete || p.filler) {
+		if decided && (!p.active() || spec.PromptPolicy != PolicyComplete || p.filler || c.fault != nil) {
 			break
 		}
 		started, done := p.watch()

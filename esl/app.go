@@ -19,6 +19,7 @@ type App struct {
 	done      chan struct{}
 	startOnce sync.Once
 	doneOnce  sync.Once
+	expiry    *time.Timer // fails the app when its bound passes; nil without one
 
 	// The session's event dispatch and its failure paths (a lost
 	// connection, a refused command) may reach an App from different
@@ -106,6 +107,9 @@ func (a *App) setPlayback(at time.Time, status string) {
 // complete ends the application once; later calls do nothing.
 func (a *App) complete(response string, at time.Time, err error) {
 	a.doneOnce.Do(func() {
+		if a.expiry != nil {
+			a.expiry.Stop()
+		}
 		a.startOnce.Do(func() { close(a.started) })
 		a.mu.Lock()
 		a.result = AppResult{
@@ -133,7 +137,17 @@ type ExecOptions struct {
 	// application ends. Applications are event-locked by default, which
 	// keeps a queue of them in order.
 	NoEventLock bool
+	// Within bounds the time from queueing the application to its end; 0
+	// means no bound. When it passes without CHANNEL_EXECUTE_COMPLETE the
+	// application ends with ErrAppTimeout: no wait on FreeSWITCH is
+	// endless, even when the peer acknowledges commands and then goes
+	// quiet.
+	Within time.Duration
 }
+
+// DefaultWithin bounds the applications eslapp runs for itself (set,
+// multiset, transfer), which FreeSWITCH ends at once once they start.
+const DefaultWithin = 10 * time.Second
 
 // Start queues an application on the channel and returns as soon as
 // FreeSWITCH has accepted it (its "+OK" arrives before any of the app's
@@ -158,9 +172,13 @@ func (s *Session) Start(ctx context.Context, app string, arg AppArg, opts ExecOp
 		return nil, fmt.Errorf("sendmsg %s: %w", app, ErrNoEvents)
 	}
 	s.apps[a.UUID] = a
+	if opts.Within > 0 {
+		d := opts.Within
+		a.expiry = time.AfterFunc(d, func() { s.expire(a, d) })
+	}
 	s.mu.Unlock()
 
-	_, err := s.send(ctx, "sendmsg "+app, rawCommand(executeMessage(app, wire, a.UUID, opts)))
+	_, err := s.send(ctx, "sendmsg "+app, executeMessage(app, wire, a.UUID, opts))
 	if err != nil {
 		s.mu.Lock()
 		delete(s.apps, a.UUID)
@@ -171,9 +189,26 @@ func (s *Session) Start(ctx context.Context, app string, arg AppArg, opts ExecOp
 	return a, nil
 }
 
-// Execute runs an application and waits for it to end.
+// expire ends an application whose bound passed without its completion.
+func (s *Session) expire(a *App, d time.Duration) {
+	s.mu.Lock()
+	if s.apps[a.UUID] != a {
+		s.mu.Unlock()
+		return // completed meanwhile
+	}
+	delete(s.apps, a.UUID)
+	if s.current == a {
+		s.current = nil
+	}
+	s.mu.Unlock()
+	s.Logger().Warn("FreeSWITCH never reported the end of an application", "app", a.Name, "waited", d)
+	a.complete("", time.Now(), fmt.Errorf("%w: no CHANNEL_EXECUTE_COMPLETE within %s", ErrAppTimeout, d.Round(time.Millisecond)))
+}
+
+// Execute runs an application and waits for it to end, at most
+// DefaultWithin.
 func (s *Session) Execute(ctx context.Context, app string, arg AppArg) (AppResult, error) {
-	a, err := s.Start(ctx, app, arg, ExecOptions{})
+	a, err := s.Start(ctx, app, arg, ExecOptions{Within: DefaultWithin})
 	if err != nil {
 		return AppResult{}, err
 	}

@@ -1,6 +1,7 @@
 package esl
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 )
@@ -21,29 +22,37 @@ type ChannelData struct {
 }
 
 // ParseChannelData checks a connect reply's header block and returns it as
-// ChannelData. The block is the bytes up to the blank line that ends it.
+// ChannelData. The block is the header lines, with or without the blank
+// line that ends them.
 func ParseChannelData(block []byte) (*ChannelData, error) {
-	h, ok, err := scanFrameHeader(block)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, fmt.Errorf("%w: connect reply without end of headers", errFrame)
-	}
-	if h.contentType != contentReply {
-		return nil, fmt.Errorf("%w: connect reply has Content-Type %q", errFrame, h.contentType)
-	}
+	var sc headerScanner
 	var b strings.Builder
-	b.Grow(h.headerLen * 3 / 4)
-	for line := range strings.SplitSeq(strings.ReplaceAll(string(block[:h.headerLen]), "\r\n", "\n"), "\n") {
-		name, _, _ := strings.Cut(line, ":")
-		if line == "" || !keepChannelHeader(name) {
+	b.Grow(len(block) * 3 / 4)
+	for rest := block; len(rest) > 0; {
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) == 0 {
+			break
+		}
+		if err := sc.line(line); err != nil {
+			return nil, err
+		}
+		name, _, _ := bytes.Cut(line, []byte(":"))
+		if !keepChannelHeader(string(name)) {
 			continue
 		}
 		if b.Len() > 0 {
 			b.WriteByte('\n')
 		}
-		b.WriteString(line)
+		b.Write(line)
+	}
+	if sc.h.contentType != contentReply {
+		return nil, fmt.Errorf("%w: connect reply has Content-Type %q", errFrame, sc.h.contentType)
 	}
 	d := &ChannelData{raw: b.String()}
 	if d.UUID() == "" {

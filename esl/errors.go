@@ -30,6 +30,11 @@ var (
 	// start and end are only known from the call's events.
 	ErrNoEvents = errors.New("esl: Subscribe before starting applications")
 
+	// ErrAppTimeout means FreeSWITCH accepted an application but never
+	// reported its end (CHANNEL_EXECUTE_COMPLETE) within the bound it was
+	// started with: a stuck or broken peer.
+	ErrAppTimeout = errors.New("esl: application did not complete in time")
+
 	// ErrShutdown is the cause of a call context cancelled because eslapp is
 	// shutting down.
 	ErrShutdown = errors.New("esl: eslapp shutting down")

@@ -1,16 +1,17 @@
 package esl
 
 import (
+	"bytes"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
-
-	"github.com/percipia/eslgo"
 )
 
 // Event is one FreeSWITCH event for the call, reduced to the headers a call's
 // owner acts on. FreeSWITCH puts every channel variable into every channel
-// event (about 6 KB each); eslapp reads only these (see wireConn).
+// event (about 6 KB each); eslapp reads only these, in one pass over the
+// event's bytes (parseEvent).
 type Event struct {
 	Name           string    // Event-Name, e.g. CHANNEL_EXECUTE_COMPLETE
 	Sequence       uint64    // Event-Sequence
@@ -22,24 +23,72 @@ type Event struct {
 	HangupCause    string    // Hangup-Cause
 	DTMFDigit      string    // DTMF-Digit
 	Subclass       string    // Event-Subclass, for CUSTOM events
-	Received       time.Time // when eslapp released the event to its owner
+	Received       time.Time // when eslapp read the event
 }
 
-func newEvent(ev *eslgo.Event, now time.Time) Event {
-	seq, _ := strconv.ParseUint(ev.Headers.Get("Event-Sequence"), 10, 64)
-	return Event{
-		Name:           ev.GetHeader("Event-Name"),
-		Sequence:       seq,
-		UniqueID:       ev.GetHeader("Unique-ID"),
-		AppUUID:        ev.GetHeader("Application-UUID"),
-		App:            ev.GetHeader("Application"),
-		AppResponse:    ev.GetHeader("Application-Response"),
-		PlaybackStatus: ev.GetHeader("Playback-Status"),
-		HangupCause:    ev.GetHeader("Hangup-Cause"),
-		DTMFDigit:      ev.GetHeader("DTMF-Digit"),
-		Subclass:       ev.GetHeader("Event-Subclass"),
-		Received:       now,
+// parseEvent reads the body of a text/event-plain frame: "Name: value"
+// lines with URL-encoded values, up to a blank line (an event's own body,
+// if any, follows; eslapp reads none). Only the headers Event has are
+// decoded; the variable_* lines, most of an event, are skipped at their
+// first byte.
+func parseEvent(body []byte, now time.Time) (Event, error) {
+	ev := Event{Received: now}
+	rest := body
+	for len(rest) > 0 {
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		if len(line) > 0 && line[len(line)-1] == '\r' {
+			line = line[:len(line)-1]
+		}
+		if len(line) == 0 {
+			break
+		}
+		if line[0] == 'v' {
+			continue // variable_*: never read
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			return Event{}, fmt.Errorf("%w: event header line without a name: %.40q", errFrame, line)
+		}
+		name, value := line[:colon], bytes.TrimLeft(line[colon+1:], " \t")
+		var dst *string
+		switch string(name) {
+		case "Event-Name":
+			dst = &ev.Name
+		case "Event-Sequence":
+			ev.Sequence, _ = strconv.ParseUint(string(value), 10, 64)
+			continue
+		case "Unique-ID":
+			dst = &ev.UniqueID
+		case "Application-UUID":
+			dst = &ev.AppUUID
+		case "Application":
+			dst = &ev.App
+		case "Application-Response":
+			dst = &ev.AppResponse
+		case "Playback-Status":
+			dst = &ev.PlaybackStatus
+		case "Hangup-Cause":
+			dst = &ev.HangupCause
+		case "DTMF-Digit":
+			dst = &ev.DTMFDigit
+		case "Event-Subclass":
+			dst = &ev.Subclass
+		default:
+			continue
+		}
+		if *dst == "" {
+			*dst = urlDecode(string(value))
+		}
 	}
+	if ev.Name == "" {
+		return Event{}, fmt.Errorf("%w: event without Event-Name", errFrame)
+	}
+	return ev, nil
 }
 
 // Events is a call's event stream in Event-Sequence order. It never drops an

@@ -45,10 +45,32 @@ type ServerConfig struct {
 	// were ended at the drain deadline, before connections are closed
 	// under them. Default 2s.
 	ShutdownGrace time.Duration
+	// MaxConnectBytes bounds what a peer may send before connect
+	// completes: the connect reply, which carries every channel variable
+	// URL-encoded. Default DefaultMaxConnect.
+	MaxConnectBytes int
+	// MaxConnecting bounds the connections that have not completed
+	// connect: beyond it a new connection is closed at once (FreeSWITCH's
+	// socket application then returns and the dialplan goes on). Default
+	// DefaultMaxConnecting.
+	MaxConnecting int
 	Logger        *slog.Logger
 	Handler       Handler
 	// Refuse hands a refused call back; nil means Resume then exit.
 	Refuse RefuseFunc
+}
+
+// DefaultMaxConnecting is the default bound on connections that have not
+// completed connect. FreeSWITCH completes one in about a millisecond: only
+// a storm of probes or a stuck peer fills it.
+const DefaultMaxConnecting = 256
+
+// ServerStats counts what the server refused before a call could start.
+type ServerStats struct {
+	RefusedSource     uint64 // closed: source not in Allow
+	RefusedConnecting uint64 // closed: MaxConnecting connections were already connecting
+	ConnectFailed     uint64 // closed: no valid connect reply in time (probes, broken peers)
+	Connecting        int64  // connections connecting now
 }
 
 // Server accepts FreeSWITCH's outbound socket connections, one call each.
@@ -61,9 +83,17 @@ type Server struct {
 	callsCtx    context.Context
 	cancelCalls context.CancelCauseFunc
 
-	draining atomic.Bool
-	active   atomic.Int64
-	handlers sync.WaitGroup // goroutines of accepted connections
+	draining   atomic.Bool
+	active     atomic.Int64
+	connecting atomic.Int64
+	handlers   sync.WaitGroup // goroutines of accepted connections
+
+	refusedSource     atomic.Uint64
+	refusedConnecting atomic.Uint64
+	connectFailed     atomic.Uint64
+	sourceWarn        rateLimited
+	connectingWarn    rateLimited
+	connectWarn       rateLimited
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -84,6 +114,12 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	if cfg.ShutdownGrace <= 0 {
 		cfg.ShutdownGrace = 2 * time.Second
+	}
+	if cfg.MaxConnectBytes <= 0 {
+		cfg.MaxConnectBytes = DefaultMaxConnect
+	}
+	if cfg.MaxConnecting <= 0 {
+		cfg.MaxConnecting = DefaultMaxConnecting
 	}
 	if len(cfg.Allow) == 0 {
 		cfg.Allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
@@ -108,6 +144,16 @@ func (srv *Server) Draining() bool { return srv.draining.Load() }
 
 // ActiveCalls is the number of calls being handled now.
 func (srv *Server) ActiveCalls() int { return int(srv.active.Load()) }
+
+// Stats reports what the server refused so far.
+func (srv *Server) Stats() ServerStats {
+	return ServerStats{
+		RefusedSource:     srv.refusedSource.Load(),
+		RefusedConnecting: srv.refusedConnecting.Load(),
+		ConnectFailed:     srv.connectFailed.Load(),
+		Connecting:        srv.connecting.Load(),
+	}
+}
 
 // Serve accepts connections on ln until ln is closed (by Close, or by
 // Shutdown once the drain is over). It returns nil then.
@@ -141,7 +187,16 @@ func (srv *Server) Serve(ln net.Listener) error {
 		}
 		backoff = 0
 		if !srv.allowed(nc.RemoteAddr()) {
-			srv.log.Warn("connection refused: source not in [server] allow", "remote", nc.RemoteAddr().String())
+			srv.refusedSource.Add(1)
+			srv.sourceWarn.log(srv.log, "connection refused: source not in [server] allow", "remote", nc.RemoteAddr().String())
+			_ = nc.Close()
+			continue
+		}
+		if n := srv.connecting.Add(1); n > int64(srv.cfg.MaxConnecting) {
+			srv.connecting.Add(-1)
+			srv.refusedConnecting.Add(1)
+			srv.connectingWarn.log(srv.log, "connection refused: too many connections still connecting ([server] max_connecting); the dialplan goes on after socket",
+				"remote", nc.RemoteAddr().String(), "max_connecting", srv.cfg.MaxConnecting)
 			_ = nc.Close()
 			continue
 		}
@@ -172,12 +227,10 @@ func (srv *Server) allowed(addr net.Addr) bool {
 // exit. A panic anywhere in it ends this call alone.
 func (srv *Server) handle(nc net.Conn) {
 	defer srv.handlers.Done()
-	sess, err := newSession(srv.callsCtx, nc, sessionConfig{
-		commandTimeout: srv.cfg.CommandTimeout,
-		logger:         srv.log,
-	})
+	sess, err := srv.connect(nc)
 	if err != nil {
-		srv.log.Warn("call not started", "remote", nc.RemoteAddr().String(), "err", err)
+		srv.connectFailed.Add(1)
+		srv.connectWarn.log(srv.log, "call not started: no connect reply", "remote", nc.RemoteAddr().String(), "err", err)
 		_ = nc.Close()
 		return
 	}
@@ -195,6 +248,23 @@ func (srv *Server) handle(nc net.Conn) {
 	default:
 		srv.run(sess)
 	}
+}
+
+// connect starts the session: connect and its reply. It counts as
+// connecting until then, and a panic in it closes this connection alone.
+func (srv *Server) connect(nc net.Conn) (sess *Session, err error) {
+	defer srv.connecting.Add(-1)
+	defer func() {
+		if p := recover(); p != nil {
+			srv.log.Error("panic starting a call", "remote", nc.RemoteAddr().String(), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			sess, err = nil, fmt.Errorf("%w: panic: %v", ErrPanic, p)
+		}
+	}()
+	return newSession(srv.callsCtx, nc, sessionConfig{
+		commandTimeout: srv.cfg.CommandTimeout,
+		logger:         srv.log,
+		maxConnect:     srv.cfg.MaxConnectBytes,
+	})
 }
 
 // run calls the handler, recovering from a panic in it.
@@ -335,4 +405,32 @@ func (srv *Server) closeSessions() {
 func isTemporaryAccept(err error) bool {
 	var t interface{ Temporary() bool }
 	return errors.As(err, &t) && t.Temporary()
+}
+
+// rateLimited logs a warning at most once per interval, saying how many
+// were left out since: a storm of refused connections must not become a
+// storm of log lines.
+type rateLimited struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+const warnInterval = 10 * time.Second
+
+func (r *rateLimited) log(log *slog.Logger, msg string, args ...any) {
+	r.mu.Lock()
+	now := time.Now()
+	if !r.last.IsZero() && now.Sub(r.last) < warnInterval {
+		r.suppressed++
+		r.mu.Unlock()
+		return
+	}
+	suppressed := r.suppressed
+	r.last, r.suppressed = now, 0
+	r.mu.Unlock()
+	if suppressed > 0 {
+		args = append(args, "more_since_last_warning", suppressed)
+	}
+	log.Warn(msg, args...)
 }

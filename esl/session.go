@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/percipia/eslgo"
-	"github.com/percipia/eslgo/command"
 )
 
 // DefaultCommandTimeout bounds each command when the configuration gives no
@@ -26,53 +24,88 @@ const DefaultCommandTimeout = 5 * time.Second
 // Session is one call on FreeSWITCH's outbound Event Socket: the connection
 // FreeSWITCH opened when the dialplan ran "socket ... async full".
 //
-// A Session is safe for use by several goroutines, but a call is meant to be
-// owned by one: the one that runs its flow, selecting on Context().Done(),
-// Events().Ready() and the Done channel of the applications it started.
+// One goroutine, the read loop, reads the connection: it matches each reply
+// to the oldest command still waiting for one (FreeSWITCH answers commands
+// in the order it reads them), parses each event once, and applies it to the
+// call's state in the order FreeSWITCH wrote it. The call's owner, the
+// goroutine that runs its flow, sends commands and selects on Context().Done(),
+// Events().Ready() and the Done channels of the applications it started.
+// A Session is safe for use by several goroutines.
 type Session struct {
-	conn       *eslgo.Conn
-	wire       *wireConn
-	log        *slog.Logger
+	nc         net.Conn
+	fr         *FrameReader // the read loop's alone
+	connected  bool         // the read loop's alone: the connect reply has been read
+	log        atomic.Pointer[slog.Logger]
 	cmdTimeout time.Duration
+	maxFrame   int
 	appIDs     func() string
-	data       *ChannelData
-	expandOff  bool // app_disable_expand_variables is true on the channel
-	uuid       string
 	remote     net.Addr
 
+	// Set by the read loop from the connect reply, before the reply is
+	// handed to the command that waits for it; read-only afterwards.
+	data      *ChannelData
+	expandOff bool // app_disable_expand_variables is true on the channel
+	uuid      string
+
 	// callCtx ends when the call is over for eslapp: hangup, lost
-	// connection, or shutdown. connCtx ends when the connection is closed;
-	// commands in flight are abandoned then.
-	callCtx    context.Context
-	endCall    context.CancelCauseFunc
-	connCtx    context.Context
-	closeConn  context.CancelCauseFunc
-	connectErr error
-	events     atomic.Pointer[Events] // nil until the owner asks for events
-	seq        sequencer
-	closeOnce  sync.Once
+	// connection, or shutdown. connDone is closed when the read loop has
+	// ended: no reply or event comes any more.
+	callCtx  context.Context
+	endCall  context.CancelCauseFunc
+	connDone chan struct{}
+	events   atomic.Pointer[Events] // nil until the owner asks for events
+
+	// wmu orders writes, and with them the queue of commands waiting for
+	// their replies.
+	wmu sync.Mutex
 
 	mu         sync.Mutex
+	waiting    []*waiter       // commands written, oldest first, replies not yet read
+	closed     bool            // the read loop has ended: no command can get a reply
 	apps       map[string]*App // started, not yet complete, by Application-UUID
 	current    *App            // the application FreeSWITCH is running
 	hungUp     bool
 	exitSent   bool
 	subscribed bool
 	lingering  bool // FreeSWITCH keeps the socket after a hangup until exit
+
+	closeOnce sync.Once
+}
+
+// waiter is a command waiting for its reply.
+type waiter struct{ reply chan reply }
+
+// reply is a command/reply's Reply-Text or an api/response's body, or why
+// none will come.
+type reply struct {
+	text string
+	err  error
 }
 
 // sessionConfig is what the server gives each session.
 type sessionConfig struct {
 	commandTimeout time.Duration
 	logger         *slog.Logger
+	// maxConnect bounds the connect reply (the channel data); maxFrame
+	// every frame after it. Zero means the defaults.
+	maxConnect, maxFrame int
 	// appIDs names application runs; nil means random UUIDs. Tests use it
 	// to replay FreeSWITCH transcripts, whose Application-UUIDs are fixed.
 	appIDs func() string
 }
 
-// newSession wraps an accepted connection, sends "connect" and decodes the
-// channel data. parent is the server's context for calls: cancelling it ends
-// the call (shutdown).
+// DefaultMaxConnect bounds the connect reply when the server is given no
+// other bound: FreeSWITCH's own headers and a dialplan's variables take a
+// few kilobytes.
+const DefaultMaxConnect = 256 << 10
+
+// defaultMaxFrame bounds a frame after connect: channel events carry every
+// channel variable, results of 64 KiB among them, URL-encoded.
+const defaultMaxFrame = 8 << 20
+
+// newSession starts the read loop on an accepted connection, sends
+// "connect" and decodes the channel data. parent is the server's context
+// for calls: cancelling it ends the call (shutdown).
 func newSession(parent context.Context, nc net.Conn, cfg sessionConfig) (*Session, error) {
 	if cfg.commandTimeout <= 0 {
 		cfg.commandTimeout = DefaultCommandTimeout
@@ -80,34 +113,35 @@ func newSession(parent context.Context, nc net.Conn, cfg sessionConfig) (*Sessio
 	if cfg.appIDs == nil {
 		cfg.appIDs = uuid.NewString
 	}
+	if cfg.maxConnect <= 0 {
+		cfg.maxConnect = DefaultMaxConnect
+	}
+	if cfg.maxFrame <= 0 {
+		cfg.maxFrame = defaultMaxFrame
+	}
+	if cfg.logger == nil {
+		cfg.logger = slog.New(slog.DiscardHandler)
+	}
 	s := &Session{
+		nc:         nc,
+		fr:         NewFrameReader(nc),
 		appIDs:     cfg.appIDs,
 		cmdTimeout: cfg.commandTimeout,
-		log:        cfg.logger.With("remote", nc.RemoteAddr().String()),
+		maxFrame:   cfg.maxFrame,
 		remote:     nc.RemoteAddr(),
 		apps:       make(map[string]*App),
+		connDone:   make(chan struct{}),
 	}
+	s.log.Store(cfg.logger.With("remote", nc.RemoteAddr().String()))
+	// Until connect completes the peer may send one thing: the connect
+	// reply, a header block and no body.
+	s.fr.SetLimits(cfg.maxConnect, 0)
 	s.callCtx, s.endCall = context.WithCancelCause(parent)
-	s.connCtx, s.closeConn = context.WithCancelCause(context.Background())
-	s.wire = newWireConn(nc, s)
-	s.seq.handed = &s.wire.eventsHanded
-	s.seq.release = s.dispatch
-	s.conn = eslgoNewConn(s.wire, true, eslgo.Options{
-		Context: context.Background(),
-		Logger:  eslgoLogger{s},
-	})
-	s.conn.RegisterEventListener(eslgo.EventListenAll, s.onEvent)
+	go s.readLoop()
 
-	if _, err := s.send(context.Background(), "connect", rawCommand("connect")); err != nil {
+	if _, err := s.send(context.Background(), "connect", "connect"); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("connect: %w", err)
-	}
-	// wireConn saw the reply's header block before eslgo did, and
-	// connectBlock decoded it on eslgo's reader goroutine; the reply reaching
-	// SendCommand orders that before this point.
-	if s.data == nil {
-		s.Close()
-		return nil, fmt.Errorf("connect reply: %w", s.connectErr)
 	}
 	return s, nil
 }
@@ -119,7 +153,7 @@ func (s *Session) UUID() string { return s.uuid }
 func (s *Session) Data() *ChannelData { return s.data }
 
 // Logger logs with the call's UUID.
-func (s *Session) Logger() *slog.Logger { return s.log }
+func (s *Session) Logger() *slog.Logger { return s.log.Load() }
 
 // RemoteAddr is the FreeSWITCH host's address.
 func (s *Session) RemoteAddr() net.Addr { return s.remote }
@@ -133,9 +167,9 @@ func (s *Session) Full() bool { return s.data.Header("Control") == "full" }
 // (ErrHangup, ErrDisconnected, ErrShutdown).
 func (s *Session) Context() context.Context { return s.callCtx }
 
-// Events is the call's event stream, in Event-Sequence order, from the
-// first call of Events on: a call's owner that does not read events does not
-// keep them.
+// Events is the call's event stream, in the order FreeSWITCH wrote it, from
+// the first call of Events on: a call's owner that does not read events
+// does not keep them.
 func (s *Session) Events() *Events {
 	if q := s.events.Load(); q != nil {
 		return q
@@ -156,7 +190,12 @@ func (s *Session) HungUp() bool {
 // PLAYBACK_START and PLAYBACK_STOP for instance. After myevents FreeSWITCH
 // sends only events about this channel, whatever their name.
 func (s *Session) Subscribe(ctx context.Context, extra ...string) error {
-	if _, err := s.send(ctx, "myevents", rawCommand("myevents")); err != nil {
+	for _, name := range extra {
+		if !isEventName(name) {
+			return &UnsafeValueError{Sink: "event name", Reason: fmt.Sprintf("%q is not an event name", name)}
+		}
+	}
+	if _, err := s.send(ctx, "myevents", "myevents"); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -165,12 +204,7 @@ func (s *Session) Subscribe(ctx context.Context, extra ...string) error {
 	if len(extra) == 0 {
 		return nil
 	}
-	for _, name := range extra {
-		if !isEventName(name) {
-			return &UnsafeValueError{Sink: "event name", Reason: fmt.Sprintf("%q is not an event name", name)}
-		}
-	}
-	_, err := s.send(ctx, "event", rawCommand("event plain "+strings.Join(extra, " ")))
+	_, err := s.send(ctx, "event", "event plain "+strings.Join(extra, " "))
 	return err
 }
 
@@ -183,7 +217,7 @@ func (s *Session) Unsubscribe(ctx context.Context, names ...string) error {
 			return &UnsafeValueError{Sink: "event name", Reason: fmt.Sprintf("%q is not an event name", name)}
 		}
 	}
-	_, err := s.send(ctx, "nixevent", rawCommand("nixevent "+strings.Join(names, " ")))
+	_, err := s.send(ctx, "nixevent", "nixevent "+strings.Join(names, " "))
 	return err
 }
 
@@ -191,7 +225,7 @@ func (s *Session) Unsubscribe(ctx context.Context, names ...string) error {
 // until eslapp sends exit. Without it FreeSWITCH closes the socket right
 // after its disconnect notice.
 func (s *Session) Linger(ctx context.Context) error {
-	_, err := s.send(ctx, "linger", rawCommand("linger"))
+	_, err := s.send(ctx, "linger", "linger")
 	if err == nil {
 		s.mu.Lock()
 		s.lingering = true
@@ -203,7 +237,7 @@ func (s *Session) Linger(ctx context.Context) error {
 // Resume makes FreeSWITCH continue the dialplan after the socket application
 // once the socket closes, cutting short whatever plays (BRIEF §6, s7).
 func (s *Session) Resume(ctx context.Context) error {
-	_, err := s.send(ctx, "resume", rawCommand("resume"))
+	_, err := s.send(ctx, "resume", "resume")
 	return err
 }
 
@@ -217,11 +251,7 @@ func (s *Session) API(ctx context.Context, name string, args APIArgs) (string, e
 	if args.s != "" {
 		line += " " + args.s
 	}
-	reply, err := s.send(ctx, "api "+name, rawCommand(line))
-	if err != nil {
-		return "", err
-	}
-	return string(reply.Body), nil
+	return s.send(ctx, "api "+name, line)
 }
 
 // Break stops what the call is playing (api uuid_break). With all, apps
@@ -245,8 +275,7 @@ func (s *Session) Hangup(ctx context.Context, cause string) error {
 	if !isHangupCause(cause) {
 		return &UnsafeValueError{Sink: "hangup cause", Reason: fmt.Sprintf("%q is not a hangup cause", cause)}
 	}
-	msg := "sendmsg\r\ncall-command: hangup\r\nhangup-cause: " + cause
-	_, err := s.send(ctx, "sendmsg hangup", rawCommand(msg))
+	_, err := s.send(ctx, "sendmsg hangup", "sendmsg\r\ncall-command: hangup\r\nhangup-cause: "+cause)
 	return err
 }
 
@@ -264,8 +293,7 @@ func (s *Session) Exit(ctx context.Context) error {
 	s.exitSent = true
 	s.mu.Unlock()
 	if send {
-		ctx = context.WithoutCancel(ctx)
-		_, err := s.send(ctx, "exit", rawCommand("exit"))
+		_, err := s.send(context.WithoutCancel(ctx), "exit", "exit")
 		if err != nil && !errors.Is(err, ErrDisconnected) {
 			return err
 		}
@@ -275,10 +303,7 @@ func (s *Session) Exit(ctx context.Context) error {
 	t := time.NewTimer(s.cmdTimeout)
 	defer t.Stop()
 	select {
-	case <-s.connCtx.Done():
-		// The stream has ended (FreeSWITCH closed it, or eslapp did):
-		// let the events read before the end reach Events.
-		s.seq.drain()
+	case <-s.connDone:
 	case <-t.C:
 	}
 	s.Close()
@@ -288,145 +313,195 @@ func (s *Session) Exit(ctx context.Context) error {
 // Close closes the connection without a word to FreeSWITCH. Commands in
 // flight fail with ErrDisconnected.
 func (s *Session) Close() {
-	s.closeTransport()
+	s.closeOnce.Do(func() { _ = s.nc.Close() })
 	s.endCall(ErrDisconnected)
 	s.failApps(ErrDisconnected)
 }
 
-// closeTransport closes the connection and eslgo's side of it. The events
-// read before still reach Events.
-func (s *Session) closeTransport() {
-	s.closeOnce.Do(func() {
-		s.closeConn(ErrDisconnected)
-		s.conn.Close()
-		s.seq.stop()
-	})
-}
-
 // send writes one command and waits for its reply, within the command
-// timeout. A reply starting with -ERR is returned as a *ReplyError.
+// timeout: Reply-Text of a command/reply, the body of an api/response. A
+// reply starting with -ERR is returned as a *ReplyError.
 //
-// When no reply comes in time the connection is closed: eslgo matches
-// replies to commands by order alone, so the late reply would be taken as
-// the answer to the next command.
-func (s *Session) send(ctx context.Context, what string, cmd command.Command) (*eslgo.RawResponse, error) {
-	if err := context.Cause(s.connCtx); err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	cctx, cancel := context.WithTimeoutCause(ctx, s.cmdTimeout, ErrCommandTimeout)
-	defer cancel()
-	stop := context.AfterFunc(s.connCtx, cancel)
-	defer stop()
+// A command whose ctx ends first stops waiting, but stays in the queue:
+// its reply, when it comes, is read and dropped, and later replies still
+// meet their commands. A command that gets no reply in time means
+// FreeSWITCH is stuck or gone: the connection is closed.
+func (s *Session) send(ctx context.Context, what, cmd string) (string, error) {
+	w := &waiter{reply: make(chan reply, 1)}
+	msg := make([]byte, 0, len(cmd)+4)
+	msg = append(append(msg, cmd...), "\r\n\r\n"...)
 
-	reply, err := s.conn.SendCommand(cctx, cmd)
+	s.wmu.Lock()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.wmu.Unlock()
+		return "", fmt.Errorf("%s: %w", what, ErrDisconnected)
+	}
+	s.waiting = append(s.waiting, w)
+	s.mu.Unlock()
+	_ = s.nc.SetWriteDeadline(time.Now().Add(s.cmdTimeout))
+	_, err := s.nc.Write(msg)
+	s.wmu.Unlock()
 	if err != nil {
-		if connErr := context.Cause(s.connCtx); connErr != nil {
-			return nil, fmt.Errorf("%s: %w", what, connErr)
-		}
-		cause := context.Cause(cctx)
-		if cause == nil {
-			// A write error or eslgo's "connection closed".
-			s.log.Debug("command failed", "command", what, "err", err)
-			s.Close()
-			return nil, fmt.Errorf("%s: %w: %v", what, ErrDisconnected, err)
-		}
-		s.log.Warn("command got no reply, closing the connection", "command", what, "cause", cause)
+		s.Logger().Debug("command not written", "command", what, "err", err)
 		s.Close()
-		if errors.Is(cause, ErrCommandTimeout) {
-			return nil, fmt.Errorf("%s: %w after %s", what, ErrCommandTimeout, s.cmdTimeout)
-		}
-		return nil, fmt.Errorf("%s: %w", what, cause)
+		return "", fmt.Errorf("%s: %w: %v", what, ErrDisconnected, err)
 	}
-	if text, ok := strings.CutPrefix(reply.GetReply(), "-ERR"); ok {
+
+	t := time.NewTimer(s.cmdTimeout)
+	defer t.Stop()
+	var r reply
+	select {
+	case r = <-w.reply:
+	case <-t.C:
+		s.Logger().Warn("command got no reply, closing the connection", "command", what, "timeout", s.cmdTimeout)
+		s.Close()
+		return "", fmt.Errorf("%s: %w after %s", what, ErrCommandTimeout, s.cmdTimeout)
+	case <-ctx.Done():
+		return "", fmt.Errorf("%s: %w", what, context.Cause(ctx))
+	}
+	if r.err != nil {
+		return "", fmt.Errorf("%s: %w", what, r.err)
+	}
+	if text, ok := strings.CutPrefix(r.text, "-ERR"); ok {
 		text = strings.TrimSpace(text)
-		if text == "command not found" && !s.Full() {
-			return nil, fmt.Errorf("%s: %w", what, ErrNotFull)
+		if text == "command not found" && s.data != nil && !s.Full() {
+			return "", fmt.Errorf("%s: %w", what, ErrNotFull)
 		}
-		return nil, &ReplyError{Command: what, Text: text}
+		return "", &ReplyError{Command: what, Text: text}
 	}
-	return reply, nil
+	return r.text, nil
 }
 
-// rawCommand is a command line, or a command with headers, exactly as eslapp
-// builds it. eslgo appends the blank line that ends it.
-type rawCommand string
-
-func (c rawCommand) BuildMessage() string { return string(c) }
-
-// onEvent receives events from eslgo, each on a goroutine of its own: a
-// panic there would end the process, so it ends this call alone.
-func (s *Session) onEvent(ev *eslgo.Event) {
+// readLoop is the session's one reader: it runs until the stream ends or
+// breaks, and then ends the call. A panic in it ends this call alone.
+func (s *Session) readLoop() {
+	var err error
 	defer func() {
-		if r := recover(); r != nil {
-			s.log.Error("panic handling an event; closing the call", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			s.Close()
+		if p := recover(); p != nil {
+			err = fmt.Errorf("esl: panic reading from FreeSWITCH: %v", p)
+			s.Logger().Error("panic in the read loop; closing the call", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		}
+		s.ended(err)
 	}()
-	s.seq.add(ev)
+	for {
+		f, rerr := s.fr.Next()
+		if rerr != nil {
+			err = rerr
+			return
+		}
+		if err = s.handleFrame(&f); err != nil {
+			return
+		}
+	}
 }
 
-// The wireObserver side of the session.
+// errProtocol marks a peer that broke the Event Socket protocol.
+var errProtocol = errors.New("esl: protocol violation")
 
-// connectBlock decodes the channel data. It runs on eslgo's reader
-// goroutine, before any event: everything that reads s.data, s.uuid and
-// s.log afterwards is ordered after it.
-func (s *Session) connectBlock(block []byte) {
-	data, err := ParseChannelData(block)
+// handleFrame acts on one frame, in the order FreeSWITCH wrote them.
+func (s *Session) handleFrame(f *Frame) error {
+	if !s.connected {
+		return s.connectReply(f)
+	}
+	switch f.ContentType {
+	case contentReply:
+		return s.deliver(reply{text: f.Get("Reply-Text")})
+	case contentAPI:
+		return s.deliver(reply{text: string(f.Body)})
+	case contentEventPlain:
+		ev, err := parseEvent(f.Body, time.Now())
+		if err != nil {
+			return err
+		}
+		s.dispatch(ev)
+	case contentDisconnect:
+		s.handleNotice(f.Disposition)
+	default:
+		// log/data, text/event-json, ...: nothing eslapp asks for.
+	}
+	return nil
+}
+
+// connectReply takes the first frame, which must be the reply to connect:
+// the channel data. Anything else before it is a protocol violation.
+func (s *Session) connectReply(f *Frame) error {
+	if f.ContentType != contentReply || f.ContentLength != 0 {
+		return fmt.Errorf("%w: %q before the connect reply", errProtocol, f.ContentType)
+	}
+	data, err := ParseChannelData(f.Header)
 	if err != nil {
-		s.connectErr = err
-		return
+		return err
 	}
 	s.data = data
 	s.uuid = data.UUID()
 	v, _ := data.Var("app_disable_expand_variables")
 	s.expandOff = IsTrue(v)
-	s.log = s.log.With("call", s.uuid)
+	s.log.Store(s.Logger().With("call", s.uuid))
+	s.fr.SetLimits(s.maxFrame, s.maxFrame)
+	s.connected = true
+	return s.deliver(reply{text: "+OK"})
 }
 
-func (s *Session) notice(disposition string) {
-	s.seq.at(func() { s.handleNotice(disposition) })
+// deliver hands a reply to the oldest waiting command.
+func (s *Session) deliver(r reply) error {
+	s.mu.Lock()
+	if len(s.waiting) == 0 {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: a reply no command asked for", errProtocol)
+	}
+	w := s.waiting[0]
+	s.waiting[0] = nil
+	s.waiting = s.waiting[1:]
+	s.mu.Unlock()
+	w.reply <- r // buffered: never blocks
+	return nil
 }
 
-// handleNotice runs in stream order (see sequencer.at): a notice that
-// follows the hangup events is handled after them, so the application that
-// was running gets its own completion first.
+// ended runs once, when the read loop stops: commands waiting for a reply
+// fail, and the call ends with the events read before the end applied.
+func (s *Session) ended(err error) {
+	s.mu.Lock()
+	s.closed = true
+	waiting := s.waiting
+	s.waiting = nil
+	s.mu.Unlock()
+	close(s.connDone)
+	if err != nil {
+		s.Logger().Debug("connection ended", "err", err)
+	}
+	for _, w := range waiting {
+		w.reply <- reply{err: ErrDisconnected}
+	}
+	s.Close()
+}
+
+// handleNotice acts on a disconnect notice. One FreeSWITCH sends after exit
+// is expected; any other means the caller hung up.
 func (s *Session) handleNotice(disposition string) {
 	s.mu.Lock()
 	expected := s.exitSent
 	s.hungUp = s.hungUp || !expected
 	s.mu.Unlock()
 	if expected {
-		s.log.Debug("disconnect notice after exit", "disposition", disposition)
+		s.Logger().Debug("disconnect notice after exit", "disposition", disposition)
 		return
 	}
-	s.log.Debug("disconnect notice", "disposition", disposition)
+	s.Logger().Debug("disconnect notice", "disposition", disposition)
 	s.endCall(fmt.Errorf("%w (disconnect notice, %s)", ErrHangup, disposition))
 	s.failApps(ErrHangup)
 }
 
-func (s *Session) closed(err error) {
-	s.log.Debug("connection ended", "err", err)
-	// Commands in flight cannot get a reply any more: fail them now.
-	s.closeConn(ErrDisconnected)
-	// eslgo still delivers the events it read before the end; the call ends
-	// after them, and only then is eslgo's side closed (it does not notice
-	// a read error by itself).
-	s.seq.at(func() {
-		s.endCall(ErrDisconnected)
-		s.failApps(ErrDisconnected)
-		go s.closeTransport()
-	})
-}
-
-// dispatch handles events in order; the sequencer calls it with its lock
-// held, so it must not block.
-func (s *Session) dispatch(raw *eslgo.Event) {
-	ev := newEvent(raw, time.Now())
-	if ev.UniqueID != "" && s.uuid != "" && ev.UniqueID != s.uuid {
+// dispatch applies an event to the call's state and queues it for the
+// owner. It runs on the read loop and never blocks.
+func (s *Session) dispatch(ev Event) {
+	if ev.UniqueID != "" && ev.UniqueID != s.uuid {
 		// Another channel's event: only possible before myevents.
 		return
 	}
 	hangup := false
+	var done *App
 	s.mu.Lock()
 	switch ev.Name {
 	case "CHANNEL_EXECUTE":
@@ -448,17 +523,21 @@ func (s *Session) dispatch(raw *eslgo.Event) {
 			if s.current == a {
 				s.current = nil
 			}
-			var err error
-			if s.hungUp {
-				err = ErrHangup
-			}
-			a.complete(ev.AppResponse, ev.Received, err)
+			done = a
 		}
 	case "CHANNEL_HANGUP":
 		hangup = !s.hungUp
 		s.hungUp = true
 	}
+	hungUp := s.hungUp
 	s.mu.Unlock()
+	if done != nil {
+		var err error
+		if hungUp {
+			err = ErrHangup
+		}
+		done.complete(ev.AppResponse, ev.Received, err)
+	}
 	if hangup {
 		s.endCall(fmt.Errorf("%w (%s)", ErrHangup, ev.HangupCause))
 		s.failQueuedApps(ErrHangup)
@@ -500,29 +579,6 @@ func (s *Session) failQueuedApps(err error) {
 	}
 }
 
-// eslgoLogger sends eslgo's own messages to the call's log at debug level:
-// they are about conditions the session already reports.
-type eslgoLogger struct{ s *Session }
-
-func (l eslgoLogger) Debug(format string, args ...any) { l.logf(format, args...) }
-func (l eslgoLogger) Info(format string, args ...any)  { l.logf(format, args...) }
-func (l eslgoLogger) Warn(format string, args ...any) {
-	if strings.HasPrefix(format, "Error parsing event") {
-		// eslgo dropped an event it read: the sequencer must not wait for it.
-		l.s.seq.lost()
-		l.s.log.Warn("eslgo could not parse an event from FreeSWITCH", "err", strings.TrimSpace(fmt.Sprint(args...)))
-		return
-	}
-	l.logf(format, args...)
-}
-func (l eslgoLogger) Error(format string, args ...any) { l.logf(format, args...) }
-
-func (l eslgoLogger) logf(format string, args ...any) {
-	if l.s.log.Enabled(context.Background(), slog.LevelDebug) {
-		l.s.log.Debug("eslgo: " + strings.TrimSpace(fmt.Sprintf(format, args...)))
-	}
-}
-
 // EventHeader is one header of an event eslapp fires.
 type EventHeader struct{ Name, Value string }
 
@@ -539,11 +595,11 @@ func (s *Session) SendEvent(ctx context.Context, subclass string, headers []Even
 	if err != nil {
 		return "", err
 	}
-	reply, err := s.send(ctx, "sendevent", rawCommand(msg))
+	text, err := s.send(ctx, "sendevent", msg)
 	if err != nil {
 		return "", err
 	}
-	id, _ := strings.CutPrefix(reply.GetReply(), "+OK")
+	id, _ := strings.CutPrefix(text, "+OK")
 	return strings.TrimSpace(id), nil
 }
 
@@ -617,7 +673,7 @@ func (s *Session) Transfer(ctx context.Context, extension, dialplan, context str
 // applications as possible (one multiset, see MultisetArg), and waits until
 // FreeSWITCH has run them all. An empty value unsets the variable.
 func (s *Session) SetVars(ctx context.Context, vars []Var) error {
-	last, err := s.StartSetVars(ctx, vars)
+	last, err := s.StartSetVars(ctx, vars, DefaultWithin)
 	if err != nil || last == nil {
 		return err
 	}
@@ -627,15 +683,15 @@ func (s *Session) SetVars(ctx context.Context, vars []Var) error {
 
 // StartSetVars queues what SetVars does and returns the last application
 // queued (nil when vars is empty): applications run in order, so its end
-// means all have run.
-func (s *Session) StartSetVars(ctx context.Context, vars []Var) (*App, error) {
+// means all have run. Each must end within the given bound.
+func (s *Session) StartSetVars(ctx context.Context, vars []Var, within time.Duration) (*App, error) {
 	arg, rest, err := MultisetArg(vars)
 	if err != nil {
 		return nil, err
 	}
 	var last *App
 	if arg.s != "" {
-		if last, err = s.Start(ctx, "multiset", arg, ExecOptions{}); err != nil {
+		if last, err = s.Start(ctx, "multiset", arg, ExecOptions{Within: within}); err != nil {
 			return nil, err
 		}
 	}
@@ -644,7 +700,7 @@ func (s *Session) StartSetVars(ctx context.Context, vars []Var) (*App, error) {
 		if err != nil {
 			return nil, err
 		}
-		if last, err = s.Start(ctx, "set", a, ExecOptions{}); err != nil {
+		if last, err = s.Start(ctx, "set", a, ExecOptions{Within: within}); err != nil {
 			return nil, err
 		}
 	}

@@ -200,6 +200,39 @@ func (c *Catalog) Length(steps []Step) (d time.Duration, exact bool) {
 	return d, exact
 }
 
+// Bounds on how long spoken parts of a prompt play: generous upper bounds
+// (flite speaks about 15 characters a second; "say" reads a number or an
+// amount in a few seconds), for telling a stuck FreeSWITCH from a long
+// prompt, never for timing the caller.
+const (
+	speechPerByte = 200 * time.Millisecond
+	sayPerByte    = 600 * time.Millisecond
+	boundSlack    = time.Second
+)
+
+// Bound is an upper bound on how long step plays once started: the known
+// lengths of its files, and its spoken text at speechPerByte (TTS) or
+// sayPerByte (say). ok is false when a part has no bound (a tone or a
+// local stream, which play until stopped, or a file whose length is not
+// known): only the caller's own deadline bounds such a step.
+func (c *Catalog) Bound(st Step) (d time.Duration, ok bool) {
+	d = boundSlack
+	if st.App == "say" {
+		return d + time.Duration(len(st.Text))*sayPerByte, true
+	}
+	if st.Kind == KindTTS {
+		d += time.Duration(len(st.Text)) * speechPerByte
+	}
+	for _, f := range st.Files {
+		s := c.Sound(f)
+		if !s.Known {
+			return 0, false
+		}
+		d += s.Length
+	}
+	return d, true
+}
+
 func inspectSound(p string) *Sound {
 	s := &Sound{Path: p}
 	warn := func(r Reason, detail string) {

@@ -107,6 +107,7 @@ func (c *configChecker) build(cfg *Config, baseDir string, logger *slog.Logger) 
 	b.engine = callflow.Config{
 		Flows:               b.flows,
 		Renderer:            b.renderer,
+		Catalog:             b.catalog,
 		PlaybackTerminators: "none",
 		HoldMusic:           "holdmusic.wav",
 		DefaultPolicy:       cfg.Prompts.Policy,

@@ -19,6 +19,7 @@ import (
 
 	"github.com/eslapp/eslapp/callflow"
 	"github.com/eslapp/eslapp/crm"
+	"github.com/eslapp/eslapp/esl"
 )
 
 // Config is eslapp's TOML configuration (conf/eslapp.toml). Values are kept
@@ -68,6 +69,7 @@ type ServerConfig struct {
 	MaxCalls       int      `toml:"max_calls"`       // 0: no limit
 	DrainTimeout   string   `toml:"drain_timeout"`   // default 30s
 	CommandTimeout string   `toml:"command_timeout"` // default 5s
+	MaxConnecting  *int     `toml:"max_connecting"`  // connections not yet through connect; default 256
 }
 
 // LogConfig is [log].
@@ -85,8 +87,12 @@ type Settings struct {
 	MaxCalls       int
 	DrainTimeout   time.Duration
 	CommandTimeout time.Duration
-	LogLevel       string
-	LogJSON        bool
+	// MaxConnecting bounds the connections that have not completed
+	// connect; MaxConnectBytes what each may send before it does.
+	MaxConnecting   int
+	MaxConnectBytes int
+	LogLevel        string
+	LogJSON         bool
 }
 
 // ConfigError is one problem in a configuration file, at a line and key.
@@ -230,9 +236,28 @@ func (c *configChecker) checkServer(cfg *Config) *Settings {
 	if s.MaxCalls < 0 {
 		c.errorf(toml.Key{"server", "max_calls"}, "must be 0 (no limit) or more, not %d", s.MaxCalls)
 	}
+	s.MaxConnecting = esl.DefaultMaxConnecting
+	if cfg.Server.MaxConnecting != nil {
+		s.MaxConnecting = *cfg.Server.MaxConnecting
+		if s.MaxConnecting < 1 {
+			c.errorf(toml.Key{"server", "max_connecting"}, "must be 1 or more, not %d", s.MaxConnecting)
+		}
+	}
+	s.MaxConnectBytes = maxConnectBytes(cfg)
 	c.duration(toml.Key{"server", "drain_timeout"}, cfg.Server.DrainTimeout, &s.DrainTimeout)
 	c.duration(toml.Key{"server", "command_timeout"}, cfg.Server.CommandTimeout, &s.CommandTimeout)
 	return s
+}
+
+// maxConnectBytes bounds a connect reply: FreeSWITCH's own headers and the
+// dialplan's variables (room for 512 KiB), plus wfe_payload URL-encoded,
+// which may be three times the largest payload an integration takes.
+func maxConnectBytes(cfg *Config) int {
+	largest := crm.DefaultMaxPayloadBytes
+	for _, ic := range cfg.Integrations {
+		largest = max(largest, ic.MaxPayloadBytes)
+	}
+	return 512<<10 + 3*largest
 }
 
 func (c *configChecker) checkLog(cfg *Config, s *Settings) {

@@ -159,8 +159,9 @@ func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) i
 	engineCfg := l.built.engine
 	engineCfg.Logger = log
 	var metricsSrv *http.Server
+	var reg *prometheus.Registry
 	if s.MetricsListen != "" {
-		reg := prometheus.NewRegistry()
+		reg = prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		engineCfg.Metrics = callflow.NewMetrics(reg)
 		mux := http.NewServeMux()
@@ -183,16 +184,21 @@ func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) i
 		handler, refuse = hooks.handler, nil
 	}
 	srv, err := esl.NewServer(esl.ServerConfig{
-		Allow:          s.Allow,
-		MaxCalls:       s.MaxCalls,
-		CommandTimeout: s.CommandTimeout,
-		Logger:         log,
-		Handler:        handler,
-		Refuse:         refuse,
+		Allow:           s.Allow,
+		MaxCalls:        s.MaxCalls,
+		CommandTimeout:  s.CommandTimeout,
+		MaxConnecting:   s.MaxConnecting,
+		MaxConnectBytes: s.MaxConnectBytes,
+		Logger:          log,
+		Handler:         handler,
+		Refuse:          refuse,
 	})
 	if err != nil {
 		log.Error("server", "err", err)
 		return 1
+	}
+	if reg != nil {
+		registerServerMetrics(reg, srv)
 	}
 	// Keep-alive probes find a FreeSWITCH host that vanished without closing
 	// its connections (power loss, a partition), which no read would notice.
@@ -260,4 +266,24 @@ func versionString() string {
 		return bi.Main.Version
 	}
 	return "devel"
+}
+
+// registerServerMetrics exports what the listener refused before a call
+// could start.
+func registerServerMetrics(reg prometheus.Registerer, srv *esl.Server) {
+	refused := func(reason string, f func(esl.ServerStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "eslapp_connections_refused_total",
+			Help:        "Connections closed before a call started: source not allowed, too many connecting, no valid connect reply.",
+			ConstLabels: prometheus.Labels{"reason": reason},
+		}, func() float64 { return float64(f(srv.Stats())) })
+	}
+	reg.MustRegister(
+		refused("source", func(st esl.ServerStats) uint64 { return st.RefusedSource }),
+		refused("max_connecting", func(st esl.ServerStats) uint64 { return st.RefusedConnecting }),
+		refused("connect_failed", func(st esl.ServerStats) uint64 { return st.ConnectFailed }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "eslapp_connections_connecting", Help: "Connections accepted that have not completed connect.",
+		}, func() float64 { return float64(srv.Stats().Connecting) }),
+	)
 }

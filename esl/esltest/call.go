@@ -62,6 +62,10 @@ type CallOptions struct {
 	AppStartDelay time.Duration
 	// LingerNotice chooses where the linger notice falls in a hangup.
 	LingerNotice LingerPosition
+	// Withhold names events the double never writes although the channel
+	// goes through them: a broken peer that acknowledges commands and then
+	// stays quiet (CHANNEL_EXECUTE_COMPLETE, say).
+	Withhold []string
 	// AfterTransfer is how long the extension a transfer leads to runs
 	// before it hangs up with "hangup NORMAL_CLEARING" (events as in s2's
 	// tail). Default 100 ms; negative: the call stays up in the new

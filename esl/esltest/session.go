@@ -2,6 +2,7 @@ package esltest
 
 import (
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -188,7 +189,7 @@ type eventSpec struct {
 // emit builds a channel event and sends it when the subscription wants it.
 func (c *Call) emit(e eventSpec) {
 	id := eventIndex[e.name]
-	if c.closed || !c.sub.wantsName(id, "") {
+	if c.closed || !c.sub.wantsName(id, "") || slices.Contains(c.opts.Withhold, e.name) {
 		return
 	}
 	at := time.Now()

@@ -1,6 +1,7 @@
 package esl
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -145,6 +146,51 @@ func (fr *FrameReader) Next() (Frame, error) {
 		Disposition:   h.disposition,
 	}
 	fr.next = fr.start + size
+	return f, nil
+}
+
+// ReadFrame reads one frame from r by the same rules as a FrameReader, for
+// readers that share r with other reads (the tests' FreeSWITCH double and
+// clients). The frame's slices are its own. A body is read as it arrives,
+// so a bogus Content-Length on a short stream costs nothing.
+func ReadFrame(r *bufio.Reader, maxHeader, maxBody int) (Frame, error) {
+	var sc headerScanner
+	var block []byte
+	for {
+		line, err := r.ReadSlice('\n')
+		block = append(block, line...)
+		if err == bufio.ErrBufferFull {
+			if len(block) > maxHeader {
+				return Frame{}, fmt.Errorf("%w: header block over %d bytes", ErrFrameTooLarge, maxHeader)
+			}
+			continue
+		}
+		if err != nil {
+			if err == io.EOF && len(block) == 0 {
+				return Frame{}, io.EOF
+			}
+			return Frame{}, noEOF(err)
+		}
+		done, err := sc.scan(block, maxHeader)
+		if err != nil {
+			return Frame{}, err
+		}
+		if done {
+			break
+		}
+	}
+	h := sc.h
+	if h.contentLength > maxBody {
+		return Frame{}, fmt.Errorf("%w: body of %d bytes, limit %d", ErrFrameTooLarge, h.contentLength, maxBody)
+	}
+	f := Frame{Header: trimBlank(block), ContentType: h.contentType, ContentLength: h.contentLength, Disposition: h.disposition}
+	if h.contentLength > 0 {
+		var body bytes.Buffer
+		if _, err := io.CopyN(&body, r, int64(h.contentLength)); err != nil {
+			return Frame{}, noEOF(err)
+		}
+		f.Body = body.Bytes()
+	}
 	return f, nil
 }
 

@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"testing"
 	"time"
-
-	"github.com/eslapp/eslapp/esl/esltest"
 )
 
 // transcriptDir holds raw bytes captured from FreeSWITCH 1.10.12 (see its
@@ -193,7 +191,18 @@ func pipeSession(t *testing.T, appIDs []string, fs func(net.Conn)) *Session {
 	return s
 }
 
-func testLogger(t testing.TB) *slog.Logger { return esltest.TestLogger(t) }
+// testLogger collects the session's log and prints it when the test fails.
+// (esltest.TestLogger does the same for the external tests; this package's
+// own tests cannot import esltest, which imports esl.)
+func testLogger(t testing.TB) *slog.Logger {
+	var buf syncBuffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log("eslapp log:\n" + buf.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
 
 // transcriptAppIDs lists the Application-UUID of every CHANNEL_EXECUTE in a
 // scenario, in order: the IDs a replayed Session must give its apps.

@@ -2,80 +2,23 @@ package itest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/eslapp/eslapp/esl/esltest"
 )
 
 // A minimal client of FreeSWITCH's inbound Event Socket, enough for the
 // end-to-end tests to ask FreeSWITCH what happened to each call: auth,
-// api, event plain, and the events that follow. Framing (readFrame) and
-// event parsing (parseEvent) are pure functions over bytes.
-
-// maxFrameBody bounds a frame's body: FreeSWITCH's channel events are about
-// 6 KB; anything near this limit is a framing error, not an event.
-const maxFrameBody = 16 << 20
-
-// frame is one Event Socket message: its outer headers (never URL-encoded)
-// and its body.
-type frame struct {
-	headers map[string]string
-	body    []byte
-}
-
-func (f frame) contentType() string { return f.headers["Content-Type"] }
-
-// readFrame reads one frame: header lines up to an empty line, then
-// Content-Length bytes of body.
-func readFrame(r *bufio.Reader) (frame, error) {
-	f := frame{headers: map[string]string{}}
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			if err == io.EOF && line == "" && len(f.headers) == 0 {
-				return f, io.EOF
-			}
-			return f, fmt.Errorf("esl: reading headers: %w", noEOF(err))
-		}
-		line = strings.TrimRight(line, "\r\n")
-		if line == "" {
-			if len(f.headers) == 0 {
-				continue // stray blank line between frames
-			}
-			break
-		}
-		name, value, ok := strings.Cut(line, ":")
-		if !ok {
-			return f, fmt.Errorf("esl: header line without a colon: %q", line)
-		}
-		f.headers[name] = strings.TrimLeft(value, " ")
-	}
-	if cl, ok := f.headers["Content-Length"]; ok {
-		n, err := strconv.Atoi(cl)
-		if err != nil || n < 0 || n > maxFrameBody {
-			return f, fmt.Errorf("esl: bad Content-Length %q", cl)
-		}
-		f.body = make([]byte, n)
-		if _, err := io.ReadFull(r, f.body); err != nil {
-			return f, fmt.Errorf("esl: reading a %d-byte body: %w", n, noEOF(err))
-		}
-	}
-	return f, nil
-}
-
-func noEOF(err error) error {
-	if err == io.EOF {
-		return io.ErrUnexpectedEOF
-	}
-	return err
-}
+// api, event plain, and the events that follow. Frames and events are read
+// by the FreeSWITCH double's reader (esltest.ReadFrame, which is eslapp's own
+// framing rule, and esltest.ParseEventPlain): one reader in all the tests.
 
 // Event is one FreeSWITCH event in plain format: its headers, URL-decoded,
 // and its body (a CUSTOM event's payload, for instance).
@@ -111,39 +54,17 @@ func (e Event) Time() time.Time {
 	return time.UnixMicro(us)
 }
 
-// parseEvent parses the body of a text/event-plain frame: "Name: value"
-// lines with URL-encoded values, an empty line, and Content-Length bytes of
-// event body when the event has one.
-func parseEvent(b []byte) (Event, error) {
-	ev := Event{Headers: map[string]string{}}
-	rest := b
-	for len(rest) > 0 {
-		var line []byte
-		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
-			line, rest = rest[:i], rest[i+1:]
-		} else {
-			line, rest = rest, nil
-		}
-		line = bytes.TrimRight(line, "\r")
-		if len(line) == 0 {
-			break
-		}
-		name, value, ok := strings.Cut(string(line), ":")
-		if !ok {
-			return ev, fmt.Errorf("esl: event header without a colon: %q", line)
-		}
-		value = strings.TrimLeft(value, " ")
-		if dec, err := url.PathUnescape(value); err == nil {
-			value = dec
-		}
-		ev.Headers[name] = value
+// newEvent makes an Event of a text/event-plain body.
+func newEvent(body []byte) (Event, error) {
+	pe, err := esltest.ParseEventPlain(body)
+	if err != nil {
+		return Event{}, err
 	}
-	if cl, ok := ev.Headers["Content-Length"]; ok {
-		n, err := strconv.Atoi(cl)
-		if err != nil || n < 0 || n > len(rest) {
-			return ev, fmt.Errorf("esl: event Content-Length %q with %d bytes left", cl, len(rest))
+	ev := Event{Headers: make(map[string]string, len(pe.Headers)), Body: string(pe.Body)}
+	for _, h := range pe.Headers {
+		if _, dup := ev.Headers[h.Name]; !dup {
+			ev.Headers[h.Name] = h.Value
 		}
-		ev.Body = string(rest[:n])
 	}
 	if ev.Get("Event-Name") == "" {
 		return ev, errors.New("esl: event without Event-Name")
@@ -175,14 +96,14 @@ func DialInbound(ctx context.Context, addr, password string) (*InboundConn, erro
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
 	}
-	f, err := readFrame(c.r)
+	f, err := esltest.ReadFrame(c.r)
 	if err != nil {
 		conn.Close()
 		return nil, err
 	}
-	if f.contentType() != "auth/request" {
+	if f.Get("Content-Type") != "auth/request" {
 		conn.Close()
-		return nil, fmt.Errorf("esl: %s greeted with %q, not auth/request", addr, f.contentType())
+		return nil, fmt.Errorf("esl: %s greeted with %q, not auth/request", addr, f.Get("Content-Type"))
 	}
 	if _, err := c.Command("auth " + password); err != nil {
 		conn.Close()
@@ -203,16 +124,16 @@ func (c *InboundConn) Command(cmd string) (string, error) {
 		return "", err
 	}
 	for {
-		f, err := readFrame(c.r)
+		f, err := esltest.ReadFrame(c.r)
 		if err != nil {
 			return "", err
 		}
 		var reply string
-		switch f.contentType() {
+		switch f.Get("Content-Type") {
 		case "command/reply":
-			reply = f.headers["Reply-Text"]
+			reply = f.Get("Reply-Text")
 		case "api/response":
-			reply = string(f.body)
+			reply = string(f.Body)
 		case "text/disconnect-notice":
 			return "", errDisconnected
 		default:
@@ -234,16 +155,16 @@ func (c *InboundConn) API(cmd string) (string, error) {
 // next returns the next event.
 func (c *InboundConn) Next() (Event, error) {
 	for {
-		f, err := readFrame(c.r)
+		f, err := esltest.ReadFrame(c.r)
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
 				return Event{}, errDisconnected
 			}
 			return Event{}, err
 		}
-		switch f.contentType() {
+		switch f.Get("Content-Type") {
 		case "text/event-plain":
-			return parseEvent(f.body)
+			return newEvent(f.Body)
 		case "text/disconnect-notice":
 			return Event{}, errDisconnected
 		}

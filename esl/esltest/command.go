@@ -327,3 +327,20 @@ func isNumber(s string) bool {
 	}
 	return true
 }
+
+// readN reads exactly n bytes, growing the buffer as data arrives so that
+// a bogus length on a short input costs nothing.
+func readN(r io.Reader, n int) ([]byte, error) {
+	var buf bytes.Buffer
+	if n <= 64<<10 {
+		buf.Grow(n)
+	}
+	got, err := io.CopyN(&buf, r, int64(n))
+	if got < int64(n) {
+		if err == nil || errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strconv"
 	"strings"
+
+	"github.com/eslapp/eslapp/esl"
 )
 
 // Frame is one frame FreeSWITCH sends on an event socket: a header block
@@ -77,74 +80,34 @@ const (
 // that is not an ESL frame.
 var ErrMalformedFrame = errors.New("esltest: malformed frame")
 
-// ReadFrame reads one frame of what FreeSWITCH sends. FreeSWITCH always
-// writes "\n" line ends and "Name: value" lines; ReadFrame is strict about
-// that, except that it accepts "\r\n" too. At EOF before a frame it returns
-// io.EOF.
+// ReadFrame reads one frame of what FreeSWITCH sends, by eslapp's own
+// framing rules (esl.ReadFrame): what the tests read is what eslapp reads.
+// At EOF before a frame it returns io.EOF.
 func ReadFrame(r *bufio.Reader) (*Frame, error) {
-	f := &Frame{}
-	size := 0
-	first := true
-	for {
-		line, err := r.ReadBytes('\n')
-		if err != nil {
-			if first && len(line) == 0 && errors.Is(err, io.EOF) {
-				return nil, io.EOF
-			}
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, err
-		}
-		first = false
-		size += len(line)
-		if size > MaxFrameHeader {
-			return nil, fmt.Errorf("%w: header block over %d bytes", ErrMalformedFrame, MaxFrameHeader)
-		}
-		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
-		if len(line) == 0 {
-			if len(f.Headers) == 0 {
-				return nil, fmt.Errorf("%w: empty header block", ErrMalformedFrame)
-			}
-			break
-		}
-		name, val, ok := bytes.Cut(line, []byte(": "))
-		if !ok || len(name) == 0 {
-			return nil, fmt.Errorf("%w: header line %q", ErrMalformedFrame, line)
-		}
-		f.Headers = append(f.Headers, Header{Name: string(name), Value: string(val)})
-	}
-	cl := f.Get("Content-Length")
-	if cl == "" {
-		return f, nil
-	}
-	n, err := strconv.Atoi(cl)
-	if err != nil || n < 0 || n > MaxFrameBody {
-		return nil, fmt.Errorf("%w: Content-Length %q", ErrMalformedFrame, cl)
-	}
-	body, err := readN(r, n)
+	raw, err := esl.ReadFrame(r, MaxFrameHeader, MaxFrameBody)
 	if err != nil {
+		if errors.Is(err, esl.ErrFrameTooLarge) {
+			return nil, fmt.Errorf("%w: %v", ErrMalformedFrame, err)
+		}
+		if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !isNetErr(err) {
+			return nil, fmt.Errorf("%w: %v", ErrMalformedFrame, err)
+		}
 		return nil, err
 	}
-	f.Body = body
+	f := &Frame{Body: raw.Body}
+	for line := range bytes.SplitSeq(raw.Header, []byte("\n")) {
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		name, val, _ := bytes.Cut(line, []byte(":"))
+		f.Headers = append(f.Headers, Header{Name: string(name), Value: string(bytes.TrimLeft(val, " \t"))})
+	}
 	return f, nil
 }
 
-// readN reads exactly n bytes, growing the buffer as data arrives so that
-// a bogus length on a short input costs nothing.
-func readN(r io.Reader, n int) ([]byte, error) {
-	var buf bytes.Buffer
-	if n <= 64<<10 {
-		buf.Grow(n)
-	}
-	got, err := io.CopyN(&buf, r, int64(n))
-	if got < int64(n) {
-		if err == nil || errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, err
-	}
-	return buf.Bytes(), nil
+// isNetErr reports errors of the connection itself (closed, reset,
+// timeout), which are not the frame's fault.
+func isNetErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, net.ErrClosed)
 }
 
 // ParseFrames splits a byte stream of frames, such as a transcript's

@@ -32,6 +32,11 @@ type callResult struct {
 // reached it, and a loaded two-core machine delays both.
 const hangupGrace = time.Second
 
+// kindRefused is a call eslapp closed at connect, without a command: its
+// max_connecting bound was full. FreeSWITCH's socket application returns
+// and the dialplan goes on with the wfe_branch it set before (README).
+const kindRefused = "refused at connect"
+
 var branches = map[string]bool{
 	"OnSuccess": true, "OnTimeout": true, "OnInvalidInput": true, "OnInvalidWorkflow": true,
 	"OnAgentIntegrationDisabled": true, "OnError": true,
@@ -41,7 +46,7 @@ var branches = map[string]bool{
 // (wfe_branch set once, the outputs consistent with it, then back to the
 // dialplan), or cleanly after the caller hung up or the socket dropped
 // (nothing but exit sent after that).
-func runCall(ctx context.Context, fs *esltest.FreeSWITCH, addr string, crm *faultCRM, plan callPlan, media time.Duration, limit time.Duration) callResult {
+func runCall(ctx context.Context, fs *esltest.FreeSWITCH, addr string, crm *faultCRM, plan callPlan, media time.Duration, limit time.Duration, mayRefuse bool) callResult {
 	start := time.Now()
 	res := callResult{breakAfter: -1}
 	opts := esltest.CallOptions{
@@ -93,6 +98,13 @@ func runCall(ctx context.Context, fs *esltest.FreeSWITCH, addr string, crm *faul
 	res.duration = time.Since(start)
 	out := c.Outcome()
 	cmds := c.Commands()
+	if len(cmds) == 0 && out.Kind == esltest.AppClosed {
+		res.kind = kindRefused
+		if !mayRefuse {
+			res.lost = "closed at connect without a storm to explain it"
+		}
+		return res
+	}
 	var connectAt, breakAt time.Time
 	branchSets := 0
 	for _, cmd := range cmds {

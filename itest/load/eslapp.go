@@ -32,8 +32,13 @@ type eslappProc struct {
 var addrRE = regexp.MustCompile(`addr=(\S+)`)
 
 // startEslapp writes a configuration for the run and starts eslapp on it.
-func startEslapp(ctx context.Context, bin, dir, crmURL, sounds string, stepTimeout time.Duration, http2 string, env []string) (*eslappProc, error) {
+func startEslapp(ctx context.Context, bin, dir, crmURL, sounds string, stepTimeout time.Duration, http2 string, maxConnecting int, env []string) (*eslappProc, error) {
+	server := ""
+	if maxConnecting > 0 {
+		server = fmt.Sprintf("max_connecting = %d\n", maxConnecting)
+	}
 	cfg := fmt.Sprintf(`[server]
+%s
 listen = "127.0.0.1:0"
 metrics_listen = "127.0.0.1:0"
 pprof = true
@@ -56,7 +61,7 @@ breaker_failures = 0
 http2 = %q
 
 [integrations.load.workflows.lookup]
-`, sounds, crmURL, stepTimeout.Milliseconds(), http2)
+`, server, sounds, crmURL, stepTimeout.Milliseconds(), http2)
 	path := filepath.Join(dir, "eslapp.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return nil, err
@@ -144,6 +149,9 @@ type sample struct {
 	ActiveCalls float64
 	HeapInuse   float64
 	StackInuse  float64
+	OpenFDs     float64
+	// Refused is eslapp_connections_refused_total by reason.
+	Refused map[string]float64
 }
 
 func (p *eslappProc) sample() (sample, error) {
@@ -178,6 +186,15 @@ func (p *eslappProc) sample() (sample, error) {
 			s.HeapInuse = v
 		case "go_memstats_stack_inuse_bytes":
 			s.StackInuse = v
+		case "process_open_fds":
+			s.OpenFDs = v
+		default:
+			if reason, ok := strings.CutPrefix(name, `eslapp_connections_refused_total{reason="`); ok {
+				if s.Refused == nil {
+					s.Refused = map[string]float64{}
+				}
+				s.Refused[strings.TrimSuffix(reason, `"}`)] = v
+			}
 		}
 	}
 	return s, sc.Err()

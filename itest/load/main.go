@@ -7,6 +7,13 @@
 //	go run ./itest/load -calls 3000 -concurrency 100 -faults full -check
 //	go run ./itest/load -calls 10000 -hold -faults none          # memory per call in the step
 //	go run ./itest/load -duration 60s -cps 200 -faults none      # sustained rate, decision latency
+//	go run ./itest/load -calls 5000 -faults full -storm 50000 -storm-silent 80 -max-connecting 64 -check
+//
+// -storm adds a connect-and-close storm on eslapp's listener while the
+// calls run (plain closes and resets, and silent connections that fill
+// eslapp's max_connecting bound); -check then also requires eslapp alive,
+// every call that got through connect unharmed, and eslapp's goroutines and
+// descriptors back to their baseline.
 //
 // See itest/README.md and BENCHMARKS.md.
 package main
@@ -49,6 +56,8 @@ type options struct {
 	eslappEnv   string
 	cpuProfile  string
 	heapProfile string
+	storm       stormOptions
+	maxConnect  int
 }
 
 func main() {
@@ -70,7 +79,12 @@ func main() {
 	flag.StringVar(&o.http2, "http2", "h2c", "eslapp's HTTP/2 to the CRM: h2c or off (HTTP/1.1)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "save a 10 s CPU profile of eslapp, taken from the second second of the run")
 	flag.StringVar(&o.heapProfile, "heapprofile", "", "save eslapp's heap profile at the peak (with -hold: while the calls are held)")
-	flag.BoolVar(&o.check, "check", false, "exit 1 if a call was lost or eslapp's goroutines did not come back to their baseline")
+	flag.BoolVar(&o.check, "check", false, "exit 1 if a call was lost, eslapp died, or its goroutines or descriptors did not come back to their baseline")
+	flag.IntVar(&o.storm.connects, "storm", 0, "connect-and-close connections to make on eslapp's listener during the run")
+	flag.IntVar(&o.storm.workers, "storm-workers", 6, "parallel storm clients")
+	flag.IntVar(&o.storm.silent, "storm-silent", 0, "silent connections held open (they fill eslapp's max_connecting)")
+	flag.DurationVar(&o.storm.hold, "storm-hold", 2*time.Second, "how long a silent connection stays, then as long away")
+	flag.IntVar(&o.maxConnect, "max-connecting", 0, "eslapp's [server] max_connecting (0: its default)")
 	flag.Parse()
 	rep, err := run(o)
 	if err != nil {
@@ -82,7 +96,7 @@ func main() {
 		b, _ := json.MarshalIndent(rep, "", "  ")
 		_ = os.WriteFile(o.jsonOut, b, 0o644)
 	}
-	if o.check && (rep.Lost > 0 || !rep.GoroutinesBack) {
+	if o.check && (rep.Lost > 0 || !rep.GoroutinesBack || !rep.FDsBack || rep.EslappDied != "") {
 		fmt.Println("CHECK FAILED")
 		os.Exit(1)
 	}
@@ -107,8 +121,23 @@ type report struct {
 	Held           *heldFigures `json:",omitempty"`
 	After          sample
 	GoroutinesBack bool
+	FDsBack        bool
+	EslappDied     string  `json:",omitempty"`
 	CPUPer1000     float64 // eslapp CPU seconds per 1,000 calls
 	EslappWarnings int
+	Storm          *stormReport `json:",omitempty"`
+}
+
+// stormReport is what the connect storm did and what eslapp refused.
+type stormReport struct {
+	Closed, Reset, Silent, DialFailed int64
+	Duration                          time.Duration
+	// Refused is eslapp_connections_refused_total by reason at the end.
+	Refused map[string]float64
+	// CallsRefused are calls of the run eslapp closed at connect (the
+	// max_connecting bound was full): FreeSWITCH's dialplan goes on after
+	// socket with its own wfe_branch, as the README documents.
+	CallsRefused int
 }
 
 type heldFigures struct {
@@ -183,7 +212,7 @@ func run(o options) (*report, error) {
 	if o.eslappEnv != "" {
 		env = strings.Split(o.eslappEnv, ",")
 	}
-	app, err := startEslapp(ctx, o.eslapp, tmp, crm.URL(), filepath.Join(root, "sounds"), stepTimeout, o.http2, env)
+	app, err := startEslapp(ctx, o.eslapp, tmp, crm.URL(), filepath.Join(root, "sounds"), stepTimeout, o.http2, o.maxConnect, env)
 	if err != nil {
 		return nil, err
 	}
@@ -234,6 +263,18 @@ func run(o options) (*report, error) {
 			}
 		}()
 	}
+	var stormDone chan struct{}
+	var stormCount stormCounts
+	stormStart := time.Now()
+	var stormEnd time.Time
+	if o.storm.connects > 0 || o.storm.silent > 0 {
+		stormDone = make(chan struct{})
+		go func() {
+			defer close(stormDone)
+			storm(ctx, app.listen, o.storm, &stormCount)
+			stormEnd = time.Now()
+		}()
+	}
 	fs := esltest.New(esltest.Options{NoRecordFrames: true, Logf: func(string, ...any) {}})
 	var hold chan struct{}
 	if o.hold {
@@ -253,11 +294,15 @@ func run(o options) (*report, error) {
 	placed := 0
 	collectDone := make(chan struct{})
 	var firstPrompt, breakAfter []time.Duration
+	refusedCalls := 0
 	go func() {
 		defer close(collectDone)
 		for r := range results {
 			rep.Calls++
 			rep.Outcomes[r.kind]++
+			if r.kind == kindRefused {
+				refusedCalls++
+			}
 			if r.lost != "" {
 				rep.Lost++
 				if len(rep.LostExamples) < 5 {
@@ -295,7 +340,7 @@ func run(o options) (*report, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			results <- runCall(ctx, fs, app.listen, crm, plan, o.media, limit)
+			results <- runCall(ctx, fs, app.listen, crm, plan, o.media, limit, stormDone != nil)
 		}()
 	}
 	if o.hold {
@@ -324,6 +369,13 @@ func run(o options) (*report, error) {
 	rep.Elapsed = time.Since(start)
 	close(results)
 	<-collectDone
+	if stormDone != nil {
+		<-stormDone
+		rep.Storm = &stormReport{
+			Closed: stormCount.closed.Load(), Reset: stormCount.reset.Load(), Silent: stormCount.silent.Load(),
+			DialFailed: stormCount.failed.Load(), Duration: stormEnd.Sub(stormStart), CallsRefused: refusedCalls,
+		}
+	}
 	close(stopSampling)
 	samplerWG.Wait()
 	rep.CPS = float64(rep.Calls) / rep.Elapsed.Seconds()
@@ -341,13 +393,22 @@ func run(o options) (*report, error) {
 	for {
 		rep.After, _ = app.sample()
 		rep.GoroutinesBack = rep.After.ActiveCalls == 0 && rep.After.Goroutines <= rep.Baseline.Goroutines+2
-		if rep.GoroutinesBack || time.Now().After(deadline) {
+		rep.FDsBack = rep.After.OpenFDs <= rep.Baseline.OpenFDs+2
+		if rep.GoroutinesBack && rep.FDsBack || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	if rep.Calls > 0 {
 		rep.CPUPer1000 = (rep.After.CPUSeconds - rep.Baseline.CPUSeconds) / float64(rep.Calls) * 1000
+	}
+	if rep.Storm != nil {
+		rep.Storm.Refused = rep.After.Refused
+	}
+	select {
+	case <-app.done:
+		rep.EslappDied = fmt.Sprint(app.exitErr)
+	default:
 	}
 	app.mu.Lock()
 	rep.EslappWarnings = app.warnings
@@ -445,6 +506,14 @@ func (r *report) print(w *os.File) {
 	if r.Held != nil {
 		fmt.Fprintf(w, "held in the step: %d calls; per call %.1f KiB RSS (heap %.1f KiB, stacks %.1f KiB), %.2f goroutines\n",
 			r.Held.Calls, r.Held.RSSPerCall/1024, r.Held.HeapPerCall/1024, r.Held.StackPerCall/1024, r.Held.GoroutinesPerCall)
+	}
+	fmt.Fprintf(w, "eslapp descriptors: before %.0f, after %.0f (back to baseline: %v)\n", r.Baseline.OpenFDs, r.After.OpenFDs, r.FDsBack)
+	if st := r.Storm; st != nil {
+		fmt.Fprintf(w, "storm: %d connects in %v (%d closed, %d reset, %d silent; %d dials failed); eslapp refused: %v; calls refused at connect: %d\n",
+			st.Closed+st.Reset+st.Silent, st.Duration.Round(time.Millisecond), st.Closed, st.Reset, st.Silent, st.DialFailed, st.Refused, st.CallsRefused)
+	}
+	if r.EslappDied != "" {
+		fmt.Fprintf(w, "ESLAPP DIED: %s\n", r.EslappDied)
 	}
 	fmt.Fprintf(w, "eslapp CPU: %.3f s per 1,000 calls; warnings/errors logged: %d\n", r.CPUPer1000, r.EslappWarnings)
 }

@@ -52,11 +52,11 @@ func ParseChannelData(block []byte) (*ChannelData, error) {
 		b.Write(line)
 	}
 	if sc.h.contentType != contentReply {
-		return nil, fmt.Errorf("%w: connect reply has Content-Type %q", errFrame, sc.h.contentType)
+		return nil, fmt.Errorf("%w: connect reply has Content-Type %q", ErrMalformedFrame, sc.h.contentType)
 	}
 	d := &ChannelData{raw: b.String()}
 	if d.UUID() == "" {
-		return nil, fmt.Errorf("%w: connect reply without Unique-ID", errFrame)
+		return nil, fmt.Errorf("%w: connect reply without Unique-ID", ErrMalformedFrame)
 	}
 	return d, nil
 }

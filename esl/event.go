@@ -52,7 +52,7 @@ func parseEvent(body []byte, now time.Time) (Event, error) {
 		}
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 {
-			return Event{}, fmt.Errorf("%w: event header line without a name: %.40q", errFrame, line)
+			return Event{}, fmt.Errorf("%w: event header line without a name: %.40q", ErrMalformedFrame, line)
 		}
 		name, value := line[:colon], bytes.TrimLeft(line[colon+1:], " \t")
 		var dst *string
@@ -86,7 +86,7 @@ func parseEvent(body []byte, now time.Time) (Event, error) {
 		}
 	}
 	if ev.Name == "" {
-		return Event{}, fmt.Errorf("%w: event without Event-Name", errFrame)
+		return Event{}, fmt.Errorf("%w: event without Event-Name", ErrMalformedFrame)
 	}
 	return ev, nil
 }

@@ -30,12 +30,12 @@ const (
 	DefaultMaxBody   = 16 << 20
 )
 
-// errFrame marks bytes that are not an ESL frame eslapp can accept.
-var errFrame = errors.New("esl: malformed frame")
+// ErrMalformedFrame marks bytes that are not an ESL frame eslapp can accept.
+var ErrMalformedFrame = errors.New("esl: malformed frame")
 
 // ErrFrameTooLarge is wrapped by the errors of a FrameReader whose frame is
 // over its limits.
-var ErrFrameTooLarge = fmt.Errorf("%w: over the size limit", errFrame)
+var ErrFrameTooLarge = fmt.Errorf("%w: over the size limit", ErrMalformedFrame)
 
 // Frame is one frame read from FreeSWITCH: a header block, then
 // Content-Length bytes of body. Its slices belong to the FrameReader and
@@ -111,7 +111,7 @@ func (fr *FrameReader) SetLimits(maxHeader, maxBody int) {
 }
 
 // Next reads the next frame. Errors: io.EOF at a clean end between frames,
-// io.ErrUnexpectedEOF inside one, errors wrapping errFrame for bytes that are
+// io.ErrUnexpectedEOF inside one, errors wrapping ErrMalformedFrame for bytes that are
 // not a frame (or ErrFrameTooLarge), and the stream's own errors.
 func (fr *FrameReader) Next() (Frame, error) {
 	fr.consume()
@@ -297,9 +297,13 @@ func putBuf(b []byte) {
 	bufPools[c].Put(&b)
 }
 
+// trimBlank cuts the blank line that ends a header block, and the line end
+// before it.
 func trimBlank(block []byte) []byte {
-	block = bytes.TrimSuffix(block, []byte("\n"))
-	block = bytes.TrimSuffix(block, []byte("\r"))
+	for range 2 {
+		block = bytes.TrimSuffix(block, []byte("\n"))
+		block = bytes.TrimSuffix(block, []byte("\r"))
+	}
 	return block
 }
 
@@ -354,7 +358,7 @@ func (s *headerScanner) scan(b []byte, maxHeader int) (done bool, err error) {
 		}
 		if len(line) == 0 {
 			if s.lines == 0 {
-				return false, fmt.Errorf("%w: empty header block", errFrame)
+				return false, fmt.Errorf("%w: empty header block", ErrMalformedFrame)
 			}
 			s.h.headerLen = s.pos
 			return true, nil
@@ -372,16 +376,16 @@ func (s *headerScanner) scan(b []byte, maxHeader int) (done bool, err error) {
 func (s *headerScanner) line(line []byte) error {
 	key, value, found := bytes.Cut(line, []byte(":"))
 	if !found || len(key) == 0 {
-		return fmt.Errorf("%w: header line without a name: %.40q", errFrame, line)
+		return fmt.Errorf("%w: header line without a name: %.40q", ErrMalformedFrame, line)
 	}
 	for _, c := range key {
 		if !isTokenByte(c) {
-			return fmt.Errorf("%w: bad header name %.40q", errFrame, key)
+			return fmt.Errorf("%w: bad header name %.40q", ErrMalformedFrame, key)
 		}
 	}
 	for _, c := range value {
 		if c < ' ' && c != '\t' || c == 0x7f {
-			return fmt.Errorf("%w: control byte in header %s", errFrame, key)
+			return fmt.Errorf("%w: control byte in header %s", ErrMalformedFrame, key)
 		}
 	}
 	value = bytes.TrimLeft(value, " \t")
@@ -397,7 +401,7 @@ func (s *headerScanner) line(line []byte) error {
 		s.sawLength = true
 		n, err := strconv.Atoi(string(value))
 		if err != nil || n < 0 {
-			return fmt.Errorf("%w: bad Content-Length %.20q", errFrame, value)
+			return fmt.Errorf("%w: bad Content-Length %.20q", ErrMalformedFrame, value)
 		}
 		s.h.contentLength = n
 	case asciiEqualFold(key, "Content-Disposition"):

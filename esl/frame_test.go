@@ -50,8 +50,8 @@ func TestScanFrameHeader(t *testing.T) {
 		}
 	}
 	for name, b := range readCases(t, "invalid") {
-		if _, _, err := scanFrameHeader(b); !errors.Is(err, errFrame) {
-			t.Errorf("%s: err = %v, want errFrame", name, err)
+		if _, _, err := scanFrameHeader(b); !errors.Is(err, ErrMalformedFrame) {
+			t.Errorf("%s: err = %v, want ErrMalformedFrame", name, err)
 		}
 	}
 }
@@ -215,7 +215,7 @@ func TestFrameReaderErrors(t *testing.T) {
 		"cut body":     {"Content-Type: api/response\nContent-Length: 10\n\n+OK", 1 << 10, 1 << 10, io.ErrUnexpectedEOF},
 		"header limit": {"Content-Type: command/reply\nX: " + strings.Repeat("a", 2000) + "\n\n", 1 << 10, 1 << 10, ErrFrameTooLarge},
 		"body limit":   {"Content-Type: api/response\nContent-Length: 4096\n\n", 1 << 10, 1 << 10, ErrFrameTooLarge},
-		"no name":      {": x\n\n", 1 << 10, 1 << 10, errFrame},
+		"no name":      {": x\n\n", 1 << 10, 1 << 10, ErrMalformedFrame},
 	} {
 		fr := NewFrameReader(strings.NewReader(c.in))
 		fr.SetLimits(c.maxH, c.maxB)

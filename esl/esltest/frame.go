@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strconv"
 	"strings"
 
@@ -77,8 +76,8 @@ const (
 )
 
 // ErrMalformedFrame is wrapped by the errors ReadFrame returns for input
-// that is not an ESL frame.
-var ErrMalformedFrame = errors.New("esltest: malformed frame")
+// that is not an ESL frame: eslapp's own (esl.ErrMalformedFrame).
+var ErrMalformedFrame = esl.ErrMalformedFrame
 
 // ReadFrame reads one frame of what FreeSWITCH sends, by eslapp's own
 // framing rules (esl.ReadFrame): what the tests read is what eslapp reads.
@@ -86,12 +85,6 @@ var ErrMalformedFrame = errors.New("esltest: malformed frame")
 func ReadFrame(r *bufio.Reader) (*Frame, error) {
 	raw, err := esl.ReadFrame(r, MaxFrameHeader, MaxFrameBody)
 	if err != nil {
-		if errors.Is(err, esl.ErrFrameTooLarge) {
-			return nil, fmt.Errorf("%w: %v", ErrMalformedFrame, err)
-		}
-		if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !isNetErr(err) {
-			return nil, fmt.Errorf("%w: %v", ErrMalformedFrame, err)
-		}
 		return nil, err
 	}
 	f := &Frame{Body: raw.Body}
@@ -100,15 +93,12 @@ func ReadFrame(r *bufio.Reader) (*Frame, error) {
 		name, val, _ := bytes.Cut(line, []byte(":"))
 		f.Headers = append(f.Headers, Header{Name: string(name), Value: string(bytes.TrimLeft(val, " \t"))})
 	}
+	if f.Body == nil && f.Has("Content-Length") {
+		f.Body = []byte{} // "Content-Length: 0": a body, empty
+	}
 	return f, nil
 }
 
-// isNetErr reports errors of the connection itself (closed, reset,
-// timeout), which are not the frame's fault.
-func isNetErr(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, net.ErrClosed)
-}
 
 // ParseFrames splits a byte stream of frames, such as a transcript's
 // NAME.recv.raw, into frames. Trailing bytes that are not a whole frame are

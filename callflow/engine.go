@@ -23,6 +23,8 @@ type Workflows interface {
 	// without being sent (invalid input, disabled, undefined workflow).
 	Precheck(req crm.Request) (crm.Result, bool)
 	Timeout(configID, step, channel string) time.Duration
+	// PathVars are the variables workflow paths read.
+	PathVars() []string
 }
 
 var _ Workflows = (*crm.Service)(nil)
@@ -79,6 +81,7 @@ type Engine struct {
 	log       *slog.Logger
 	metrics   *Metrics
 	holdMusic *prompts.Step
+	pathReads map[string]bool // variables the CRM's workflow paths read, lower case
 }
 
 // New checks cfg and returns an Engine.
@@ -99,6 +102,10 @@ func New(cfg Config) (*Engine, error) {
 		cfg.Catalog = prompts.NewCatalog()
 	}
 	e := &Engine{cfg: cfg, flows: cfg.Flows, renderer: cfg.Renderer, catalog: cfg.Catalog, crm: cfg.CRM, log: cfg.Logger, metrics: cfg.Metrics}
+	e.pathReads = map[string]bool{}
+	for _, name := range cfg.CRM.PathVars() {
+		e.pathReads[lowerASCII(name)] = true
+	}
 	if cfg.HoldMusic != "" {
 		path, err := cfg.Renderer.FilePath(cfg.HoldMusic)
 		if err != nil {
@@ -247,9 +254,14 @@ func (e *Engine) runDialplanStep(ctx context.Context, c *call) {
 // A malformed input does not stop the step: it makes it OnInvalidInput,
 // through crm.Request.InputError, after the disabled-integration checks.
 func (e *Engine) dialplanSpec(c *call) (*StepSpec, error) {
-	get := func(name string) string { v, _ := c.ch.Var(name); return v }
-	spec := &StepSpec{Caption: "dialplan", PromptPolicy: e.cfg.DefaultPolicy, GraceMs: e.cfg.DefaultGraceMs}
+	spec, err := e.parseDialplanInputs(func(name string) string { v, _ := c.ch.Var(name); return v })
 	spec.ResultVar, spec.ErrorVar = c.outputNames()
+	return spec, err
+}
+
+// parseDialplanInputs reads a dialplan-mode step from its wfe_* variables.
+func (e *Engine) parseDialplanInputs(get func(name string) string) (*StepSpec, error) {
+	spec := &StepSpec{Caption: "dialplan", PromptPolicy: e.cfg.DefaultPolicy, GraceMs: e.cfg.DefaultGraceMs}
 	var errs []string
 	parse := func(name string) *Template {
 		t, err := ParseTemplate(get(name))
@@ -565,6 +577,38 @@ func (c *call) tenant() string {
 		return v
 	}
 	return crm.DefaultTenant
+}
+
+// channelVarsRead are the channel variables, besides wfe_*, the engine reads
+// by name (lower case). A new read of a channel variable by name belongs
+// here: a call keeps only these, the wfe_* ones, and those its templates and
+// the workflow paths read (see ChannelVars).
+var channelVarsRead = map[string]bool{"timeoutmillisec": true, "playback_terminators": true}
+
+// ChannelVars is the server's esl.VarFilter: from a call's wfe_* variables
+// it works out every channel variable the call may read — its flow's
+// templates, or in dialplan mode the templates of its wfe_* inputs, and the
+// workflow paths — and keeps only those.
+func (e *Engine) ChannelVars(lookup func(name string) (string, bool)) func(name string) bool {
+	reads := e.pathReads
+	if name, _ := lookup("wfe_flow"); name != "" {
+		if f := e.flows[name]; f != nil {
+			reads = f.Reads
+		}
+	} else {
+		get := func(name string) string { v, _ := lookup(name); return v }
+		spec, _ := e.parseDialplanInputs(get)
+		reads = map[string]bool{}
+		for _, roots := range (&Action{Step: spec}).refRoots() {
+			for _, r := range roots {
+				reads[lowerASCII(r)] = true
+			}
+		}
+	}
+	return func(name string) bool {
+		l := lowerASCII(name)
+		return strings.HasPrefix(l, "wfe_") || channelVarsRead[l] || reads[l] || e.pathReads[l]
+	}
 }
 
 func (c *call) chanVar(name string) string {

@@ -107,6 +107,7 @@ func (f *fakeCRM) Execute(ctx context.Context, req crm.Request) crm.Result {
 }
 func (f *fakeCRM) Precheck(crm.Request) (crm.Result, bool)      { return crm.Result{}, false }
 func (f *fakeCRM) Timeout(string, string, string) time.Duration { return time.Second }
+func (f *fakeCRM) PathVars() []string                           { return nil }
 
 func fakeEngine(t *testing.T, w callflow.Workflows) *callflow.Engine {
 	t.Helper()

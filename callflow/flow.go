@@ -105,6 +105,9 @@ type Flow struct {
 	Name    string
 	Start   string
 	Actions map[string]*Action
+	// Reads are the variables (lower case) the flow's templates read: the
+	// channel variables a call must keep for it (see call.retainChannel).
+	Reads map[string]bool
 }
 
 // Action is a compiled action.
@@ -236,6 +239,14 @@ func (c *compiler) compile(name string, cfg FlowConfig) *Flow {
 	}
 	if len(c.errs) == 0 {
 		c.checkGraph(f)
+	}
+	f.Reads = map[string]bool{}
+	for _, a := range f.Actions {
+		for _, roots := range a.refRoots() {
+			for _, r := range roots {
+				f.Reads[lowerASCII(r)] = true
+			}
+		}
 	}
 	return f
 }

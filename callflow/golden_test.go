@@ -268,7 +268,7 @@ func runCall(t testing.TB, e *callflow.Engine, fs *esltest.FreeSWITCH, cs callSc
 	}
 	// The hostile values (64 KiB caller names) make connect replies larger
 	// than any SIP message could: allow them.
-	srv, err := esl.NewServer(esl.ServerConfig{Handler: e.Handle, Refuse: e.Refuse, Logger: log, CommandTimeout: 3 * time.Second, MaxConnectBytes: 8 << 20})
+	srv, err := esl.NewServer(esl.ServerConfig{Handler: e.Handle, Refuse: e.Refuse, VarFilter: e.ChannelVars, Logger: log, CommandTimeout: 3 * time.Second, MaxConnectBytes: 8 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

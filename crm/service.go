@@ -56,6 +56,22 @@ type Service struct {
 	integrations map[string]*integration
 }
 
+// PathVars are the variable names the workflow paths of every integration
+// read ({var} in path), for the calls that must keep them.
+func (s *Service) PathVars() []string {
+	var names []string
+	for _, in := range s.integrations {
+		for _, wf := range in.workflows {
+			for _, part := range wf.path.parts {
+				if part.name != "" {
+					names = append(names, part.name)
+				}
+			}
+		}
+	}
+	return names
+}
+
 // New checks cfg, resolves its secrets and builds the service. On error it
 // returns FieldErrors listing every problem found.
 func New(cfg Config, opts Options) (*Service, error) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+	"unsafe"
 )
 
 // ChannelData is the reply FreeSWITCH gives to "connect" on an outbound
@@ -25,9 +26,25 @@ type ChannelData struct {
 // ChannelData. The block is the header lines, with or without the blank
 // line that ends them.
 func ParseChannelData(block []byte) (*ChannelData, error) {
+	return parseChannelData(block, nil)
+}
+
+// VarFilter decides which channel variables a call keeps, given a lookup
+// of the variables in the connect reply (its wfe_* inputs say which others
+// it reads). A call reads a few of the hundred or so variables FreeSWITCH
+// sends, and would hold the rest for its whole life.
+type VarFilter func(lookup func(name string) (string, bool)) (keep func(name string) bool)
+
+// parseChannelData builds ChannelData from the block, keeping only the
+// variables filter allows (all when filter is nil). The block is read in
+// place: no copy of the whole of it outlives the call.
+func parseChannelData(block []byte, filter VarFilter) (*ChannelData, error) {
+	keep := func(string) bool { return true }
+	if filter != nil {
+		keep = filter(func(name string) (string, bool) { return blockVar(block, name) })
+	}
 	var sc headerScanner
 	var b strings.Builder
-	b.Grow(len(block) * 3 / 4)
 	for rest := block; len(rest) > 0; {
 		line := rest
 		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
@@ -46,6 +63,9 @@ func ParseChannelData(block []byte) (*ChannelData, error) {
 		if !keepChannelHeader(string(name)) {
 			continue
 		}
+		if v, isVar := bytes.CutPrefix(name, []byte("variable_")); isVar && !keep(string(v)) {
+			continue
+		}
 		if b.Len() > 0 {
 			b.WriteByte('\n')
 		}
@@ -54,11 +74,22 @@ func ParseChannelData(block []byte) (*ChannelData, error) {
 	if sc.h.contentType != contentReply {
 		return nil, fmt.Errorf("%w: connect reply has Content-Type %q", ErrMalformedFrame, sc.h.contentType)
 	}
-	d := &ChannelData{raw: b.String()}
+	d := &ChannelData{raw: strings.Clone(b.String())} // exact size: it lives as long as the call
 	if d.UUID() == "" {
 		return nil, fmt.Errorf("%w: connect reply without Unique-ID", ErrMalformedFrame)
 	}
 	return d, nil
+}
+
+// blockVar looks a channel variable up in a connect reply's header block,
+// as ChannelData.Var does, without copying the block: the view lives only
+// during the lookup, and the value returned never shares its memory (see
+// value).
+func blockVar(block []byte, name string) (string, bool) {
+	if len(block) == 0 {
+		return "", false
+	}
+	return (&ChannelData{raw: unsafe.String(&block[0], len(block))}).Var(name)
 }
 
 func keepChannelHeader(name string) bool {
@@ -145,13 +176,19 @@ func (d *ChannelData) lookup(name string) (string, bool) {
 	return "", false
 }
 
-// value decodes the header value that starts at offset i of the block.
+// value decodes the header value that starts at offset i of the block. The
+// result never shares memory with the block: a value kept for the call
+// (the ANI, say) must not keep the whole block alive after Retain.
 func (d *ChannelData) value(i int) string {
 	v := d.raw[i:]
 	if j := strings.IndexByte(v, '\n'); j >= 0 {
 		v = v[:j]
 	}
-	return urlDecode(strings.TrimLeft(v, " \t"))
+	v = strings.TrimLeft(v, " \t")
+	if strings.IndexByte(v, '%') < 0 {
+		return strings.Clone(v)
+	}
+	return urlDecode(v)
 }
 
 // urlDecode undoes FreeSWITCH's switch_url_encode. Unlike url.PathUnescape it

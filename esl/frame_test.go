@@ -367,3 +367,42 @@ func BenchmarkChannelDataVar(b *testing.B) {
 		d.Var("wfe_grace_ms") // missing: the slow path
 	}
 }
+
+// A variable filter drops the variables a call does not read and keeps
+// the rest of the channel data; it looks the call's inputs up first.
+func TestChannelDataFilter(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(transcriptDir, "s7_resume.recv.raw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _, _ := scanFrameHeader(raw)
+	block := raw[:h.headerLen]
+	full, err := ParseChannelData(block)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seenPayload string
+	d, err := parseChannelData(block, func(lookup func(string) (string, bool)) func(string) bool {
+		seenPayload, _ = lookup("wfe_payload")
+		return func(name string) bool { return strings.HasPrefix(name, "wfe_") }
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := full.Var("wfe_payload")
+	if seenPayload != payload || payload == "" {
+		t.Errorf("the filter looked up wfe_payload = %q, want %q", seenPayload, payload)
+	}
+	if v, ok := d.Var("sip_from_user"); ok {
+		t.Errorf("sip_from_user kept: %q", v)
+	}
+	if v, _ := d.Var("wfe_payload"); v != payload {
+		t.Errorf("wfe_payload = %q, want %q", v, payload)
+	}
+	if d.UUID() == "" || d.Header("Caller-Caller-ID-Number") == "" || d.Header("Control") != "full" {
+		t.Errorf("headers lost: %q %q %q", d.UUID(), d.Header("Caller-Caller-ID-Number"), d.Header("Control"))
+	}
+	if len(d.raw) >= len(full.raw)/2 {
+		t.Errorf("kept %d of %d bytes", len(d.raw), len(full.raw))
+	}
+}

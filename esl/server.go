@@ -54,8 +54,10 @@ type ServerConfig struct {
 	// socket application then returns and the dialplan goes on). Default
 	// DefaultMaxConnecting.
 	MaxConnecting int
-	Logger        *slog.Logger
-	Handler       Handler
+	// VarFilter chooses the channel variables each call keeps (nil: all).
+	VarFilter VarFilter
+	Logger    *slog.Logger
+	Handler   Handler
 	// Refuse hands a refused call back; nil means Resume then exit.
 	Refuse RefuseFunc
 }
@@ -264,6 +266,7 @@ func (srv *Server) connect(nc net.Conn) (sess *Session, err error) {
 		commandTimeout: srv.cfg.CommandTimeout,
 		logger:         srv.log,
 		maxConnect:     srv.cfg.MaxConnectBytes,
+		varFilter:      srv.cfg.VarFilter,
 	})
 }
 

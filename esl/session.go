@@ -38,6 +38,7 @@ type Session struct {
 	log        atomic.Pointer[slog.Logger]
 	cmdTimeout time.Duration
 	maxFrame   int
+	varFilter  VarFilter
 	appIDs     func() string
 	remote     net.Addr
 
@@ -89,6 +90,8 @@ type sessionConfig struct {
 	// maxConnect bounds the connect reply (the channel data); maxFrame
 	// every frame after it. Zero means the defaults.
 	maxConnect, maxFrame int
+	// varFilter chooses the channel variables a call keeps; nil keeps all.
+	varFilter VarFilter
 	// appIDs names application runs; nil means random UUIDs. Tests use it
 	// to replay FreeSWITCH transcripts, whose Application-UUIDs are fixed.
 	appIDs func() string
@@ -128,6 +131,7 @@ func newSession(parent context.Context, nc net.Conn, cfg sessionConfig) (*Sessio
 		appIDs:     cfg.appIDs,
 		cmdTimeout: cfg.commandTimeout,
 		maxFrame:   cfg.maxFrame,
+		varFilter:  cfg.varFilter,
 		remote:     nc.RemoteAddr(),
 		apps:       make(map[string]*App),
 		connDone:   make(chan struct{}),
@@ -430,7 +434,7 @@ func (s *Session) connectReply(f *Frame) error {
 	if f.ContentType != contentReply || f.ContentLength != 0 {
 		return fmt.Errorf("%w: %q before the connect reply", errProtocol, f.ContentType)
 	}
-	data, err := ParseChannelData(f.Header)
+	data, err := parseChannelData(f.Header, s.varFilter)
 	if err != nil {
 		return err
 	}

@@ -179,9 +179,9 @@ func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) i
 		log.Error("engine", "err", err)
 		return 1
 	}
-	handler, refuse := engine.Handle, esl.RefuseFunc(engine.Refuse)
+	handler, refuse, filter := engine.Handle, esl.RefuseFunc(engine.Refuse), esl.VarFilter(engine.ChannelVars)
 	if hooks.handler != nil {
-		handler, refuse = hooks.handler, nil
+		handler, refuse, filter = hooks.handler, nil, nil
 	}
 	srv, err := esl.NewServer(esl.ServerConfig{
 		Allow:           s.Allow,
@@ -189,6 +189,7 @@ func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) i
 		CommandTimeout:  s.CommandTimeout,
 		MaxConnecting:   s.MaxConnecting,
 		MaxConnectBytes: s.MaxConnectBytes,
+		VarFilter:       filter,
 		Logger:          log,
 		Handler:         handler,
 		Refuse:          refuse,

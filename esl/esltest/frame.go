@@ -99,7 +99,6 @@ func ReadFrame(r *bufio.Reader) (*Frame, error) {
 	return f, nil
 }
 
-
 // ParseFrames splits a byte stream of frames, such as a transcript's
 // NAME.recv.raw, into frames. Trailing bytes that are not a whole frame are
 // an error.

@@ -585,6 +585,10 @@ func (c *call) tenant() string {
 // the workflow paths read (see ChannelVars).
 var channelVarsRead = map[string]bool{"timeoutmillisec": true, "playback_terminators": true}
 
+// dialplanTemplateInputs are the wfe_* variables of dialplan mode that hold
+// templates, which may read any channel variable.
+var dialplanTemplateInputs = []string{"wfe_config_id", "wfe_workflow_id", "wfe_tenant", "wfe_payload", "wfe_sequence"}
+
 // ChannelVars is the server's esl.VarFilter: from a call's wfe_* variables
 // it works out every channel variable the call may read — its flow's
 // templates, or in dialplan mode the templates of its wfe_* inputs, and the
@@ -596,12 +600,25 @@ func (e *Engine) ChannelVars(lookup func(name string) (string, bool)) func(name 
 			reads = f.Reads
 		}
 	} else {
-		get := func(name string) string { v, _ := lookup(name); return v }
-		spec, _ := e.parseDialplanInputs(get)
+		// The inputs' references, found by a scan rather than a parse (the
+		// step parses them, and reports their errors, later): every {name
+		// is kept, a few more than the templates use at worst.
 		reads = map[string]bool{}
-		for _, roots := range (&Action{Step: spec}).refRoots() {
-			for _, r := range roots {
-				reads[lowerASCII(r)] = true
+		for _, input := range dialplanTemplateInputs {
+			v, _ := lookup(input)
+			for i := strings.IndexByte(v, '{'); i >= 0 && i+1 < len(v); {
+				j := i + 1
+				for j < len(v) && isNameByte(v[j]) {
+					j++
+				}
+				if j > i+1 && isNameStart(v[i+1]) {
+					reads[lowerASCII(v[i+1:j])] = true
+				}
+				next := strings.IndexByte(v[j:], '{')
+				if next < 0 {
+					break
+				}
+				i = j + next
 			}
 		}
 	}

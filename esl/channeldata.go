@@ -26,7 +26,7 @@ type ChannelData struct {
 // ChannelData. The block is the header lines, with or without the blank
 // line that ends them.
 func ParseChannelData(block []byte) (*ChannelData, error) {
-	return parseChannelData(block, nil)
+	return parseChannelData(block, nil, true)
 }
 
 // VarFilter decides which channel variables a call keeps, given a lookup
@@ -37,8 +37,9 @@ type VarFilter func(lookup func(name string) (string, bool)) (keep func(name str
 
 // parseChannelData builds ChannelData from the block, keeping only the
 // variables filter allows (all when filter is nil). The block is read in
-// place: no copy of the whole of it outlives the call.
-func parseChannelData(block []byte, filter VarFilter) (*ChannelData, error) {
+// place: no copy of the whole of it outlives the call. check validates each
+// line, which a FrameReader has done already.
+func parseChannelData(block []byte, filter VarFilter, check bool) (*ChannelData, error) {
 	keep := func(string) bool { return true }
 	if filter != nil {
 		keep = filter(func(name string) (string, bool) { return blockVar(block, name) })
@@ -56,10 +57,14 @@ func parseChannelData(block []byte, filter VarFilter) (*ChannelData, error) {
 		if len(line) == 0 {
 			break
 		}
-		if err := sc.line(line); err != nil {
-			return nil, err
+		name, value, _ := bytes.Cut(line, []byte(":"))
+		if check {
+			if err := sc.line(line); err != nil {
+				return nil, err
+			}
+		} else if string(name) == "Content-Type" {
+			sc.h.contentType = string(bytes.TrimLeft(value, " \t"))
 		}
-		name, _, _ := bytes.Cut(line, []byte(":"))
 		if !keepChannelHeader(string(name)) {
 			continue
 		}

@@ -434,7 +434,7 @@ func (s *Session) connectReply(f *Frame) error {
 	if f.ContentType != contentReply || f.ContentLength != 0 {
 		return fmt.Errorf("%w: %q before the connect reply", errProtocol, f.ContentType)
 	}
-	data, err := parseChannelData(f.Header, s.varFilter)
+	data, err := parseChannelData(f.Header, s.varFilter, false)
 	if err != nil {
 		return err
 	}

@@ -70,6 +70,7 @@ type ServerConfig struct {
 	DrainTimeout   string   `toml:"drain_timeout"`   // default 30s
 	CommandTimeout string   `toml:"command_timeout"` // default 5s
 	MaxConnecting  *int     `toml:"max_connecting"`  // connections not yet through connect; default 256
+	GoMaxProcs     *int     `toml:"gomaxprocs"`      // CPUs eslapp runs on; default 1, 0: all
 }
 
 // LogConfig is [log].
@@ -91,7 +92,10 @@ type Settings struct {
 	// connect; MaxConnectBytes what each may send before it does.
 	MaxConnecting   int
 	MaxConnectBytes int
-	LogLevel        string
+	// GoMaxProcs is runtime.GOMAXPROCS for serve: 1 unless configured (0:
+	// every CPU); a GOMAXPROCS environment variable wins over both.
+	GoMaxProcs int
+	LogLevel   string
 	LogJSON         bool
 }
 
@@ -244,6 +248,13 @@ func (c *configChecker) checkServer(cfg *Config) *Settings {
 		}
 	}
 	s.MaxConnectBytes = maxConnectBytes(cfg)
+	s.GoMaxProcs = 1
+	if cfg.Server.GoMaxProcs != nil {
+		s.GoMaxProcs = *cfg.Server.GoMaxProcs
+		if s.GoMaxProcs < 0 {
+			c.errorf(toml.Key{"server", "gomaxprocs"}, "must be 0 (every CPU) or more, not %d", s.GoMaxProcs)
+		}
+	}
 	c.duration(toml.Key{"server", "drain_timeout"}, cfg.Server.DrainTimeout, &s.DrainTimeout)
 	c.duration(toml.Key{"server", "command_timeout"}, cfg.Server.CommandTimeout, &s.CommandTimeout)
 	return s

@@ -19,6 +19,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -151,7 +152,11 @@ func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) i
 		return 1
 	}
 	defer l.close()
-	log.Info("eslapp starting", "version", versionString(), "config", l.name, "sounds", l.built.render.SoundsDir)
+	procs := s.GoMaxProcs
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(procs) // 0 leaves Go's default: every CPU
+	}
+	log.Info("eslapp starting", "version", versionString(), "config", l.name, "sounds", l.built.render.SoundsDir, "gomaxprocs", runtime.GOMAXPROCS(0))
 	for _, w := range l.warnings {
 		log.Warn("configuration", "warning", w.Error())
 	}
@@ -201,9 +206,11 @@ func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) i
 	if reg != nil {
 		registerServerMetrics(reg, srv)
 	}
-	// Keep-alive probes find a FreeSWITCH host that vanished without closing
-	// its connections (power loss, a partition), which no read would notice.
-	lc := net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 5 * time.Second, Count: 3}}
+	// No TCP keep-alive: every wait on FreeSWITCH is bounded (commands by
+	// command_timeout, applications by what they play), so a host that
+	// vanished is found without probes, and a call's socket costs four
+	// setsockopt calls fewer.
+	lc := net.ListenConfig{KeepAlive: -1}
 	ln, err := lc.Listen(context.Background(), "tcp", s.Listen)
 	if err != nil {
 		log.Error("cannot listen", "addr", s.Listen, "err", err)

@@ -96,7 +96,7 @@ type Settings struct {
 	// every CPU); a GOMAXPROCS environment variable wins over both.
 	GoMaxProcs int
 	LogLevel   string
-	LogJSON         bool
+	LogJSON    bool
 }
 
 // ConfigError is one problem in a configuration file, at a line and key.

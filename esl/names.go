@@ -7,6 +7,10 @@ func isAppName(s string) bool   { return isWord(s, "_") }
 func isAPIName(s string) bool   { return isWord(s, "_") }
 func isEventName(s string) bool { return isWord(s, "_:") }
 
+// isChannelID accepts a channel's Unique-ID: FreeSWITCH's UUIDs, and the
+// plain words an origination_uuid may be.
+func isChannelID(s string) bool { return isWord(s, "-_.:@+") }
+
 // isHangupCause accepts FreeSWITCH cause names (NORMAL_CLEARING) and Q.850
 // numbers (16).
 func isHangupCause(s string) bool { return isWord(s, "_") }

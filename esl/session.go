@@ -438,6 +438,11 @@ func (s *Session) connectReply(f *Frame) error {
 	if err != nil {
 		return err
 	}
+	if !isChannelID(data.UUID()) {
+		// eslapp puts the Unique-ID into every api command it sends: it
+		// must be one plain word, as FreeSWITCH's own UUIDs are.
+		return fmt.Errorf("%w: connect reply with a Unique-ID that is not one plain word: %.60q", errProtocol, data.UUID())
+	}
 	s.data = data
 	s.uuid = data.UUID()
 	v, _ := data.Var("app_disable_expand_variables")

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/eslapp/eslapp/crm"
 	"github.com/eslapp/eslapp/esl"
@@ -22,20 +21,14 @@ type Workflows interface {
 	// Precheck returns the outcome of a request that would be rejected
 	// without being sent (invalid input, disabled, undefined workflow).
 	Precheck(req crm.Request) (crm.Result, bool)
-	Timeout(configID, step, channel string) time.Duration
+	// Timeout is the step timeout: the step's own (stepMs, 0 when unset),
+	// else the channel's timeoutMilliSec, else the integration's.
+	Timeout(configID string, stepMs int64, channel string) time.Duration
 	// PathVars are the variables workflow paths read.
 	PathVars() []string
 }
 
 var _ Workflows = (*crm.Service)(nil)
-
-// DefaultSubclass is the CUSTOM event subclass for results to the agent
-// (BRIEF §5).
-const DefaultSubclass = "eslapp::workflow_result"
-
-// hangupWait is how long a hangup action waits for FreeSWITCH's hangup
-// event.
-const hangupWait = 5 * time.Second
 
 // maxActions bounds the actions one call runs, so that a flow looping
 // through a step (retrying a CRM, say) cannot hold a call forever.
@@ -156,17 +149,9 @@ func (e *Engine) Run(ctx context.Context, ch Channel, log *slog.Logger) {
 }
 
 func (e *Engine) newCall(ch Channel, log *slog.Logger) *call {
-	// CXone's names, and the caller profile fields FreeSWITCH's own ${...}
-	// would find (they are not channel variables).
-	builtins := map[string]string{
-		// The caller profile's ANI (a trunk may send it apart from the
-		// caller ID), else the caller ID number.
-		"ANI":                firstNonEmpty(ch.Header("Caller-ANI"), ch.Header("Caller-Caller-ID-Number")),
-		"DNIS":               ch.Header("Caller-Destination-Number"),
-		"ContactID":          ch.UUID(),
-		"caller_id_name":     ch.Header("Caller-Caller-ID-Name"),
-		"caller_id_number":   ch.Header("Caller-Caller-ID-Number"),
-		"destination_number": ch.Header("Caller-Destination-Number"),
+	builtins := make(map[string]string, len(builtinVars))
+	for _, b := range builtinVars {
+		builtins[b.name] = b.value(ch)
 	}
 	return &call{
 		e:         e,
@@ -175,6 +160,25 @@ func (e *Engine) newCall(ch Channel, log *slog.Logger) *call {
 		vars:      NewVars(ch.Var, builtins),
 		outputIdx: map[string]int{},
 	}
+}
+
+// builtinVars are the variables every call has besides its channel
+// variables: CXone's names, and the caller profile fields FreeSWITCH's own
+// ${...} would find (they are not channel variables). Lint knows them too.
+var builtinVars = []struct {
+	name  string
+	value func(Channel) string
+}{
+	// The caller profile's ANI (a trunk may send it apart from the caller
+	// ID), else the caller ID number.
+	{"ANI", func(ch Channel) string {
+		return firstNonEmpty(ch.Header("Caller-ANI"), ch.Header("Caller-Caller-ID-Number"))
+	}},
+	{"DNIS", func(ch Channel) string { return ch.Header("Caller-Destination-Number") }},
+	{"ContactID", func(ch Channel) string { return ch.UUID() }},
+	{"caller_id_name", func(ch Channel) string { return ch.Header("Caller-Caller-ID-Name") }},
+	{"caller_id_number", func(ch Channel) string { return ch.Header("Caller-Caller-ID-Number") }},
+	{"destination_number", func(ch Channel) string { return ch.Header("Caller-Destination-Number") }},
 }
 
 // Refuse hands a call back to the dialplan without running it (eslapp at
@@ -284,25 +288,29 @@ func (e *Engine) parseDialplanInputs(get func(name string) string) (*StepSpec, e
 		spec.Payload = payload
 	}
 	if seq := get("wfe_sequence"); seq != "" {
-		q, err := e.renderer.Parse(seq)
+		q, err := CompileSequence(e.renderer, seq)
 		if err != nil {
 			errs = append(errs, fmt.Sprintf("wfe_sequence: %v", err))
 		}
 		spec.Sequence = q
 	}
 	if v := get("wfe_timeout_ms"); v != "" {
-		if ms, err := strconv.ParseInt(v, 10, 64); err == nil && ms > 0 {
-			spec.TimeoutMs = ms
-		} else {
+		ms, err := strconv.ParseInt(v, 10, 64)
+		switch {
+		case err != nil:
 			errs = append(errs, fmt.Sprintf("wfe_timeout_ms: %q is not a number of milliseconds", v))
+		case crm.CheckTimeoutMs(ms) != nil:
+			errs = append(errs, fmt.Sprintf("wfe_timeout_ms: %v", crm.CheckTimeoutMs(ms)))
+		default:
+			spec.TimeoutMs = ms
 		}
 	}
-	switch p := get("wfe_prompt_policy"); p {
-	case "":
-	case PolicyInterrupt, PolicyComplete, PolicyLoop:
-		spec.PromptPolicy = p
-	default:
-		errs = append(errs, fmt.Sprintf("wfe_prompt_policy: %q is not interrupt, complete or loop", p))
+	if p := get("wfe_prompt_policy"); p != "" {
+		if policy, err := ParsePolicy(p); err != nil {
+			errs = append(errs, fmt.Sprintf("wfe_prompt_policy: %v", err))
+		} else {
+			spec.PromptPolicy = policy
+		}
 	}
 	if v := get("wfe_grace_ms"); v != "" {
 		if ms, err := strconv.ParseInt(v, 10, 64); err == nil && ms >= 0 {
@@ -347,109 +355,15 @@ func (e *Engine) runFlow(ctx context.Context, c *call, name string) {
 			return
 		}
 		a := flow.Actions[id]
-		log := c.log.With("flow", name, "action", id)
-		switch a.Type {
-		case TypeWorkflowExecute:
-			rep := c.runStep(ctx, a.Step, nil)
-			e.report(c, rep)
-			if rep.hangup {
-				return
-			}
-			c.applyStep(rep)
-			e.agentEvent(ctx, c, rep)
-			id = a.Step.Branches[string(rep.res.Branch)]
-			if id == "" {
-				id = a.Step.Branches[Default]
-			}
-		case TypePlay:
-			c.play(ctx, a.Sequence)
-			id = a.Next
-		case TypeSet:
-			for _, s := range a.Set {
-				v, warnings := s.Value.Render(c.vars)
-				for _, w := range warnings {
-					log.Warn("set: unknown value", "var", s.Name, "warning", w)
-				}
-				c.vars.SetString(s.Name, v)
-				c.setOutput(s.Name, v)
-			}
-			id = a.Next
-		case TypeCustomEvent:
-			e.customEvent(ctx, c, a)
-			id = a.Next
-		case TypeTransfer:
-			dest, err := c.destination(a.Destination)
-			var ext, dp, cx string
-			if err == nil {
-				ext, dp, cx, err = ParseDestination(dest)
-			}
-			if err != nil {
-				log.Error("transfer destination unusable; handing the call back", "err", err)
-				c.fail(crm.OnError, err.Error())
-				e.leave(ctx, c)
-				return
-			}
-			if err := c.flushOutputs(ctx); err != nil {
-				log.Warn("outputs not set", "err", err)
-			}
-			if err := c.ch.Transfer(ctx, ext, dp, cx); err != nil && ctx.Err() == nil {
-				log.Error("transfer failed; handing the call back", "err", err)
-				e.leave(ctx, c)
-			}
-			return
-		case TypeContinue:
-			e.leave(ctx, c)
-			return
-		case TypeHangup:
-			if err := c.ch.Hangup(ctx, a.Cause); err != nil {
-				log.Warn("hangup", "err", err)
-				return
-			}
-			// Wait for FreeSWITCH to report the hangup, so that the call
-			// is known to be over and nothing more is sent.
-			t := time.NewTimer(hangupWait)
-			defer t.Stop()
-			select {
-			case <-ctx.Done():
-			case <-t.C:
-				log.Warn("hangup not confirmed by FreeSWITCH", "waited", hangupWait)
-			}
+		id = a.run(ctx, c, c.log.With("flow", name, "action", a.ID))
+		if id == "" {
 			return
 		}
 	}
-}
-
-// destination renders a transfer destination word by word: a word whose
-// value is empty or holds white space is refused, so that a value cannot
-// choose the dialplan or the context.
-func (c *call) destination(words []*Template) (string, error) {
-	out := make([]string, len(words))
-	raw := make([]string, len(words))
-	bad := -1
-	for i, w := range words {
-		v, warnings := w.Render(c.vars)
-		raw[i] = v
-		v = strings.TrimSpace(v)
-		for _, warn := range warnings {
-			c.log.Warn("transfer: unknown value", "warning", warn)
-		}
-		if bad < 0 && (v == "" || strings.ContainsFunc(v, unicode.IsSpace)) {
-			bad = i
-		}
-		out[i] = v
-	}
-	if bad >= 0 {
-		return "", fmt.Errorf("transfer destination %q: %s must give one word", truncate(strings.Join(raw, " "), 200), words[bad].String())
-	}
-	dest := strings.Join(out, " ")
-	if _, _, _, err := ParseDestination(dest); err != nil {
-		return "", fmt.Errorf("transfer destination %q: %w", truncate(strings.Join(raw, " "), 200), errors.Unwrap(err))
-	}
-	return dest, nil
 }
 
 // play plays a sequence to its end (a play action).
-func (c *call) play(ctx context.Context, q *prompts.Sequence) {
+func (c *call) play(ctx context.Context, q *Sequence) {
 	steps := c.renderSequence(q)
 	p := &prompter{c: c, steps: steps, unbounded: maxStreamPlay}
 	if err := p.play(ctx, steps, 0); err != nil {
@@ -472,70 +386,6 @@ func (c *call) play(ctx context.Context, q *prompts.Sequence) {
 		case <-ctx.Done():
 			return
 		}
-	}
-}
-
-// agentEvent fires the CUSTOM event of BRIEF §5 after a step, when the step
-// asks for it: headers name the call and the step, the body is the result
-// (or the error) JSON. It names the call by Call-UUID, never Unique-ID,
-// which would queue the event to the channel instead of firing it.
-func (e *Engine) agentEvent(ctx context.Context, c *call, rep stepReport) {
-	if !rep.spec.AgentEvent || ctx.Err() != nil {
-		return
-	}
-	headers := []esl.EventHeader{
-		{Name: "Call-UUID", Value: c.ch.UUID()},
-		{Name: "Workflow-Branch", Value: string(rep.res.Branch)},
-		{Name: "Workflow-Elapsed-Ms", Value: elapsedMs(rep.elapsed)},
-	}
-	if crm.ValidID(rep.configID) {
-		headers = append(headers, esl.EventHeader{Name: "Workflow-Config-Id", Value: rep.configID})
-	}
-	if crm.ValidID(rep.workflowID) {
-		headers = append(headers, esl.EventHeader{Name: "Workflow-Id", Value: rep.workflowID})
-	}
-	body := []byte(rep.res.Body)
-	if len(body) == 0 && rep.res.Err != nil {
-		body, _ = json.Marshal(rep.res.Err)
-	}
-	if _, err := c.ch.SendEvent(ctx, DefaultSubclass, headers, body); err != nil {
-		c.log.Warn("agent event not sent", "err", err)
-	}
-}
-
-// customEvent fires a custom_event action's event.
-func (e *Engine) customEvent(ctx context.Context, c *call, a *Action) {
-	headers := []esl.EventHeader{{Name: "Call-UUID", Value: c.ch.UUID()}}
-	if b, ok := c.vars.Get("wfe_branch"); ok {
-		headers = append(headers, esl.EventHeader{Name: "Workflow-Branch", Value: b.Text()})
-	}
-	for _, h := range a.Headers {
-		v, _ := h.Value.Render(c.vars)
-		v = strings.TrimSpace(esl.NormalizeSpeech(v))
-		if v == "" {
-			continue // FreeSWITCH drops empty headers
-		}
-		if err := esl.CheckEventHeader(h.Name, v); err != nil {
-			// One header the event cannot carry does not cost the others.
-			c.log.Warn("custom_event header left out", "header", h.Name, "err", err)
-			continue
-		}
-		headers = append(headers, esl.EventHeader{Name: h.Name, Value: v})
-	}
-	var body []byte
-	if a.Body != nil {
-		b, warnings, err := a.Body.Render(c.vars, maxPayloadBytes)
-		for _, w := range warnings {
-			c.log.Warn("custom_event body: unknown value", "warning", w)
-		}
-		if err != nil {
-			c.log.Warn("custom_event body not sent", "err", err)
-		} else {
-			body = b
-		}
-	}
-	if _, err := c.ch.SendEvent(ctx, a.Subclass, headers, body); err != nil {
-		c.log.Warn("custom event not sent", "err", err)
 	}
 }
 

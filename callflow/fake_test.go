@@ -105,9 +105,9 @@ func (f *fakeCRM) Execute(ctx context.Context, req crm.Request) crm.Result {
 		return crm.Result{Hangup: true}
 	}
 }
-func (f *fakeCRM) Precheck(crm.Request) (crm.Result, bool)      { return crm.Result{}, false }
-func (f *fakeCRM) Timeout(string, string, string) time.Duration { return time.Second }
-func (f *fakeCRM) PathVars() []string                           { return nil }
+func (f *fakeCRM) Precheck(crm.Request) (crm.Result, bool)     { return crm.Result{}, false }
+func (f *fakeCRM) Timeout(string, int64, string) time.Duration { return time.Second }
+func (f *fakeCRM) PathVars() []string                          { return nil }
 
 func fakeEngine(t *testing.T, w callflow.Workflows) *callflow.Engine {
 	t.Helper()

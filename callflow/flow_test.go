@@ -16,14 +16,15 @@ func compile(t *testing.T, text string) error {
 	var cfg struct {
 		Flows map[string]callflow.FlowConfig `toml:"flows"`
 	}
-	if _, err := toml.Decode(text, &cfg); err != nil {
+	md, err := toml.Decode(text, &cfg)
+	if err != nil {
 		t.Fatal(err)
 	}
 	r, err := prompts.NewRenderer(prompts.RenderConfig{SoundsDir: soundsDir(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = callflow.CompileFlows(cfg.Flows, r)
+	_, err = callflow.CompileFlows(&md, cfg.Flows, r)
 	return err
 }
 
@@ -96,6 +97,37 @@ start = "a"
 [flows.f.actions.a]
 type = "continue"
 next = "a"`, "flows.f.actions.a.next", "not used by a continue action"},
+		{"explicit zero timeout", `[flows.f]
+start = "a"
+[flows.f.actions.a]
+type = "workflow_execute"
+config_id = "c"
+workflow_id = "w"
+timeout_ms = 0`, "flows.f.actions.a.timeout_ms", "must be from 1 to 600000"},
+		{"timeout over the CRM's bound", `[flows.f]
+start = "a"
+[flows.f.actions.a]
+type = "workflow_execute"
+config_id = "c"
+workflow_id = "w"
+timeout_ms = 900000`, "flows.f.actions.a.timeout_ms", "must be from 1 to 600000"},
+		{"bad reference in a sequence", `[flows.f]
+start = "a"
+[flows.f.actions.a]
+type = "play"
+sequence = '"%Hello {a..b}"'
+next = "b"
+[flows.f.actions.b]
+type = "continue"`, "flows.f.actions.a.sequence", "{a..b}"},
+		{"unknown key", `[flows.f]
+start = "a"
+[flows.f.actions.a]
+type = "play"
+sequence = '"hold.wav"'
+colour = "red"
+next = "b"
+[flows.f.actions.b]
+type = "continue"`, "flows.f.actions.a.colour", "not used by a play action (its keys: sequence, next)"},
 		{"bad sequence", `[flows.f]
 start = "a"
 [flows.f.actions.a]
@@ -171,7 +203,7 @@ func TestLintUnknownReferences(t *testing.T) {
 	var cfg struct {
 		Flows map[string]callflow.FlowConfig `toml:"flows"`
 	}
-	_, err := toml.Decode(`[flows.f]
+	md, err := toml.Decode(`[flows.f]
 start = "a"
 [flows.f.actions.a]
 type = "workflow_execute"
@@ -191,7 +223,7 @@ type = "continue"
 		t.Fatal(err)
 	}
 	r, _ := prompts.NewRenderer(prompts.RenderConfig{SoundsDir: soundsDir(t)})
-	flows, err := callflow.CompileFlows(cfg.Flows, r)
+	flows, err := callflow.CompileFlows(&md, cfg.Flows, r)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -91,7 +91,8 @@ func soundsDir(t testing.TB) string {
 func newEngine(t testing.TB, cfgText string, log *slog.Logger) *callflow.Engine {
 	t.Helper()
 	var cfg goldenConfig
-	if _, err := toml.Decode(cfgText, &cfg); err != nil {
+	md, err := toml.Decode(cfgText, &cfg)
+	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
 	renderer, err := prompts.NewRenderer(prompts.RenderConfig{SoundsDir: soundsDir(t)})
@@ -103,7 +104,7 @@ func newEngine(t testing.TB, cfgText string, log *slog.Logger) *callflow.Engine 
 		t.Fatalf("crm: %v", err)
 	}
 	t.Cleanup(svc.Close)
-	flows, err := callflow.CompileFlows(cfg.Flows, renderer)
+	flows, err := callflow.CompileFlows(&md, cfg.Flows, renderer)
 	if err != nil {
 		t.Fatalf("flows: %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/BurntSushi/toml"
 	"regexp"
 	"strconv"
 	"strings"
@@ -62,7 +63,7 @@ func secOptions(callerName string, vars map[string]string) esltest.CallOptions {
 // secEngine is newEngine built from Go values rather than TOML, so that a
 // CRM body can hold any bytes (TOML cannot carry invalid UTF-8). The
 // integration "hostile" answers every workflow request at once with body.
-func secEngine(t testing.TB, body string, flows map[string]callflow.FlowConfig, policy string) *callflow.Engine {
+func secEngine(t testing.TB, body string, flowsTOML string, policy string) *callflow.Engine {
 	t.Helper()
 	log := testLog(t)
 	renderer, err := prompts.NewRenderer(prompts.RenderConfig{SoundsDir: soundsDir(t)})
@@ -77,7 +78,14 @@ func secEngine(t testing.TB, body string, flows map[string]callflow.FlowConfig, 
 		t.Fatalf("crm: %v", err)
 	}
 	t.Cleanup(svc.Close)
-	compiled, err := callflow.CompileFlows(flows, renderer)
+	var cfg struct {
+		Flows map[string]callflow.FlowConfig `toml:"flows"`
+	}
+	md, err := toml.Decode(flowsTOML, &cfg)
+	if err != nil {
+		t.Fatalf("flows: %v", err)
+	}
+	compiled, err := callflow.CompileFlows(&md, cfg.Flows, renderer)
 	if err != nil {
 		t.Fatalf("flows: %v", err)
 	}
@@ -96,18 +104,38 @@ func secEngine(t testing.TB, body string, flows map[string]callflow.FlowConfig, 
 // as number, currency and digits, a custom event with the value in a
 // header and in the body (as JSON and inside a string), a set, and a
 // transfer whose destination is built from the value.
-var secFlows = map[string]callflow.FlowConfig{
-	"hostile": {Start: "step", Actions: map[string]callflow.ActionConfig{
-		"step": {Type: "workflow_execute", ConfigID: "hostile", WorkflowID: "echo", ResultVar: "crm",
-			Mappings: map[string]string{"crm_v": "result.v"}, Branches: map[string]string{"Default": "speak"}},
-		"speak": {Type: "play", Sequence: `"hold.wav" "%{crm_v}" "hold.wav"`, Next: "say"},
-		"say":   {Type: "play", Sequence: `"#{crm_v}" "${crm_v}" "&{crm_v}"`, Next: "event"},
-		"event": {Type: "custom_event", Subclass: "eslapp::hostile", Headers: map[string]string{"X-Value": "{crm_v}"},
-			Body: `{"v":{crm_v.asjson()},"s":"{crm_v}"}`, Next: "copy"},
-		"copy": {Type: "set", Vars: map[string]string{"copied": "{crm_v}"}, Next: "xfer"},
-		"xfer": {Type: "transfer", Destination: "{crm_v} XML default"},
-	}},
-}
+const secFlows = `
+[flows.hostile]
+start = "step"
+[flows.hostile.actions.step]
+type = "workflow_execute"
+config_id = "hostile"
+workflow_id = "echo"
+result_var = "crm"
+mappings = { crm_v = "result.v" }
+branches = { Default = "speak" }
+[flows.hostile.actions.speak]
+type = "play"
+sequence = '"hold.wav" "%{crm_v}" "hold.wav"'
+next = "say"
+[flows.hostile.actions.say]
+type = "play"
+sequence = '"#{crm_v}" "${crm_v}" "&{crm_v}"'
+next = "event"
+[flows.hostile.actions.event]
+type = "custom_event"
+subclass = "eslapp::hostile"
+headers = { X-Value = "{crm_v}" }
+body = '{"v":{crm_v.asjson()},"s":"{crm_v}"}'
+next = "copy"
+[flows.hostile.actions.copy]
+type = "set"
+vars = { copied = "{crm_v}" }
+next = "xfer"
+[flows.hostile.actions.xfer]
+type = "transfer"
+destination = "{crm_v} XML default"
+`
 
 // jsonBody is a CRM response {"v":"..."} carrying v: JSON escapes for '"',
 // '\' and control characters, every other byte raw (invalid UTF-8 too, as
@@ -211,7 +239,7 @@ func expectSpoken(text string) (string, bool) {
 // result var and the agent event body.
 func runDialplanHostile(t testing.TB, v string) {
 	body := jsonBody(v)
-	e := secEngine(t, body, nil, callflow.PolicyComplete)
+	e := secEngine(t, body, "", callflow.PolicyComplete)
 	fs := esltest.New(esltest.Options{Logf: func(string, ...any) {}})
 	c := runCall(t, e, fs, callScript{opts: secOptions(v, map[string]string{
 		"wfe_config_id": "hostile", "wfe_workflow_id": "echo", "wfe_agent_event": "true",
@@ -279,7 +307,7 @@ func runErrorVarHostile(t testing.TB, v string) {
 	if _, err := strconv.ParseInt(delivered(v), 10, 64); err == nil || delivered(v) == "" {
 		return // a valid timeout, or none: no error to store
 	}
-	e := secEngine(t, jsonBody("unused"), nil, "")
+	e := secEngine(t, jsonBody("unused"), "", "")
 	fs := esltest.New(esltest.Options{Logf: func(string, ...any) {}})
 	c := runCall(t, e, fs, callScript{opts: secOptions("Caller", map[string]string{
 		"wfe_config_id": "hostile", "wfe_workflow_id": "echo", "wfe_timeout_ms": v,
@@ -536,11 +564,19 @@ body = '`+body+`'
 // cannot be stored should be left out.
 func TestRegressionNULInMappedValueKeepsOtherOutputs(t *testing.T) {
 	const body = `{"v":"a\u0000b","w":"fine"}`
-	flows := map[string]callflow.FlowConfig{"nul": {Start: "step", Actions: map[string]callflow.ActionConfig{
-		"step": {Type: "workflow_execute", ConfigID: "hostile", WorkflowID: "echo", ResultVar: "crm",
-			Mappings: map[string]string{"crm_v": "result.v", "crm_w": "result.w"}, Branches: map[string]string{"Default": "back"}},
-		"back": {Type: "continue"},
-	}}}
+	const flows = `
+[flows.nul]
+start = "step"
+[flows.nul.actions.step]
+type = "workflow_execute"
+config_id = "hostile"
+workflow_id = "echo"
+result_var = "crm"
+mappings = { crm_v = "result.v", crm_w = "result.w" }
+branches = { Default = "back" }
+[flows.nul.actions.back]
+type = "continue"
+`
 	e := secEngine(t, body, flows, "")
 	fs := esltest.New(esltest.Options{Logf: func(string, ...any) {}})
 	c := runCall(t, e, fs, callScript{opts: secOptions("Caller", map[string]string{"wfe_flow": "nul"})})
@@ -589,11 +625,19 @@ func TestRegressionUnsendableHeaderDropsWholeEvent(t *testing.T) {
 // three valid words, so the value chose the dialplan (inline: runs the app
 // "park") and the context. A reference must fill exactly one word.
 func TestRegressionTransferValueCannotAddWords(t *testing.T) {
-	flows := map[string]callflow.FlowConfig{"x": {Start: "step", Actions: map[string]callflow.ActionConfig{
-		"step": {Type: "workflow_execute", ConfigID: "hostile", WorkflowID: "echo",
-			Mappings: map[string]string{"ext": "result.v"}, Branches: map[string]string{"Default": "xfer"}},
-		"xfer": {Type: "transfer", Destination: "{ext} agents"},
-	}}}
+	const flows = `
+[flows.x]
+start = "step"
+[flows.x.actions.step]
+type = "workflow_execute"
+config_id = "hostile"
+workflow_id = "echo"
+mappings = { ext = "result.v" }
+branches = { Default = "xfer" }
+[flows.x.actions.xfer]
+type = "transfer"
+destination = "{ext} agents"
+`
 	e := secEngine(t, jsonBody("park inline"), flows, "")
 	fs := esltest.New(esltest.Options{Logf: func(string, ...any) {}})
 	c := runCall(t, e, fs, callScript{opts: secOptions("Caller", map[string]string{"wfe_flow": "x"})})
@@ -611,7 +655,7 @@ func TestRegressionTransferValueCannotAddWords(t *testing.T) {
 // PlayItem.element (see esl TestRegressionTTSTextCannotSetEngineParameters).
 func TestRegressionTTSParamsFromCallerName(t *testing.T) {
 	const name = "{voice=rms,rate=10}Hi"
-	e := secEngine(t, jsonBody("x"), nil, callflow.PolicyComplete)
+	e := secEngine(t, jsonBody("x"), "", callflow.PolicyComplete)
 	fs := esltest.New(esltest.Options{Logf: func(string, ...any) {}})
 	c := runCall(t, e, fs, callScript{opts: secOptions(name, map[string]string{
 		"wfe_config_id": "hostile", "wfe_workflow_id": "echo", "wfe_sequence": `"%{caller_id_name}"`,
@@ -637,7 +681,7 @@ func TestRegressionTTSParamsFromCallerName(t *testing.T) {
 // Header: a caller without a display name is greeted "Hello _undef_". (The
 // double gives an empty Caller-ID name only when it starts with a NUL.)
 func TestRegressionEmptyCallerNameIsUndef(t *testing.T) {
-	e := secEngine(t, jsonBody("x"), nil, callflow.PolicyComplete)
+	e := secEngine(t, jsonBody("x"), "", callflow.PolicyComplete)
 	fs := esltest.New(esltest.Options{Logf: func(string, ...any) {}})
 	c := runCall(t, e, fs, callScript{opts: secOptions("\x00", map[string]string{
 		"wfe_config_id": "hostile", "wfe_workflow_id": "echo", "wfe_sequence": `"%Hello {caller_id_name}"`,
@@ -656,7 +700,7 @@ func TestRegressionEmptyCallerNameIsUndef(t *testing.T) {
 // <action application="log" data="INFO ${workflowResultOutput}"/>.
 func TestDialplanReferenceReexpands(t *testing.T) {
 	const body = `{"name":"${system(touch pwned)}"}`
-	e := secEngine(t, body, nil, "")
+	e := secEngine(t, body, "", "")
 	fs := esltest.New(esltest.Options{Logf: func(string, ...any) {}})
 	c := runCall(t, e, fs, callScript{opts: secOptions("Caller", map[string]string{
 		"wfe_config_id": "hostile", "wfe_workflow_id": "echo",

@@ -72,7 +72,7 @@ func (c *call) runStep(ctx context.Context, spec *StepSpec, inputErr error) step
 	if spec.Sequence != nil && req.InputError == nil {
 		steps = c.renderSequence(spec.Sequence)
 	}
-	req.Timeout = c.e.crm.Timeout(req.ConfigID, msString(spec.TimeoutMs), c.chanVar("timeoutMilliSec"))
+	req.Timeout = c.e.crm.Timeout(req.ConfigID, spec.TimeoutMs, c.chanVar("timeoutMilliSec"))
 	req.PathVars = c.pathVar
 	for _, w := range warnings {
 		c.log.Warn("step input references an unknown value", "step", rep.id, "warning", w)
@@ -171,11 +171,11 @@ const maxPayloadBytes = 1 << 20
 // renderSequence resolves and renders a prompt sequence. A segment whose
 // value cannot be played (a currency of "abc", text with nothing to say)
 // is left out with a warning, rather than silencing the whole prompt.
-func (c *call) renderSequence(q *prompts.Sequence) []prompts.Step {
+func (c *call) renderSequence(q *Sequence) []prompts.Step {
 	res := prompts.ResolverFunc(func(ref string) (string, error) {
-		e, err := ParseExpr(ref)
-		if err != nil {
-			return "", err
+		e, ok := q.refs[ref]
+		if !ok {
+			return "", fmt.Errorf("{%s} was not compiled", ref) // a bug: CompileSequence takes every reference
 		}
 		v, err := e.Eval(c.vars)
 		if err != nil {
@@ -184,7 +184,7 @@ func (c *call) renderSequence(q *prompts.Sequence) []prompts.Step {
 		}
 		return v.Text(), nil
 	})
-	segs, err := q.Resolve(res)
+	segs, err := q.q.Resolve(res)
 	if err != nil {
 		c.log.Warn("prompt not played", "err", err)
 		return nil
@@ -256,11 +256,4 @@ func stepName(spec *StepSpec) string {
 		return spec.Caption
 	}
 	return "workflow_execute"
-}
-
-func msString(ms int64) string {
-	if ms <= 0 {
-		return ""
-	}
-	return fmt.Sprint(ms)
 }

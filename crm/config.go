@@ -1,7 +1,7 @@
 package crm
 
 import (
-	"strings"
+	"github.com/eslapp/eslapp/conf"
 	"time"
 )
 
@@ -93,85 +93,12 @@ const (
 	DefaultTenant           = "default"
 )
 
-// FieldError is one problem in the configuration. Key is the path from the
-// configuration root, e.g. {"integrations", "demo-crm", "headers",
-// "Authorization"}, so cmd/ can find its line. Msg never holds a secret.
-type FieldError struct {
-	Key []string
-	Msg string
-}
-
-func (e *FieldError) Error() string { return KeyString(e.Key) + ": " + e.Msg }
-
-// FieldErrors is every problem New found, in a stable order.
-type FieldErrors []*FieldError
-
-func (es FieldErrors) Error() string {
-	lines := make([]string, len(es))
-	for i, e := range es {
-		lines[i] = e.Error()
-	}
-	return strings.Join(lines, "\n")
-}
-
-// Unwrap lets errors.As find each *FieldError.
-func (es FieldErrors) Unwrap() []error {
-	errs := make([]error, len(es))
-	for i, e := range es {
-		errs[i] = e
-	}
-	return errs
-}
-
-// KeyString writes a key path as TOML does: dotted, quoting parts that are
-// not bare keys ("integrations.\"crm.v2\".timeout_ms").
-func KeyString(key []string) string {
-	var b strings.Builder
-	for i, k := range key {
-		if i > 0 {
-			b.WriteByte('.')
-		}
-		if bareKey(k) {
-			b.WriteString(k)
-		} else {
-			b.WriteString(quoteKey(k))
-		}
-	}
-	return b.String()
-}
-
-func bareKey(k string) bool {
-	if k == "" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if !(c == '_' || c == '-' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
-
-func quoteKey(k string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for _, r := range k {
-		switch {
-		case r == '"' || r == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r < 0x20 || r == 0x7f:
-			b.WriteString(`\u00`)
-			b.WriteByte("0123456789abcdef"[r>>4])
-			b.WriteByte("0123456789abcdef"[r&15])
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
-}
+// FieldError and FieldErrors are the configuration's problems, one type
+// for every package that checks a part of it.
+type (
+	FieldError  = conf.FieldError
+	FieldErrors = conf.FieldErrors
+)
 
 // ValidID reports whether s is a well-formed configuration, workflow or
 // tenant id: [A-Za-z0-9][A-Za-z0-9._:-]{0,127} (BRIEF §1).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"time"
@@ -266,25 +267,35 @@ func (s *Service) BreakerState(configID string) BreakerState {
 // maxTimeoutMS bounds every timeout: nobody holds a caller longer.
 const maxTimeoutMS = 600_000
 
-// ParseMillis reads a timeout in milliseconds as flows and channel
-// variables write it ("6000"). ok is false for "", malformed, zero,
-// negative or over 600000 values.
+// CheckTimeoutMs is the one rule for a step timeout in milliseconds,
+// wherever it comes from (a flow's timeout_ms, wfe_timeout_ms,
+// timeoutMilliSec, an integration's timeout_ms): from 1 to 600000.
+func CheckTimeoutMs(ms int64) error {
+	if ms <= 0 || ms > maxTimeoutMS {
+		return fmt.Errorf("must be from 1 to %d milliseconds, not %d", maxTimeoutMS, ms)
+	}
+	return nil
+}
+
+// ParseMillis reads a timeout in milliseconds from a channel variable, by
+// CheckTimeoutMs's rule.
 func ParseMillis(v string) (time.Duration, bool) {
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 || n > maxTimeoutMS {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || CheckTimeoutMs(n) != nil {
 		return 0, false
 	}
 	return time.Duration(n) * time.Millisecond, true
 }
 
-// Timeout is the step timeout of BRIEF §1: the step's own value (flow
-// timeout_ms or wfe_timeout_ms), else the channel's timeoutMilliSec, else
-// the integration's timeout_ms, else 6000 ms. step and channel are raw
-// strings ("" when unset); a value ParseMillis refuses is skipped, so a
-// broken channel variable cannot make a step wait forever or not at all.
-func (s *Service) Timeout(configID, step, channel string) time.Duration {
-	if d, ok := ParseMillis(step); ok {
-		return d
+// Timeout is the step timeout of BRIEF §1: the step's own value (stepMs,
+// from a flow's timeout_ms or wfe_timeout_ms, 0 when unset), else the
+// channel's timeoutMilliSec, else the integration's timeout_ms, else 6000
+// ms. A channel value CheckTimeoutMs refuses is skipped, so a broken
+// channel variable cannot make a step wait forever or not at all; a step
+// value has been checked where it was read.
+func (s *Service) Timeout(configID string, stepMs int64, channel string) time.Duration {
+	if CheckTimeoutMs(stepMs) == nil {
+		return time.Duration(stepMs) * time.Millisecond
 	}
 	if d, ok := ParseMillis(channel); ok {
 		return d

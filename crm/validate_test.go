@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eslapp/eslapp/conf"
 )
 
 // The first three outcomes are decided without any request, in contract
@@ -124,7 +126,7 @@ func TestConfigReportsEveryProblem(t *testing.T) {
 	}
 	got := map[string]string{}
 	for _, e := range fes {
-		got[KeyString(e.Key)] += e.Msg + "; "
+		got[conf.KeyString(e.Key)] += e.Msg + "; "
 	}
 	want := []string{
 		`tenants."bad tenant"`,
@@ -217,20 +219,23 @@ func TestTimeoutRule(t *testing.T) {
 		"fast": {BaseURL: "http://127.0.0.1:1"},
 	}}, Options{})
 	tests := []struct {
-		config, step, channel string
-		want                  time.Duration
+		config  string
+		step    int64
+		channel string
+		want    time.Duration
 	}{
-		{"slow", "1500", "2500", 1500 * time.Millisecond},
-		{"slow", "", "2500", 2500 * time.Millisecond},
-		{"slow", "abc", "-5", 9 * time.Second},
-		{"slow", "0", "", 9 * time.Second},
-		{"fast", "", "", DefaultTimeout},
-		{"unknown", "", "", DefaultTimeout},
-		{"fast", "99999999", "700", 700 * time.Millisecond},
+		{"slow", 1500, "2500", 1500 * time.Millisecond},
+		{"slow", 0, "2500", 2500 * time.Millisecond},
+		{"slow", 0, "-5", 9 * time.Second},
+		{"slow", -1, "abc", 9 * time.Second},
+		{"fast", 0, "", DefaultTimeout},
+		{"unknown", 0, "", DefaultTimeout},
+		{"fast", 99999999, "700", 700 * time.Millisecond},
+		{"fast", 0, "900000", DefaultTimeout}, // over CheckTimeoutMs's bound, like a step's
 	}
 	for _, tt := range tests {
 		if got := s.Timeout(tt.config, tt.step, tt.channel); got != tt.want {
-			t.Errorf("Timeout(%q, %q, %q) = %v, want %v", tt.config, tt.step, tt.channel, got, tt.want)
+			t.Errorf("Timeout(%q, %d, %q) = %v, want %v", tt.config, tt.step, tt.channel, got, tt.want)
 		}
 	}
 }

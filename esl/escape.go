@@ -370,7 +370,7 @@ var reservedEventHeaders = map[string]bool{
 // CheckEventHeader reports whether SendEvent would refuse a header: a name
 // eslapp may not set, or a value FreeSWITCH would not keep as it is.
 func CheckEventHeader(name, value string) error {
-	if !isWord(name, "-_") || reservedEventHeaders[strings.ToLower(name)] {
+	if !IsEventHeaderName(name) {
 		return &UnsafeValueError{Sink: "event header", Reason: fmt.Sprintf("%q may not be set", name)}
 	}
 	return eventHeaderValue(name, value)
@@ -391,7 +391,7 @@ func eventHeaderValue(name, v string) error {
 // sendEventMessage builds "sendevent CUSTOM" with a subclass, headers and an
 // optional body, with CRLF line ends throughout (see crlf).
 func sendEventMessage(subclass string, headers []EventHeader, body []byte) (string, error) {
-	if !isEventName(subclass) {
+	if !IsEventSubclass(subclass) {
 		return "", &UnsafeValueError{Sink: "event subclass", Reason: fmt.Sprintf("%q is not a subclass name", subclass)}
 	}
 	if len(body) > 0 && strings.IndexByte(string(body), 0) >= 0 {
@@ -401,7 +401,7 @@ func sendEventMessage(subclass string, headers []EventHeader, body []byte) (stri
 	b.WriteString("sendevent CUSTOM\r\nEvent-Subclass: ")
 	b.WriteString(subclass)
 	for _, h := range headers {
-		if !isWord(h.Name, "-_") || reservedEventHeaders[strings.ToLower(h.Name)] {
+		if !IsEventHeaderName(h.Name) {
 			return "", &UnsafeValueError{Sink: "event header", Reason: fmt.Sprintf("%q may not be set", h.Name)}
 		}
 		if err := eventHeaderValue(h.Name, h.Value); err != nil {

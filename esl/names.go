@@ -1,11 +1,33 @@
 package esl
 
+import "strings"
+
 // Checks for the words eslapp puts into commands: names that FreeSWITCH
 // takes as they are, so they may only contain what such names are made of.
 
-func isAppName(s string) bool   { return isWord(s, "_") }
-func isAPIName(s string) bool   { return isWord(s, "_") }
-func isEventName(s string) bool { return isWord(s, "_:") }
+func isAppName(s string) bool { return isWord(s, "_") }
+func isAPIName(s string) bool { return isWord(s, "_") }
+
+// isEventName accepts what "event plain ..." and "nixevent" take: event
+// names (CHANNEL_EXECUTE) and CUSTOM subclasses.
+func isEventName(s string) bool { return IsEventSubclass(s) }
+
+// IsEventSubclass reports whether s can be a CUSTOM event's subclass that
+// eslapp fires and subscribes to: letters, digits and "_:-.", at most 128
+// bytes (eslapp::workflow_result, acme.crm-events). The rule sendevent
+// applies, and the one a flow's custom_event subclass is checked against.
+func IsEventSubclass(s string) bool { return isWord(s, "_:-.") }
+
+// IsEventHeaderName reports whether eslapp may set a header of that name on
+// an event it fires: a plain name, and not one that frames the message or
+// routes the event (Unique-ID queues it to a channel instead of firing it).
+func IsEventHeaderName(s string) bool {
+	return isWord(s, "-_") && !reservedEventHeaders[strings.ToLower(s)]
+}
+
+// IsHangupCause reports whether s can be a hangup cause eslapp sends:
+// FreeSWITCH cause names (NORMAL_CLEARING) and Q.850 numbers (16).
+func IsHangupCause(s string) bool { return isHangupCause(s) }
 
 // isChannelID accepts a channel's Unique-ID: FreeSWITCH's UUIDs, and the
 // plain words an origination_uuid may be.

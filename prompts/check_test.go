@@ -3,6 +3,7 @@ package prompts
 import (
 	"errors"
 	"fmt"
+	"github.com/eslapp/eslapp/conf"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -56,8 +57,8 @@ func TestCheck(t *testing.T) {
 	if got := Check(`"missing.wav"`, cfg, nil); len(got) != 0 {
 		t.Errorf("without a catalog sounds are not checked: %v", got)
 	}
-	var ce *ConfigError
-	if got := Check(`"hold.wav"`, RenderConfig{SoundsDir: "relative"}, cat); len(got) != 1 || !errors.As(got[0].Err, &ce) {
+	var fe *conf.FieldError
+	if got := Check(`"hold.wav"`, RenderConfig{SoundsDir: "relative"}, cat); len(got) != 1 || !errors.As(got[0].Err, &fe) || conf.KeyString(fe.Key) != "sounds.dir" {
 		t.Errorf("bad config: %v", got)
 	}
 }

@@ -2,6 +2,7 @@ package prompts
 
 import (
 	"fmt"
+	"github.com/eslapp/eslapp/conf"
 	"sort"
 	"strings"
 )
@@ -82,18 +83,8 @@ func defaultPrefixKind(c byte) Kind {
 	return 0
 }
 
-// PrefixError reports an unusable entry of a prefix table from the
-// configuration.
-type PrefixError struct {
-	Key    string // the character as written in the configuration
-	Reason string
-}
-
-func (e *PrefixError) Error() string {
-	return fmt.Sprintf("prompts: prefix %q: %s", e.Key, e.Reason)
-}
-
-// NewPrefixes returns the default table changed by overrides, which map a
+// NewPrefixes returns the default table changed by overrides (a bad one
+// is a *conf.FieldError at prompts.prefixes.KEY), which map a
 // one-character string to a kind name ("file", "tts", "currency",
 // "number", "digits") or to "none" to remove a default, e.g.
 // {"~": "currency"} from the TOML `prefixes = { "~" = "currency" }`.
@@ -111,7 +102,7 @@ func NewPrefixes(overrides map[string]string) (Prefixes, error) {
 	sort.Strings(keys) // report the same error first every time
 	for _, key := range keys {
 		if len(key) != 1 || !isPrefixChar(key[0]) {
-			return Prefixes{}, &PrefixError{Key: key, Reason: `a prefix is one punctuation character other than " { } / . _ - +`}
+			return Prefixes{}, &conf.FieldError{Key: []string{"prompts", "prefixes", key}, Msg: `a prefix is one punctuation character other than " { } / . _ - +`}
 		}
 		name := overrides[key]
 		if name == "none" {
@@ -120,7 +111,7 @@ func NewPrefixes(overrides map[string]string) (Prefixes, error) {
 		}
 		k, err := ParseKind(name)
 		if err != nil {
-			return Prefixes{}, &PrefixError{Key: key, Reason: fmt.Sprintf("unknown kind %q (want file, tts, currency, number, digits or none)", name)}
+			return Prefixes{}, &conf.FieldError{Key: []string{"prompts", "prefixes", key}, Msg: fmt.Sprintf("unknown kind %q (want file, tts, currency, number, digits or none)", name)}
 		}
 		p.kinds[key[0]] = k
 	}

@@ -3,6 +3,7 @@ package prompts
 import (
 	"errors"
 	"fmt"
+	"github.com/eslapp/eslapp/conf"
 	"reflect"
 	"strings"
 	"testing"
@@ -188,9 +189,9 @@ func TestPrefixes(t *testing.T) {
 		{"~": "speech"}, {"": "tts"},
 	} {
 		_, err := NewPrefixes(bad)
-		var pe *PrefixError
-		if !errors.As(err, &pe) {
-			t.Errorf("NewPrefixes(%q) = %v, want *PrefixError", bad, err)
+		var fe *conf.FieldError
+		if !errors.As(err, &fe) || fe.Key[0] != "prompts" || fe.Key[1] != "prefixes" {
+			t.Errorf("NewPrefixes(%q) = %v, want a *conf.FieldError at prompts.prefixes", bad, err)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package prompts
 
 import (
 	"fmt"
+	"github.com/eslapp/eslapp/conf"
 	"path"
 	"strings"
 
@@ -37,16 +38,6 @@ type RenderConfig struct {
 	Prefixes Prefixes
 }
 
-// ConfigError reports an unusable RenderConfig field.
-type ConfigError struct {
-	Field  string // SoundsDir, TTSEngine, TTSVoice or Language
-	Reason string
-}
-
-func (e *ConfigError) Error() string {
-	return fmt.Sprintf("prompts: %s: %s", e.Field, e.Reason)
-}
-
 func (c RenderConfig) withDefaults() RenderConfig {
 	if c.TTSEngine == "" {
 		c.TTSEngine = DefaultTTSEngine
@@ -60,25 +51,33 @@ func (c RenderConfig) withDefaults() RenderConfig {
 	return c
 }
 
-// Validate checks the configuration; errors are *ConfigError.
+// Validate checks the configuration: its errors are conf.FieldErrors at
+// the keys the values come from ([sounds] dir, [tts] engine and voice,
+// [prompts] language).
 func (c RenderConfig) Validate() error {
 	c = c.withDefaults()
+	var errs conf.FieldErrors
 	if d := c.SoundsDir; d != "" {
 		if len(d) > 1 {
 			d = strings.TrimSuffix(d, "/")
 		}
 		if !path.IsAbs(d) || path.Clean(d) != d {
-			return &ConfigError{Field: "SoundsDir", Reason: fmt.Sprintf("%q is not a clean absolute path", d)}
-		}
-		if _, err := esl.File(d); err != nil {
-			return &ConfigError{Field: "SoundsDir", Reason: err.Error()}
+			errs.Add([]string{"sounds", "dir"}, fmt.Sprintf("%q is not a clean absolute path", d))
+		} else if _, err := esl.File(d); err != nil {
+			errs.Add([]string{"sounds", "dir"}, err.Error())
 		}
 	}
-	if _, err := esl.TTS(c.TTSEngine, c.TTSVoice, "x"); err != nil {
-		return &ConfigError{Field: "TTSEngine/TTSVoice", Reason: err.Error()}
+	if _, err := esl.TTS(c.TTSEngine, DefaultTTSVoice, "x"); err != nil {
+		errs.Add([]string{"tts", "engine"}, err.Error())
+	}
+	if _, err := esl.TTS(DefaultTTSEngine, c.TTSVoice, "x"); err != nil {
+		errs.Add([]string{"tts", "voice"}, err.Error())
 	}
 	if _, err := esl.SayArg(c.Language, esl.SayNumber, esl.SayPronounced, "1"); err != nil {
-		return &ConfigError{Field: "Language", Reason: err.Error()}
+		errs.Add([]string{"prompts", "language"}, err.Error())
+	}
+	if len(errs) > 0 {
+		return errs
 	}
 	return nil
 }

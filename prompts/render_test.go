@@ -3,6 +3,7 @@ package prompts
 import (
 	"errors"
 	"fmt"
+	"github.com/eslapp/eslapp/conf"
 	"reflect"
 	"strconv"
 	"strings"
@@ -283,9 +284,9 @@ func TestRenderErrors(t *testing.T) {
 	if err == nil || strings.Contains(err.Error(), "Secret") {
 		t.Errorf("bad engine: %v", err)
 	}
-	var ce *ConfigError
-	if !errors.As(err, &ce) {
-		t.Errorf("bad engine: %T, want *ConfigError", err)
+	var fe *conf.FieldError
+	if !errors.As(err, &fe) || conf.KeyString(fe.Key) != "tts.engine" {
+		t.Errorf("bad engine: %v, want a *conf.FieldError at tts.engine", err)
 	}
 }
 
@@ -321,14 +322,14 @@ func TestRenderConfig(t *testing.T) {
 	if cfg.SoundsDir != "/snd" || cfg.TTSEngine != "flite" || cfg.TTSVoice != "kal" || cfg.Language != "en" {
 		t.Errorf("defaults: %+v", cfg)
 	}
-	for _, bad := range []RenderConfig{
-		{SoundsDir: "sounds"}, {SoundsDir: "/a/../b"}, {SoundsDir: "/a\nb"},
-		{TTSEngine: "fl ite"}, {TTSVoice: "k|al"}, {Language: "en us"},
+	for key, bad := range map[string]RenderConfig{
+		"sounds.dir": {SoundsDir: "sounds"}, "sounds.dir ": {SoundsDir: "/a/../b"}, "sounds.dir  ": {SoundsDir: "/a\nb"},
+		"tts.engine": {TTSEngine: "fl ite"}, "tts.voice": {TTSVoice: "k|al"}, "prompts.language": {Language: "en us"},
 	} {
 		_, err := NewRenderer(bad)
-		var ce *ConfigError
-		if !errors.As(err, &ce) {
-			t.Errorf("NewRenderer(%+v) = %v, want *ConfigError", bad, err)
+		var fe *conf.FieldError
+		if !errors.As(err, &fe) || conf.KeyString(fe.Key) != strings.TrimSpace(key) {
+			t.Errorf("NewRenderer(%+v) = %v, want a *conf.FieldError at %s", bad, err, key)
 		}
 	}
 	// Language and voice are used as configured.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"sort"
@@ -10,6 +11,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/eslapp/eslapp/callflow"
+	"github.com/eslapp/eslapp/conf"
 	"github.com/eslapp/eslapp/crm"
 	"github.com/eslapp/eslapp/prompts"
 )
@@ -21,14 +23,37 @@ type built struct {
 	catalog  *prompts.Catalog
 	crm      *crm.Service
 	flows    map[string]*callflow.Flow
-	engine   callflow.Config // without Logger and Metrics
-	warnings ConfigErrors
+	engine   callflow.Config
+	warnings *configProblems // nil when there are none
 }
 
-// build checks the parts of the configuration that the packages own and
-// builds them. logger receives the CRM's lines (nil for check).
-func (c *configChecker) build(cfg *Config, baseDir string, logger *slog.Logger) *built {
+func (b *built) close() {
+	if b != nil && b.crm != nil {
+		b.crm.Close()
+	}
+}
+
+// build checks the parts of the configuration the packages own and builds
+// them, once: the logger and the metrics exist already, so what reports
+// to them is wired as it is made (logger nil for check, metrics nil
+// without metrics_listen). Errors are every problem, FILE:LINE: KEY: each.
+func (src *source) build(logger *slog.Logger, metrics *callflow.Metrics) (*built, error) {
+	cfg := &src.cfg
 	b := &built{catalog: prompts.NewCatalog()}
+	errs := append(conf.FieldErrors(nil), src.errs...)
+	var warns conf.FieldErrors
+	addErr := func(err error, key ...string) {
+		var fes conf.FieldErrors
+		var fe *conf.FieldError
+		switch {
+		case errors.As(err, &fes):
+			errs = append(errs, fes...)
+		case errors.As(err, &fe):
+			errs = append(errs, fe)
+		default:
+			errs.Add(key, err.Error())
+		}
+	}
 
 	// Prompts.
 	dir := cfg.Sounds.Dir
@@ -40,12 +65,7 @@ func (c *configChecker) build(cfg *Config, baseDir string, logger *slog.Logger) 
 	}
 	prefixes, err := prompts.NewPrefixes(cfg.Prompts.Prefixes)
 	if err != nil {
-		var pe *prompts.PrefixError
-		if errors.As(err, &pe) {
-			c.errorf(toml.Key{"prompts", "prefixes", pe.Key}, "%s", pe.Reason)
-		} else {
-			c.errorf(toml.Key{"prompts", "prefixes"}, "%v", err)
-		}
+		addErr(err, "prompts", "prefixes")
 	}
 	b.render = prompts.RenderConfig{
 		SoundsDir: dir,
@@ -54,53 +74,30 @@ func (c *configChecker) build(cfg *Config, baseDir string, logger *slog.Logger) 
 		Language:  cfg.Prompts.Language,
 		Prefixes:  prefixes,
 	}
-	b.renderer, err = prompts.NewRenderer(b.render)
-	if err != nil {
-		var ce *prompts.ConfigError
-		if errors.As(err, &ce) {
-			c.errorf(renderKey[ce.Field], "%s", ce.Reason)
-		} else {
-			c.errorf(toml.Key{"sounds"}, "%v", err)
-		}
-		return b
+	if b.renderer, err = prompts.NewRenderer(b.render); err != nil {
+		addErr(err, "sounds")
+		return b, src.problems(errs, "")
 	}
 	b.render = b.renderer.Config()
 
 	// CRM.
-	b.crm, err = crm.New(crm.Config{Tenants: cfg.Tenants, Integrations: cfg.Integrations}, crm.Options{Logger: logger, BaseDir: baseDir})
-	if err != nil {
-		var fes crm.FieldErrors
-		if errors.As(err, &fes) {
-			for _, fe := range fes {
-				c.errorf(toml.Key(fe.Key), "%s", fe.Msg)
-			}
-		} else {
-			c.errorf(toml.Key{"integrations"}, "%v", err)
-		}
+	opts := crm.Options{Logger: logger, BaseDir: src.baseDir}
+	if metrics != nil {
+		opts.OnBreakerChange = metrics.BreakerChanged
+	}
+	if b.crm, err = crm.New(crm.Config{Tenants: cfg.Tenants, Integrations: cfg.Integrations}, opts); err != nil {
+		addErr(err, "integrations")
 	}
 
-	// Flows and the sounds their sequences play.
-	b.flows, err = callflow.CompileFlows(cfg.Flows, b.renderer)
-	if err != nil {
-		var fes callflow.FieldErrors
-		if errors.As(err, &fes) {
-			for _, fe := range fes {
-				c.errorf(toml.Key(fe.Key), "%s", fe.Msg)
-			}
-		} else {
-			c.errorf(toml.Key{"flows"}, "%v", err)
-		}
+	// Flows, and the sounds their sequences play.
+	if b.flows, err = callflow.CompileFlows(&src.md, cfg.Flows, b.renderer); err != nil {
+		addErr(err, "flows")
 	}
-	for _, w := range callflow.Lint(b.flows) {
-		key := toml.Key(w.Key)
-		b.warnings = append(b.warnings, ConfigError{File: c.file, Line: lineOf(c.lines, key), Key: key.String(), Msg: "warning: " + w.Msg})
-	}
-	for _, name := range sortedKeys(cfg.Flows) {
-		for _, id := range sortedKeys(cfg.Flows[name].Actions) {
-			if seq := cfg.Flows[name].Actions[id].Sequence; seq != "" {
-				c.sequenceSounds(b, toml.Key{"flows", name, "actions", id, "sequence"}, seq)
-			}
-		}
+	warns = append(warns, callflow.Lint(b.flows)...)
+	for _, name := range sortedKeys(b.flows) {
+		b.flows[name].Sequences(func(key []string, seq *callflow.Sequence) {
+			sequenceSounds(b, key, seq.String(), &errs, &warns)
+		})
 	}
 
 	// Engine defaults.
@@ -108,9 +105,10 @@ func (c *configChecker) build(cfg *Config, baseDir string, logger *slog.Logger) 
 		Flows:               b.flows,
 		Renderer:            b.renderer,
 		Catalog:             b.catalog,
+		Logger:              logger,
+		Metrics:             metrics,
 		PlaybackTerminators: "none",
 		HoldMusic:           "holdmusic.wav",
-		DefaultPolicy:       cfg.Prompts.Policy,
 		DefaultGraceMs:      cfg.Prompts.GraceMs,
 	}
 	if b.crm != nil {
@@ -122,44 +120,50 @@ func (c *configChecker) build(cfg *Config, baseDir string, logger *slog.Logger) 
 	if h := cfg.Prompts.HoldMusic; h != nil {
 		b.engine.HoldMusic = *h
 	}
-	switch cfg.Prompts.Policy {
-	case "", callflow.PolicyInterrupt, callflow.PolicyComplete, callflow.PolicyLoop:
-	default:
-		c.errorf(toml.Key{"prompts", "policy"}, "%q: one of interrupt, complete, loop", cfg.Prompts.Policy)
+	if b.engine.DefaultPolicy, err = callflow.ParsePolicy(cfg.Prompts.Policy); err != nil {
+		errs.Add([]string{"prompts", "policy"}, err.Error())
 	}
 	if cfg.Prompts.GraceMs < 0 {
-		c.errorf(toml.Key{"prompts", "grace_ms"}, "must be 0 or more, in milliseconds")
+		errs.Add([]string{"prompts", "grace_ms"}, "must be 0 or more, in milliseconds")
 	}
 	if b.engine.HoldMusic != "" {
-		c.holdMusicSound(b, b.engine.HoldMusic, cfg.Prompts.HoldMusic != nil)
+		holdMusicSound(b, b.engine.HoldMusic, cfg.Prompts.HoldMusic != nil, &errs, &warns)
 	}
-	return b
-}
 
-var renderKey = map[string]toml.Key{
-	"SoundsDir": {"sounds", "dir"},
-	"TTSEngine": {"tts", "engine"},
-	"TTSVoice":  {"tts", "voice"},
-	"Language":  {"prompts", "language"},
+	// Keys nothing read: the flows' actions report their own.
+	for _, key := range src.md.Undecoded() {
+		if len(key) >= 4 && key[0] == "flows" && key[2] == "actions" {
+			continue
+		}
+		errs.Add(key, "unknown key")
+	}
+	if len(warns) > 0 {
+		b.warnings = src.problems(warns, "warning: ")
+	}
+	if len(errs) > 0 {
+		b.close()
+		return nil, src.problems(errs, "")
+	}
+	return b, nil
 }
 
 // sequenceSounds reports the sound problems of a sequence (missing files,
 // stereo wavs, ...); its syntax errors come from CompileFlows.
-func (c *configChecker) sequenceSounds(b *built, key toml.Key, seq string) {
+func sequenceSounds(b *built, key []string, seq string, errs, warns *conf.FieldErrors) {
 	for _, p := range prompts.Check(seq, b.render, b.catalog) {
 		var se *prompts.SyntaxError
 		if errors.As(p.Err, &se) {
 			continue
 		}
 		if p.Severity == prompts.SeverityError {
-			c.errorf(key, "%s", p.String())
+			errs.Add(key, p.String())
 		} else {
-			b.warnings = append(b.warnings, ConfigError{File: c.file, Line: lineOf(c.lines, key), Key: key.String(), Msg: "warning: " + p.String()})
+			warns.Add(key, p.String())
 		}
 	}
 }
 
-func (c *configChecker) holdMusicSound(b *built, name string, explicit bool) {
+func holdMusicSound(b *built, name string, explicit bool, errs, warns *conf.FieldErrors) {
 	key := toml.Key{"prompts", "hold_music"}
 	note := ""
 	if !explicit {
@@ -167,14 +171,14 @@ func (c *configChecker) holdMusicSound(b *built, name string, explicit bool) {
 	}
 	path, err := b.renderer.FilePath(name)
 	if err != nil {
-		c.errorf(key, "%s%v", note, err)
+		errs.Add(key, fmt.Sprintf("%s%v", note, err))
 		return
 	}
 	for _, p := range b.catalog.Sound(path).Problems {
 		if p.Warning() {
-			b.warnings = append(b.warnings, ConfigError{File: c.file, Line: lineOf(c.lines, key), Key: key.String(), Msg: "warning: " + note + p.Error()})
+			warns.Add(key, note+p.Error())
 		} else {
-			c.errorf(key, "%s%v", note, p)
+			errs.Add(key, fmt.Sprintf("%s%v", note, p))
 		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/eslapp/eslapp/callflow"
+	"github.com/eslapp/eslapp/conf"
 	"github.com/eslapp/eslapp/crm"
 	"github.com/eslapp/eslapp/esl"
 )
@@ -99,112 +100,128 @@ type Settings struct {
 	LogJSON    bool
 }
 
-// ConfigError is one problem in a configuration file, at a line and key.
-type ConfigError struct {
-	File string
-	Line int    // 0 when unknown
-	Key  string // dotted TOML key, "" for the whole file
-	Msg  string
+// source is a configuration read once: the file's values, its TOML
+// metadata (the flows' actions decode their own tables from it), where each
+// key is, and the settings serve starts with. Building the services from it
+// (build) is a separate stage, once the logger and the metrics exist.
+type source struct {
+	name    string // the file, or "embedded conf/eslapp.toml"
+	baseDir string // resolves relative secret and fixture paths
+	cfg     Config
+	md      toml.MetaData
+	lines   map[string]int
+	set     *Settings
+	errs    conf.FieldErrors // in [server] and [log]; build reports them with the rest
 }
 
-func (e ConfigError) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		b.WriteString(":" + strconv.Itoa(e.Line))
-	}
-	b.WriteString(": ")
-	if e.Key != "" {
-		b.WriteString(e.Key + ": ")
-	}
-	b.WriteString(e.Msg)
-	return b.String()
-}
-
-// ConfigErrors is every problem found in a configuration.
-type ConfigErrors []ConfigError
-
-func (es ConfigErrors) Error() string {
-	lines := make([]string, len(es))
-	for i, e := range es {
-		lines[i] = e.Error()
-	}
-	return strings.Join(lines, "\n")
-}
-
-// configChecker collects errors against the key positions of one file.
-type configChecker struct {
-	file  string
-	lines map[string]int
-	errs  ConfigErrors
-}
-
-func (c *configChecker) errorf(key toml.Key, format string, args ...any) {
-	c.errs = append(c.errs, ConfigError{File: c.file, Line: lineOf(c.lines, key), Key: key.String(), Msg: fmt.Sprintf(format, args...)})
-}
-
-// loaded is a checked configuration and what was built from it.
-type loaded struct {
-	name     string // the file, or "embedded conf/eslapp.toml"
-	cfg      *Config
-	settings *Settings
-	built    *built
-	warnings ConfigErrors
-}
-
-// loadConfig reads and checks a configuration file. On error it returns
-// ConfigErrors naming file, line and key for each problem found.
-func loadConfig(path string, logger *slog.Logger) (*loaded, error) {
+// readConfig reads a configuration file; see parseSource.
+func readConfig(path string) (*source, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, ConfigErrors{{File: path, Msg: err.Error()}}
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return parseConfig(path, string(data), filepath.Dir(path), logger)
+	return parseSource(path, string(data), filepath.Dir(path))
 }
 
-// parseConfig checks a configuration given as text; file names it in
+// parseSource decodes a configuration and checks [server] and [log] (their
+// problems are reported by build, with every other). file names it in
 // errors, baseDir resolves the relative paths of secrets and fixture files.
-func parseConfig(file, data, baseDir string, logger *slog.Logger) (*loaded, error) {
-	var cfg Config
-	md, err := toml.Decode(data, &cfg)
+func parseSource(file, data, baseDir string) (*source, error) {
+	src := &source{name: file, baseDir: baseDir, lines: keyLines(data)}
+	md, err := toml.Decode(data, &src.cfg)
 	if err != nil {
-		return nil, ConfigErrors{decodeError(file, err)}
+		return nil, decodeError(file, err)
 	}
-	c := &configChecker{file: file, lines: keyLines(data)}
-	for _, key := range md.Undecoded() {
-		c.errorf(key, "unknown key")
+	src.md = md
+	src.set = checkServer(&src.cfg, &src.errs)
+	checkLog(&src.cfg, src.set, &src.errs)
+	return src, nil
+}
+
+// problems renders FieldErrors as one line each, FILE:LINE: KEY: [note]
+// message, in the order of their lines.
+func (src *source) problems(es conf.FieldErrors, note string) *configProblems {
+	p := &configProblems{}
+	for _, e := range es {
+		p.lines = append(p.lines, configLine{line: lineOf(src.lines, toml.Key(e.Key)),
+			text: src.at(toml.Key(e.Key)) + conf.KeyString(e.Key) + ": " + note + e.Msg})
 	}
-	set := c.checkServer(&cfg)
-	c.checkLog(&cfg, set)
-	b := c.build(&cfg, baseDir, logger)
-	if len(c.errs) > 0 {
-		if b.crm != nil {
-			b.crm.Close()
-		}
-		sort.SliceStable(c.errs, func(i, j int) bool { return c.errs[i].Line < c.errs[j].Line })
-		return nil, c.errs
+	sort.SliceStable(p.lines, func(i, j int) bool { return p.lines[i].line < p.lines[j].line })
+	return p
+}
+
+// at is "FILE:LINE: " for a key ("FILE: " when its line is not known).
+func (src *source) at(key toml.Key) string {
+	if l := lineOf(src.lines, key); l > 0 {
+		return src.name + ":" + strconv.Itoa(l) + ": "
 	}
-	return &loaded{name: file, cfg: &cfg, settings: set, built: b, warnings: b.warnings}, nil
+	return src.name + ": "
+}
+
+// configProblems is what check prints: every problem of a configuration,
+// one line each.
+type configProblems struct{ lines []configLine }
+
+type configLine struct {
+	line int
+	text string
+}
+
+func (p *configProblems) Error() string {
+	out := make([]string, len(p.lines))
+	for i, l := range p.lines {
+		out[i] = l.text
+	}
+	return strings.Join(out, "\n")
+}
+
+// loadConfig reads and builds a configuration in one go (check, tests).
+func loadConfig(path string, logger *slog.Logger) (*source, *built, error) {
+	src, err := readConfig(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := src.build(logger, nil)
+	return src, b, err
+}
+
+// parseConfig is loadConfig for a configuration given as text.
+func parseConfig(file, data, baseDir string, logger *slog.Logger) (*source, *built, error) {
+	src, err := parseSource(file, data, baseDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := src.build(logger, nil)
+	return src, b, err
 }
 
 // decodeError turns the toml package's error into file:line form.
-func decodeError(file string, err error) ConfigError {
+func decodeError(file string, err error) error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
-		return ConfigError{File: file, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message}
+		return &configProblems{lines: []configLine{{line: pe.Position.Line,
+			text: fmt.Sprintf("%s:%d: %s%s", file, pe.Position.Line, keyPrefix(pe.LastKey), pe.Message)}}}
 	}
 	// Type mismatches come as "toml: line N (last key "k"): message".
 	msg := err.Error()
 	if m := decodeErrorRE.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		return ConfigError{File: file, Line: line, Key: m[2], Msg: m[3]}
+		return &configProblems{lines: []configLine{{line: line, text: fmt.Sprintf("%s:%d: %s%s", file, line, keyPrefix(m[2]), m[3])}}}
 	}
-	return ConfigError{File: file, Msg: strings.TrimPrefix(msg, "toml: ")}
+	return &configProblems{lines: []configLine{{text: file + ": " + strings.TrimPrefix(msg, "toml: ")}}}
+}
+
+func keyPrefix(k string) string {
+	if k == "" {
+		return ""
+	}
+	return k + ": "
 }
 
 var decodeErrorRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
 
-func (c *configChecker) checkServer(cfg *Config) *Settings {
+func checkServer(cfg *Config, errs *conf.FieldErrors) *Settings {
+	c := fieldChecker{errs}
 	s := &Settings{
 		Listen:         "127.0.0.1:8084",
 		MaxCalls:       cfg.Server.MaxCalls,
@@ -271,7 +288,8 @@ func maxConnectBytes(cfg *Config) int {
 	return 512<<10 + 3*largest
 }
 
-func (c *configChecker) checkLog(cfg *Config, s *Settings) {
+func checkLog(cfg *Config, s *Settings, errs *conf.FieldErrors) {
+	c := fieldChecker{errs}
 	s.LogLevel = "info"
 	if cfg.Log.Level != "" {
 		s.LogLevel = cfg.Log.Level
@@ -288,8 +306,15 @@ func (c *configChecker) checkLog(cfg *Config, s *Settings) {
 	}
 }
 
+// fieldChecker adds FieldErrors with a format.
+type fieldChecker struct{ errs *conf.FieldErrors }
+
+func (c fieldChecker) errorf(key toml.Key, format string, args ...any) {
+	c.errs.Add(key, fmt.Sprintf(format, args...))
+}
+
 // duration parses a Go duration ("30s", "1m30s") into *dst when set.
-func (c *configChecker) duration(key toml.Key, v string, dst *time.Duration) {
+func (c fieldChecker) duration(key toml.Key, v string, dst *time.Duration) {
 	if v == "" {
 		return
 	}

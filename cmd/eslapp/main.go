@@ -82,16 +82,21 @@ func run(args []string, stdout, stderr io.Writer, hooks runHooks) int {
 		return 0
 	}
 	if cmd == "check" {
-		l, err := load(*configPath, explicit, nil)
+		src, err := load(*configPath, explicit)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
 		}
-		defer l.close()
-		for _, w := range l.warnings {
-			fmt.Fprintln(stderr, w)
+		b, err := src.build(nil, nil)
+		if b != nil && b.warnings != nil {
+			fmt.Fprintln(stderr, b.warnings)
 		}
-		fmt.Fprintf(stdout, "%s: ok\n", l.name)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		b.close()
+		fmt.Fprintf(stdout, "%s: ok\n", src.name)
 		return 0
 	}
 	return serve(*configPath, explicit, stderr, hooks)
@@ -99,22 +104,11 @@ func run(args []string, stdout, stderr io.Writer, hooks runHooks) int {
 
 // load reads the configuration. Without -config, a missing conf/eslapp.toml
 // is not an error: the copy embedded in the binary is used.
-func load(path string, explicit bool, logger *slog.Logger) (*loaded, error) {
-	l, err := loadConfig(path, logger)
-	if err == nil {
-		return l, nil
+func load(path string, explicit bool) (*source, error) {
+	if !explicit && isNotExist(path) {
+		return parseSource("embedded "+conf.DefaultPath, conf.Default, ".")
 	}
-	var ces ConfigErrors
-	if !explicit && errors.As(err, &ces) && len(ces) == 1 && ces[0].Line == 0 && isNotExist(path) {
-		return parseConfig("embedded "+conf.DefaultPath, conf.Default, ".", logger)
-	}
-	return nil, err
-}
-
-func (l *loaded) close() {
-	if l.built.crm != nil {
-		l.built.crm.Close()
-	}
+	return readConfig(path)
 }
 
 func isNotExist(path string) bool {
@@ -137,38 +131,39 @@ func newLogger(w io.Writer, s *Settings) *slog.Logger {
 // new calls go back to the dialplan, running calls get drain_timeout to end.
 // A second signal ends the calls at once.
 func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) int {
-	// The log level and format come from the configuration: read it once
-	// quietly, then again with the logger for the CRM's lines.
-	l, err := load(configPath, explicit, nil)
+	// In order: the configuration, read once; the logger and the metrics it
+	// asks for; then the services, which report to both from the start.
+	src, err := load(configPath, explicit)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	l.close()
-	s := l.settings
+	s := src.set
 	log := newLogger(stderr, s)
-	if l, err = load(configPath, explicit, log); err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	defer l.close()
-	procs := s.GoMaxProcs
 	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(procs) // 0 leaves Go's default: every CPU
+		runtime.GOMAXPROCS(s.GoMaxProcs) // 0 leaves Go's default: every CPU
 	}
-	log.Info("eslapp starting", "version", versionString(), "config", l.name, "sounds", l.built.render.SoundsDir, "gomaxprocs", runtime.GOMAXPROCS(0))
-	for _, w := range l.warnings {
-		log.Warn("configuration", "warning", w.Error())
-	}
-
-	engineCfg := l.built.engine
-	engineCfg.Logger = log
-	var metricsSrv *http.Server
 	var reg *prometheus.Registry
+	var metrics *callflow.Metrics
 	if s.MetricsListen != "" {
 		reg = prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		engineCfg.Metrics = callflow.NewMetrics(reg)
+		metrics = callflow.NewMetrics(reg)
+	}
+	b, err := src.build(log, metrics)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer b.close()
+	log.Info("eslapp starting", "version", versionString(), "config", src.name, "sounds", b.render.SoundsDir, "gomaxprocs", runtime.GOMAXPROCS(0))
+	if b.warnings != nil {
+		for _, w := range b.warnings.lines {
+			log.Warn("configuration", "warning", w.text)
+		}
+	}
+	var metricsSrv *http.Server
+	if reg != nil {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		if s.Pprof {
@@ -179,7 +174,7 @@ func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) i
 		}
 		metricsSrv = &http.Server{Addr: s.MetricsListen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	}
-	engine, err := callflow.New(engineCfg)
+	engine, err := callflow.New(b.engine)
 	if err != nil {
 		log.Error("engine", "err", err)
 		return 1

@@ -129,9 +129,11 @@ func TestShownConfigsAreValid(t *testing.T) {
 	t.Setenv("ACME_TOKEN", "example") // the README's example secret
 	files, _ := filepath.Glob(filepath.Join("conf", "*.toml"))
 	for _, f := range files {
-		if _, err := loadConfig(f, nil); err != nil {
+		_, b, err := loadConfig(f, nil)
+		if err != nil {
 			t.Errorf("%v", err)
 		}
+		b.close()
 	}
 	readme, err := os.ReadFile("README.md")
 	if err != nil {
@@ -142,9 +144,11 @@ func TestShownConfigsAreValid(t *testing.T) {
 		t.Fatal("README has no TOML block")
 	}
 	for i, b := range blocks {
-		if _, err := parseConfig(fmt.Sprintf("README.md block %d", i+1), b[1], ".", nil); err != nil {
+		_, built, err := parseConfig(fmt.Sprintf("README.md block %d", i+1), b[1], ".", nil)
+		if err != nil {
 			t.Errorf("%v", err)
 		}
+		built.close()
 	}
 }
 

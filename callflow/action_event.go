@@ -1,0 +1,162 @@
+package callflow
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+
+	"github.com/eslapp/eslapp/crm"
+	"github.com/eslapp/eslapp/esl"
+)
+
+// custom_event: fires a CUSTOM event for inbound Event Socket subscribers
+// (agent desktops), then next. After a step with agent_event the engine
+// fires the agent event (BRIEF §5) with the same headers.
+
+var customEventType = actionType{keys: []string{"subclass", "headers", "body", "next"}, compile: compileCustomEvent}
+
+// DefaultSubclass is the CUSTOM event subclass for results to the agent
+// (BRIEF §5).
+const DefaultSubclass = "eslapp::workflow_result"
+
+// The headers eslapp sets on its events itself; a custom_event may not set
+// them. The call is named by Call-UUID, never by Unique-ID, which would queue
+// the event to the channel instead of firing it.
+const (
+	headerCallUUID   = "Call-UUID"
+	headerBranch     = "Workflow-Branch"
+	headerElapsedMs  = "Workflow-Elapsed-Ms"
+	headerConfigID   = "Workflow-Config-Id"
+	headerWorkflowID = "Workflow-Id"
+)
+
+var eslappHeaders = []string{headerCallUUID, headerBranch, headerElapsedMs, headerConfigID, headerWorkflowID}
+
+type customEventConfig struct {
+	Subclass string            `toml:"subclass"`
+	Headers  map[string]string `toml:"headers"`
+	Body     string            `toml:"body"`
+	Next     string            `toml:"next"`
+}
+
+// HeaderSpec is one header of a custom event.
+type HeaderSpec struct {
+	Name  string
+	Value *Template
+}
+
+type customEventNode struct {
+	subclass string
+	headers  []HeaderSpec
+	body     *PayloadTemplate // nil: no body
+	next     string
+}
+
+func compileCustomEvent(d *decoder) node {
+	var cfg customEventConfig
+	if !d.decode(&cfg) {
+		return nil
+	}
+	d.require("next", cfg.Next)
+	n := &customEventNode{subclass: cfg.Subclass, next: cfg.Next}
+	if n.subclass == "" {
+		n.subclass = DefaultSubclass
+	} else if !esl.IsEventSubclass(n.subclass) {
+		d.errorf([]string{"subclass"}, "%q is not an event subclass (e.g. eslapp::workflow_result)", n.subclass)
+	}
+	for _, name := range sortedKeys(cfg.Headers) {
+		if !esl.IsEventHeaderName(name) || isEslappHeader(name) {
+			d.errorf([]string{"headers", name}, "not a header eslapp may set")
+			continue
+		}
+		n.headers = append(n.headers, HeaderSpec{Name: name, Value: d.template([]string{"headers", name}, cfg.Headers[name])})
+	}
+	if cfg.Body != "" {
+		n.body = d.payload([]string{"body"}, cfg.Body)
+	}
+	return n
+}
+
+func isEslappHeader(name string) bool {
+	for _, h := range eslappHeaders {
+		if strings.EqualFold(h, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func (n *customEventNode) targets() []target { return next(n.next) }
+func (n *customEventNode) ends() bool        { return false }
+func (n *customEventNode) reads() map[string][]string {
+	r := readsOf{}
+	for _, h := range n.headers {
+		r.template("headers", h.Value)
+	}
+	r.payload("body", n.body)
+	return r
+}
+
+func (n *customEventNode) run(ctx context.Context, c *call, log *slog.Logger) string {
+	headers := []esl.EventHeader{{Name: headerCallUUID, Value: c.ch.UUID()}}
+	if b, ok := c.vars.Get("wfe_branch"); ok {
+		headers = append(headers, esl.EventHeader{Name: headerBranch, Value: b.Text()})
+	}
+	for _, h := range n.headers {
+		v, _ := h.Value.Render(c.vars)
+		v = strings.TrimSpace(esl.NormalizeSpeech(v))
+		if v == "" {
+			continue // FreeSWITCH drops empty headers
+		}
+		if err := esl.CheckEventHeader(h.Name, v); err != nil {
+			// One header the event cannot carry does not cost the others.
+			log.Warn("custom_event header left out", "header", h.Name, "err", err)
+			continue
+		}
+		headers = append(headers, esl.EventHeader{Name: h.Name, Value: v})
+	}
+	var body []byte
+	if n.body != nil {
+		b, warnings, err := n.body.Render(c.vars, maxPayloadBytes)
+		for _, w := range warnings {
+			log.Warn("custom_event body: unknown value", "warning", w)
+		}
+		if err != nil {
+			log.Warn("custom_event body not sent", "err", err)
+		} else {
+			body = b
+		}
+	}
+	if _, err := c.ch.SendEvent(ctx, n.subclass, headers, body); err != nil {
+		log.Warn("custom event not sent", "err", err)
+	}
+	return n.next
+}
+
+// agentEvent fires the CUSTOM event of BRIEF §5 after a step, when the step
+// asks for it: headers name the call and the step, the body is the result
+// (or the error) JSON.
+func (e *Engine) agentEvent(ctx context.Context, c *call, rep stepReport) {
+	if !rep.spec.AgentEvent || ctx.Err() != nil {
+		return
+	}
+	headers := []esl.EventHeader{
+		{Name: headerCallUUID, Value: c.ch.UUID()},
+		{Name: headerBranch, Value: string(rep.res.Branch)},
+		{Name: headerElapsedMs, Value: elapsedMs(rep.elapsed)},
+	}
+	if crm.ValidID(rep.configID) {
+		headers = append(headers, esl.EventHeader{Name: headerConfigID, Value: rep.configID})
+	}
+	if crm.ValidID(rep.workflowID) {
+		headers = append(headers, esl.EventHeader{Name: headerWorkflowID, Value: rep.workflowID})
+	}
+	body := []byte(rep.res.Body)
+	if len(body) == 0 && rep.res.Err != nil {
+		body, _ = json.Marshal(rep.res.Err)
+	}
+	if _, err := c.ch.SendEvent(ctx, DefaultSubclass, headers, body); err != nil {
+		c.log.Warn("agent event not sent", "err", err)
+	}
+}

@@ -1,0 +1,44 @@
+package callflow
+
+import (
+	"context"
+	"log/slog"
+)
+
+// play: plays a sequence to its end, then next.
+
+var playType = actionType{keys: []string{"sequence", "next"}, compile: compilePlay}
+
+type playConfig struct {
+	Sequence string `toml:"sequence"`
+	Next     string `toml:"next"`
+}
+
+type playNode struct {
+	seq  *Sequence
+	next string
+}
+
+func compilePlay(d *decoder) node {
+	var cfg playConfig
+	if !d.decode(&cfg) {
+		return nil
+	}
+	d.require("sequence", cfg.Sequence)
+	d.require("next", cfg.Next)
+	return &playNode{seq: d.sequence([]string{"sequence"}, cfg.Sequence), next: cfg.Next}
+}
+
+func (n *playNode) targets() []target { return next(n.next) }
+func (n *playNode) ends() bool        { return false }
+func (n *playNode) reads() map[string][]string {
+	r := readsOf{}
+	r.sequence("sequence", n.seq)
+	return r
+}
+func (n *playNode) sequences() map[string]*Sequence { return map[string]*Sequence{"sequence": n.seq} }
+
+func (n *playNode) run(ctx context.Context, c *call, _ *slog.Logger) string {
+	c.play(ctx, n.seq)
+	return n.next
+}

@@ -1,0 +1,233 @@
+package callflow
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"strings"
+
+	"github.com/eslapp/eslapp/crm"
+	"github.com/eslapp/eslapp/esl"
+)
+
+// workflow_execute: the Workflow Execute step (BRIEF §1), its outcome's
+// branch (else Default, else back to the dialplan).
+
+var workflowExecuteType = actionType{
+	keys: []string{"tenant", "config_id", "workflow_id", "payload", "sequence", "timeout_ms", "result_var", "error_var",
+		"prompt_policy", "grace_ms", "mappings", "agent_event", "branches"},
+	compile: compileStep,
+}
+
+type stepConfig struct {
+	Tenant       string            `toml:"tenant"`
+	ConfigID     string            `toml:"config_id"`
+	WorkflowID   string            `toml:"workflow_id"`
+	Payload      string            `toml:"payload"`
+	Sequence     string            `toml:"sequence"`
+	TimeoutMs    int64             `toml:"timeout_ms"`
+	ResultVar    string            `toml:"result_var"`
+	ErrorVar     string            `toml:"error_var"`
+	PromptPolicy string            `toml:"prompt_policy"`
+	GraceMs      int64             `toml:"grace_ms"`
+	Mappings     map[string]string `toml:"mappings"`
+	AgentEvent   bool              `toml:"agent_event"`
+	Branches     map[string]string `toml:"branches"`
+}
+
+// StepSpec is a workflow_execute step's inputs, from a flow action or from
+// the channel variables of dialplan mode.
+type StepSpec struct {
+	Caption      string
+	Tenant       *Template
+	ConfigID     *Template
+	WorkflowID   *Template
+	Payload      *PayloadTemplate
+	Sequence     *Sequence
+	TimeoutMs    int64 // 0: channel timeoutMilliSec, then the integration's
+	ResultVar    string
+	ErrorVar     string
+	PromptPolicy string
+	GraceMs      int64
+	Mappings     []Mapping
+	AgentEvent   bool
+	Branches     map[string]string
+}
+
+// Mapping copies a part of the step's result to a channel variable
+// (dynamic data mapping): mappings = { crm_contact_id = "result.records[0].id" }.
+type Mapping struct {
+	Var  string
+	Path Expr // evaluated with "result" bound to the step's result
+}
+
+// Default output variables (BRIEF §1).
+const (
+	DefaultResultVar = "workflowResultOutput"
+	DefaultErrorVar  = "workflowErrorOutput"
+)
+
+// Default is the branch a workflow_execute step takes when the outcome's own
+// branch is not wired.
+const Default = "Default"
+
+// branchNames are the keys a workflow_execute action's branches may have.
+var branchNames = []string{
+	string(crm.OnSuccess), string(crm.OnTimeout), string(crm.OnInvalidInput),
+	string(crm.OnInvalidWorkflow), string(crm.OnAgentIntegrationDisabled),
+	string(crm.OnError), Default,
+}
+
+func compileStep(d *decoder) node {
+	var cfg stepConfig
+	if !d.decode(&cfg) {
+		return nil
+	}
+	s := &StepSpec{
+		Caption:    d.caption,
+		ResultVar:  cfg.ResultVar,
+		ErrorVar:   cfg.ErrorVar,
+		GraceMs:    cfg.GraceMs,
+		AgentEvent: cfg.AgentEvent,
+		Branches:   cfg.Branches,
+	}
+	key := func(k ...string) []string { return k }
+	d.require("config_id", cfg.ConfigID)
+	d.require("workflow_id", cfg.WorkflowID)
+	s.ConfigID = d.template(key("config_id"), cfg.ConfigID)
+	s.WorkflowID = d.template(key("workflow_id"), cfg.WorkflowID)
+	if cfg.Tenant != "" {
+		s.Tenant = d.template(key("tenant"), cfg.Tenant)
+	}
+	if cfg.Payload != "" {
+		s.Payload = d.payload(key("payload"), cfg.Payload)
+	}
+	if cfg.Sequence != "" {
+		s.Sequence = d.sequence(key("sequence"), cfg.Sequence)
+	}
+	if d.written("timeout_ms") {
+		// The rule the CRM applies to every timeout: written, it must hold.
+		if err := crm.CheckTimeoutMs(cfg.TimeoutMs); err != nil {
+			d.errorf(key("timeout_ms"), "%v", err)
+		}
+		s.TimeoutMs = cfg.TimeoutMs
+	}
+	if s.GraceMs < 0 {
+		d.errorf(key("grace_ms"), "must be 0 or more, in milliseconds")
+	}
+	if s.ResultVar == "" {
+		s.ResultVar = DefaultResultVar
+	} else if !esl.IsVarName(s.ResultVar) {
+		d.errorf(key("result_var"), "%q is not a variable name", s.ResultVar)
+	}
+	if s.ErrorVar == "" {
+		s.ErrorVar = DefaultErrorVar
+	} else if !esl.IsVarName(s.ErrorVar) {
+		d.errorf(key("error_var"), "%q is not a variable name", s.ErrorVar)
+	}
+	var err error
+	if s.PromptPolicy, err = ParsePolicy(cfg.PromptPolicy); err != nil {
+		d.errorf(key("prompt_policy"), "%v", err)
+	}
+	for _, b := range sortedKeys(cfg.Branches) {
+		if !slices.Contains(branchNames, b) {
+			d.errorf(key("branches", b), "unknown branch (one of %s)", strings.Join(branchNames, ", "))
+		}
+	}
+	for _, name := range sortedKeys(cfg.Mappings) {
+		if !esl.IsVarName(name) {
+			d.errorf(key("mappings", name), "not a variable name")
+			continue
+		}
+		e, err := ParseExpr(cfg.Mappings[name])
+		if err != nil {
+			d.errorf(key("mappings", name), "%v", err)
+			continue
+		}
+		if e.Root() != "result" {
+			d.errorf(key("mappings", name), "a mapping reads the step's result: start it with \"result\", e.g. \"result.records[0].id\"")
+			continue
+		}
+		s.Mappings = append(s.Mappings, Mapping{Var: name, Path: e})
+	}
+	return &stepNode{s}
+}
+
+// Prompt policies: what happens to the prompt when the outcome is known.
+const (
+	PolicyInterrupt = "interrupt" // stop it at once (default)
+	PolicyComplete  = "complete"  // let the sequence finish, then branch
+	PolicyLoop      = "loop"      // repeat the sequence until the outcome
+)
+
+// ParsePolicy checks a prompt policy ("" is the default, interrupt): the
+// one rule for flows, wfe_prompt_policy and [prompts] policy.
+func ParsePolicy(s string) (string, error) {
+	switch s {
+	case "":
+		return PolicyInterrupt, nil
+	case PolicyInterrupt, PolicyComplete, PolicyLoop:
+		return s, nil
+	}
+	return "", &policyError{s}
+}
+
+type policyError struct{ s string }
+
+func (e *policyError) Error() string {
+	return "\"" + truncate(e.s, 40) + "\": one of interrupt, complete, loop"
+}
+
+type stepNode struct{ spec *StepSpec }
+
+func (n *stepNode) targets() []target {
+	var ts []target
+	for _, b := range sortedKeys(n.spec.Branches) {
+		ts = append(ts, target{[]string{"branches", b}, n.spec.Branches[b]})
+	}
+	return ts
+}
+
+// ends: a step whose outcomes are not all wired (and no Default) hands
+// those back to the dialplan.
+func (n *stepNode) ends() bool {
+	_, hasDefault := n.spec.Branches[Default]
+	return !hasDefault && len(n.spec.Branches) < len(branchNames)-1
+}
+
+func (n *stepNode) reads() map[string][]string {
+	r := readsOf{}
+	r.template("config_id", n.spec.ConfigID)
+	r.template("workflow_id", n.spec.WorkflowID)
+	r.template("tenant", n.spec.Tenant)
+	r.payload("payload", n.spec.Payload)
+	r.sequence("sequence", n.spec.Sequence)
+	return r
+}
+
+func (n *stepNode) sequences() map[string]*Sequence {
+	return map[string]*Sequence{"sequence": n.spec.Sequence}
+}
+
+func (n *stepNode) run(ctx context.Context, c *call, _ *slog.Logger) string {
+	rep := c.runStep(ctx, n.spec, nil)
+	c.e.report(c, rep)
+	if rep.hangup {
+		return ""
+	}
+	c.applyStep(rep)
+	if c.fault != nil {
+		c.overrideOnFault()
+		c.e.leave(ctx, c)
+		return ""
+	}
+	c.e.agentEvent(ctx, c, rep)
+	id := n.spec.Branches[string(rep.res.Branch)]
+	if id == "" {
+		id = n.spec.Branches[Default]
+	}
+	if id == "" {
+		c.e.leave(ctx, c)
+	}
+	return id
+}

@@ -3,6 +3,7 @@ package callflow
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"strings"
 
@@ -66,8 +67,8 @@ func compileCustomEvent(d *decoder) node {
 		d.errorf([]string{"subclass"}, "%q is not an event subclass (e.g. eslapp::workflow_result)", n.subclass)
 	}
 	for _, name := range sortedKeys(cfg.Headers) {
-		if !esl.IsEventHeaderName(name) || isEslappHeader(name) {
-			d.errorf([]string{"headers", name}, "not a header eslapp may set")
+		if err := CheckEventHeaderName(name); err != nil {
+			d.errorf([]string{"headers", name}, "%v", err)
 			continue
 		}
 		n.headers = append(n.headers, HeaderSpec{Name: name, Value: d.template([]string{"headers", name}, cfg.Headers[name])})
@@ -78,13 +79,19 @@ func compileCustomEvent(d *decoder) node {
 	return n
 }
 
-func isEslappHeader(name string) bool {
+// CheckEventHeaderName is the rule for a header a flow's custom_event sets,
+// at check time and at run time: a name FreeSWITCH's sendevent keeps as it
+// is, and none of the headers eslapp sets itself.
+func CheckEventHeaderName(name string) error {
+	if !esl.IsEventHeaderName(name) {
+		return errors.New("not a header eslapp may set: it frames the message or routes the event")
+	}
 	for _, h := range eslappHeaders {
 		if strings.EqualFold(h, name) {
-			return true
+			return errors.New("not a header a flow may set: eslapp sets it on every event")
 		}
 	}
-	return false
+	return nil
 }
 
 func (n *customEventNode) targets() []target { return next(n.next) }
@@ -109,7 +116,11 @@ func (n *customEventNode) run(ctx context.Context, c *call, log *slog.Logger) st
 		if v == "" {
 			continue // FreeSWITCH drops empty headers
 		}
-		if err := esl.CheckEventHeader(h.Name, v); err != nil {
+		err := CheckEventHeaderName(h.Name)
+		if err == nil {
+			err = esl.CheckEventHeader(h.Name, v)
+		}
+		if err != nil {
 			// One header the event cannot carry does not cost the others.
 			log.Warn("custom_event header left out", "header", h.Name, "err", err)
 			continue

@@ -26,10 +26,17 @@ type call struct {
 	terminated bool // playback_terminators has been set for this call
 	// zombie is the first prompt application that had not started when
 	// the prompt was stopped with uuid_break all: FreeSWITCH may have taken
-	// it off the queue just before the break, and it would then play. It is
-	// watched in every wait that follows, and broken if it starts.
+	// it off the queue just before the break, and it would then play. The
+	// call's loop watches it in every wait that follows, and breaks it if
+	// it starts.
 	zombie Running
-	steps  int // workflow_execute steps run, for step ids
+	// prompt is what plays now (a play action's or a step's sequence, or
+	// the hold music), step the step running, awaiting the application
+	// awaited: the sources of the call's loop.
+	prompt   *prompter
+	step     *stepRun
+	awaiting Running
+	steps    int // workflow_execute steps run, for step ids
 	// fault is the first wait on FreeSWITCH that ran past its bound (an
 	// application it never reported ended): the call cannot go on with a
 	// peer in that state, and is handed back OnError.
@@ -91,22 +98,80 @@ func (c *call) flushOutputs(ctx context.Context) error {
 	return err
 }
 
-// await waits for an application to end, breaking a zombie prompt that
-// starts meanwhile (without "all", so that what is queued after it, such
-// as the outputs, still runs).
+// await waits for an application to end (the outputs' multiset, say),
+// through the call's loop: a zombie prompt that starts meanwhile is broken
+// without "all", so that what is queued after it still runs.
 func (c *call) await(ctx context.Context, r Running) (esl.AppResult, error) {
-	for {
-		var zombieStarted <-chan struct{}
+	c.awaiting = r
+	defer func() { c.awaiting = nil }()
+	if err := c.loop(ctx, func() bool { return isDone(r) }); err != nil {
+		return esl.AppResult{}, err
+	}
+	return r.Result()
+}
+
+func isDone(r Running) bool {
+	select {
+	case <-r.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// loop is the one place the call's owner waits (the shape of livekit's
+// waitForCallEnd): it selects over every source of the call's events — the
+// prompt's applications, a zombie prompt, the running step's CRM result and
+// grace timer, an application awaited — handles each as it comes, and
+// returns once until reports true, or with the call's end (its context's
+// cause). Sources that do not exist are nil channels, never watched.
+func (c *call) loop(ctx context.Context, until func() bool) error {
+	for !until() {
+		var started, ended, zombie, awaited <-chan struct{}
+		if c.prompt != nil {
+			started, ended = c.prompt.watch()
+		}
 		if c.zombie != nil {
-			zombieStarted = c.zombie.Started()
+			zombie = c.zombie.Started()
+		}
+		if c.awaiting != nil {
+			awaited = c.awaiting.Done()
+		}
+		var results <-chan crm.Result
+		var grace <-chan time.Time
+		if st := c.step; st != nil {
+			results, grace = st.results, st.grace
 		}
 		select {
-		case <-r.Done():
-			return r.Result()
-		case <-zombieStarted:
+		case <-started:
+			c.prompt.onStarted(ctx)
+		case <-ended:
+			c.promptEnded(ctx)
+		case <-zombie:
 			c.killZombie(ctx)
+		case <-awaited:
+		case res := <-results:
+			c.step.decide(ctx, res)
+		case <-grace:
+			c.step.grace = nil
+			c.step.startPrompt(ctx)
 		case <-ctx.Done():
-			return esl.AppResult{}, context.Cause(ctx)
+			return context.Cause(ctx)
+		}
+	}
+	return nil
+}
+
+// promptEnded handles the end of the prompt's head application. When the
+// whole sequence is over and the running step's CRM still works, hold
+// music plays: never dead air.
+func (c *call) promptEnded(ctx context.Context) {
+	if !c.prompt.onDone(ctx) {
+		return
+	}
+	if st := c.step; st != nil && !st.decided {
+		if err := c.prompt.playFiller(ctx); err != nil {
+			st.rep.promptErr = err
 		}
 	}
 }

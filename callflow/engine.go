@@ -366,27 +366,12 @@ func (e *Engine) runFlow(ctx context.Context, c *call, name string) {
 func (c *call) play(ctx context.Context, q *Sequence) {
 	steps := c.renderSequence(q)
 	p := &prompter{c: c, steps: steps, unbounded: maxStreamPlay}
+	c.prompt = p
 	if err := p.play(ctx, steps, 0); err != nil {
 		c.log.Warn("play", "err", err)
 		return
 	}
-	for p.active() && c.fault == nil {
-		started, done := p.watch()
-		var zombieStarted <-chan struct{}
-		if c.zombie != nil {
-			zombieStarted = c.zombie.Started()
-		}
-		select {
-		case <-started:
-			p.onStarted(ctx)
-		case <-done:
-			p.onDone(ctx)
-		case <-zombieStarted:
-			c.killZombie(ctx)
-		case <-ctx.Done():
-			return
-		}
-	}
+	_ = c.loop(ctx, func() bool { return !p.active() || c.fault != nil })
 }
 
 // report writes the step's log line and metrics.

@@ -37,7 +37,6 @@ type prompter struct {
 
 	startedAt time.Time // first app started
 	stoppedAt time.Time
-	broken    bool
 }
 
 // play queues one pass of steps (and, first, playback_terminators for the
@@ -156,7 +155,6 @@ func (p *prompter) stop(ctx context.Context) (sent time.Time, err error) {
 	}
 	err = p.c.ch.Break(ctx, true)
 	sent = time.Now()
-	p.broken = true
 	for _, r := range p.pending {
 		select {
 		case <-r.Started():

@@ -32,8 +32,8 @@ type stepReport struct {
 
 // runStep runs a Workflow Execute step: the workflow and the prompt start
 // together; the outcome, when it comes, stops the prompt as the policy says.
-// It returns once the prompt no longer plays (or, with a zombie, may still
-// have to be broken: see call.await).
+// It returns once the prompt no longer plays; a zombie prompt left by the
+// break is watched by every later turn of the call's loop.
 func (c *call) runStep(ctx context.Context, spec *StepSpec, inputErr error) stepReport {
 	start := time.Now()
 	c.steps++
@@ -78,90 +78,94 @@ func (c *call) runStep(ctx context.Context, spec *StepSpec, inputErr error) step
 		c.log.Warn("step input references an unknown value", "step", rep.id, "warning", w)
 	}
 
-	results := make(chan crm.Result, 1)
+	st := &stepRun{c: c, spec: spec, rep: &rep, results: make(chan crm.Result, 1), steps: steps}
 	prompt := true
 	if res, rejected := c.e.crm.Precheck(req); rejected {
 		// Decided without a request (invalid input, disabled integration,
 		// undefined workflow): there is no wait to cover with a prompt.
 		res.Latency = time.Since(start)
-		results <- res
+		st.results <- res
 		prompt = false
 	} else {
-		go func() { results <- c.e.crm.Execute(ctx, req) }()
+		go func() { st.results <- c.e.crm.Execute(ctx, req) }()
 	}
-
-	p := &prompter{c: c, steps: steps, loop: spec.PromptPolicy == PolicyLoop, unbounded: req.Timeout}
-	// Without a sequence the caller hears the hold music: never dead air.
-	startPrompt := func() error {
-		if len(steps) == 0 {
-			return p.playFiller(ctx)
-		}
-		return p.play(ctx, steps, 0)
-	}
-	var grace <-chan time.Time
+	st.start = start
+	c.prompt = &prompter{c: c, steps: steps, loop: spec.PromptPolicy == PolicyLoop, unbounded: req.Timeout}
+	c.step = st
+	defer func() { c.step = nil }()
 	if spec.GraceMs > 0 && prompt {
 		t := time.NewTimer(time.Duration(spec.GraceMs) * time.Millisecond)
 		defer t.Stop()
-		grace = t.C
+		st.grace = t.C
 	} else if prompt {
-		if err := startPrompt(); err != nil {
-			rep.promptErr = err
-		}
+		st.startPrompt(ctx)
 	}
 
-	decided := false
-	for {
-		if decided && (!p.active() || spec.PromptPolicy != PolicyComplete || p.filler || c.fault != nil) {
-			break
-		}
-		started, done := p.watch()
-		var resultCh <-chan crm.Result
-		if !decided {
-			resultCh = results
-		}
-		select {
-		case res := <-resultCh:
-			decided = true
-			rep.res, rep.decidedAt = res, time.Now()
-			rep.elapsed = rep.decidedAt.Sub(start)
-			grace = nil
-			if res.Hangup {
-				rep.hangup = true
-				return rep
-			}
-			if p.active() && (spec.PromptPolicy != PolicyComplete || p.filler) {
-				sent, err := p.stop(ctx)
-				rep.breakAt = sent
-				if err != nil {
-					c.log.Warn("uuid_break", "err", err)
-				}
-			}
-		case <-grace:
-			grace = nil
-			if err := startPrompt(); err != nil {
-				rep.promptErr = err
-			}
-		case <-started:
-			p.onStarted(ctx)
-		case <-done:
-			if p.onDone(ctx) && !decided {
-				// The sequence is over and the CRM still works: hold music
-				// rather than dead air.
-				if err := p.playFiller(ctx); err != nil {
-					rep.promptErr = err
-				}
-			}
-		case <-ctx.Done():
-			rep.hangup = true
-			// The CRM request derives from ctx: it is cancelled too.
-			return rep
-		}
+	p := c.prompt
+	err := c.loop(ctx, func() bool {
+		return rep.hangup || st.decided && (!p.active() || spec.PromptPolicy != PolicyComplete || p.filler || c.fault != nil)
+	})
+	if err != nil {
+		// The caller hung up (the CRM request derives from ctx: it is
+		// cancelled too).
+		rep.hangup = true
+		return rep
+	}
+	if rep.hangup {
+		return rep
 	}
 	rep.promptFrom, rep.promptTo = p.startedAt, p.stoppedAt
 	if rep.promptErr != nil && !errors.Is(rep.promptErr, context.Canceled) {
 		c.log.Warn("prompt", "err", rep.promptErr)
 	}
 	return rep
+}
+
+// stepRun is a running step's part of the call's loop: its CRM result and
+// its grace timer.
+type stepRun struct {
+	c       *call
+	spec    *StepSpec
+	rep     *stepReport
+	steps   []prompts.Step
+	start   time.Time
+	results chan crm.Result  // nil once decided
+	grace   <-chan time.Time // nil unless the prompt waits for it
+	decided bool
+}
+
+// startPrompt starts the sequence; without one the caller hears the hold
+// music: never dead air.
+func (st *stepRun) startPrompt(ctx context.Context) {
+	p := st.c.prompt
+	var err error
+	if len(st.steps) == 0 {
+		err = p.playFiller(ctx)
+	} else {
+		err = p.play(ctx, st.steps, 0)
+	}
+	if err != nil {
+		st.rep.promptErr = err
+	}
+}
+
+// decide takes the outcome: the prompt stops as the policy says.
+func (st *stepRun) decide(ctx context.Context, res crm.Result) {
+	rep, p := st.rep, st.c.prompt
+	st.decided, st.results, st.grace = true, nil, nil
+	rep.res, rep.decidedAt = res, time.Now()
+	rep.elapsed = rep.decidedAt.Sub(st.start)
+	if res.Hangup {
+		rep.hangup = true
+		return
+	}
+	if p.active() && (st.spec.PromptPolicy != PolicyComplete || p.filler) {
+		sent, err := p.stop(ctx)
+		rep.breakAt = sent
+		if err != nil {
+			st.c.log.Warn("uuid_break", "err", err)
+		}
+	}
 }
 
 // maxPayloadBytes bounds a rendered payload before the integration's own

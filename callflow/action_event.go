@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/eslapp/eslapp/crm"
@@ -66,7 +68,7 @@ func compileCustomEvent(d *decoder) node {
 	} else if !esl.IsEventSubclass(n.subclass) {
 		d.errorf([]string{"subclass"}, "%q is not an event subclass (e.g. eslapp::workflow_result)", n.subclass)
 	}
-	for _, name := range sortedKeys(cfg.Headers) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Headers)) {
 		if err := CheckEventHeaderName(name); err != nil {
 			d.errorf([]string{"headers", name}, "%v", err)
 			continue

@@ -3,6 +3,8 @@ package callflow
 import (
 	"context"
 	"log/slog"
+	"maps"
+	"slices"
 
 	"github.com/eslapp/eslapp/esl"
 )
@@ -38,7 +40,7 @@ func compileSet(d *decoder) node {
 		d.errorf([]string{"vars"}, "missing: the variables to set, e.g. vars = { greeting = \"Hello {ANI}\" }")
 	}
 	n := &setNode{next: cfg.Next}
-	for _, name := range sortedKeys(cfg.Vars) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Vars)) {
 		if !esl.IsVarName(name) {
 			d.errorf([]string{"vars", name}, "not a variable name")
 			continue

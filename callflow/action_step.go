@@ -2,7 +2,9 @@ package callflow
 
 import (
 	"context"
+	"github.com/eslapp/eslapp/conf"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 
@@ -129,12 +131,12 @@ func compileStep(d *decoder) node {
 	if s.PromptPolicy, err = ParsePolicy(cfg.PromptPolicy); err != nil {
 		d.errorf(key("prompt_policy"), "%v", err)
 	}
-	for _, b := range sortedKeys(cfg.Branches) {
+	for _, b := range slices.Sorted(maps.Keys(cfg.Branches)) {
 		if !slices.Contains(branchNames, b) {
 			d.errorf(key("branches", b), "unknown branch (one of %s)", strings.Join(branchNames, ", "))
 		}
 	}
-	for _, name := range sortedKeys(cfg.Mappings) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Mappings)) {
 		if !esl.IsVarName(name) {
 			d.errorf(key("mappings", name), "not a variable name")
 			continue
@@ -175,14 +177,14 @@ func ParsePolicy(s string) (string, error) {
 type policyError struct{ s string }
 
 func (e *policyError) Error() string {
-	return "\"" + truncate(e.s, 40) + "\": one of interrupt, complete, loop"
+	return "\"" + conf.Clip(e.s, 40) + "\": one of interrupt, complete, loop"
 }
 
 type stepNode struct{ spec *StepSpec }
 
 func (n *stepNode) targets() []target {
 	var ts []target
-	for _, b := range sortedKeys(n.spec.Branches) {
+	for _, b := range slices.Sorted(maps.Keys(n.spec.Branches)) {
 		ts = append(ts, target{[]string{"branches", b}, n.spec.Branches[b]})
 	}
 	return ts

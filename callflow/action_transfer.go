@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/eslapp/eslapp/conf"
 	"log/slog"
 	"strings"
 	"unicode"
@@ -105,11 +106,11 @@ func (c *call) destination(words []*Template) (string, error) {
 		out[i] = v
 	}
 	if bad >= 0 {
-		return "", fmt.Errorf("transfer destination %q: %s must give one word", truncate(strings.Join(raw, " "), 200), words[bad].String())
+		return "", fmt.Errorf("transfer destination %q: %s must give one word", conf.Clip(strings.Join(raw, " "), 200), words[bad].String())
 	}
 	dest := strings.Join(out, " ")
 	if _, _, _, err := ParseDestination(dest); err != nil {
-		return "", fmt.Errorf("transfer destination %q: %w", truncate(strings.Join(raw, " "), 200), errors.Unwrap(err))
+		return "", fmt.Errorf("transfer destination %q: %w", conf.Clip(strings.Join(raw, " "), 200), errors.Unwrap(err))
 	}
 	return dest, nil
 }

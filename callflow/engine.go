@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/eslapp/eslapp/conf"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -331,7 +332,7 @@ func (e *Engine) runFlow(ctx context.Context, c *call, name string) {
 	flow := e.flows[name]
 	if flow == nil {
 		c.log.Warn("wfe_flow names no flow", "flow", name)
-		c.fail(crm.OnInvalidInput, fmt.Sprintf("no flow named %q", truncate(name, 64)))
+		c.fail(crm.OnInvalidInput, fmt.Sprintf("no flow named %q", conf.Clip(name, 64)))
 		e.metrics.step(crm.OnInvalidInput)
 		e.leave(ctx, c)
 		return
@@ -484,11 +485,4 @@ func firstNonEmpty(vs ...string) string {
 		}
 	}
 	return ""
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

@@ -2,7 +2,8 @@ package callflow
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -37,13 +38,13 @@ type Flow struct {
 // Sequences calls fn for every prompt sequence of the flow, with its key
 // (for checking the sounds it plays).
 func (f *Flow) Sequences(fn func(key []string, seq *Sequence)) {
-	for _, id := range sortedKeys(f.Actions) {
+	for _, id := range slices.Sorted(maps.Keys(f.Actions)) {
 		s, ok := f.Actions[id].node.(interface{ sequences() map[string]*Sequence })
 		if !ok {
 			continue
 		}
 		seqs := s.sequences()
-		for _, k := range sortedKeys(seqs) {
+		for _, k := range slices.Sorted(maps.Keys(seqs)) {
 			if seqs[k] != nil {
 				fn([]string{"flows", f.Name, "actions", id, k}, seqs[k])
 			}
@@ -60,7 +61,7 @@ func (f *Flow) Sequences(fn func(key []string, seq *Sequence)) {
 func CompileFlows(md *toml.MetaData, cfgs map[string]FlowConfig, renderer *prompts.Renderer) (map[string]*Flow, error) {
 	flows := make(map[string]*Flow, len(cfgs))
 	var errs FieldErrors
-	for _, name := range sortedKeys(cfgs) {
+	for _, name := range slices.Sorted(maps.Keys(cfgs)) {
 		c := &compiler{name: name, md: md, renderer: renderer}
 		flows[name] = c.compile(cfgs[name])
 		errs = append(errs, c.errs...)
@@ -135,12 +136,12 @@ func (c *compiler) compile(cfg FlowConfig) *Flow {
 	case !ok:
 		c.errorf([]string{"start"}, "no action %q in this flow", cfg.Start)
 	}
-	for _, id := range sortedKeys(cfg.Actions) {
+	for _, id := range slices.Sorted(maps.Keys(cfg.Actions)) {
 		if a := c.action(id, cfg.Actions[id]); a != nil {
 			f.Actions[id] = a
 		}
 	}
-	for _, id := range sortedKeys(f.Actions) {
+	for _, id := range slices.Sorted(maps.Keys(f.Actions)) {
 		for _, t := range f.Actions[id].targets() {
 			if _, ok := f.Actions[t.to]; !ok && hasKey(cfg.Actions, t.to) {
 				continue // the target exists but did not compile: reported there
@@ -175,9 +176,9 @@ func (c *compiler) action(id string, prim toml.Primitive) *Action {
 	t, ok := actionTypes[head.Type]
 	if !ok {
 		if head.Type == "" {
-			c.errorf(append(key[2:], "type"), "missing: one of %s", strings.Join(sortedKeys(actionTypes), ", "))
+			c.errorf(append(key[2:], "type"), "missing: one of %s", strings.Join(slices.Sorted(maps.Keys(actionTypes)), ", "))
 		} else {
-			c.errorf(append(key[2:], "type"), "unknown action type %q (one of %s)", head.Type, strings.Join(sortedKeys(actionTypes), ", "))
+			c.errorf(append(key[2:], "type"), "unknown action type %q (one of %s)", head.Type, strings.Join(slices.Sorted(maps.Keys(actionTypes)), ", "))
 		}
 		return nil
 	}
@@ -207,7 +208,7 @@ func (c *compiler) checkGraph(f *Flow) {
 		return
 	}
 	visit(f.Start)
-	for _, id := range sortedKeys(f.Actions) {
+	for _, id := range slices.Sorted(maps.Keys(f.Actions)) {
 		if !reached[id] {
 			c.errorf([]string{"actions", id}, "no action leads here, and it is not the start")
 		}
@@ -229,7 +230,7 @@ func (c *compiler) checkGraph(f *Flow) {
 			}
 		}
 	}
-	for _, id := range sortedKeys(f.Actions) {
+	for _, id := range slices.Sorted(maps.Keys(f.Actions)) {
 		if reached[id] && !canEnd[id] {
 			c.errorf([]string{"actions", id}, "the flow cannot end from here: every path loops without reaching transfer, continue or hangup")
 		}
@@ -258,22 +259,13 @@ func hasKey[V any](m map[string]V, k string) bool {
 	return ok
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
-
 // Lint returns warnings about a compiled flow: references to variables
 // the flow never sets and that are not built in. Such a variable must come
 // from the channel (the dialplan) — or it is a typo, which renders empty at
 // run time. Keys are like FieldError's.
 func Lint(flows map[string]*Flow) FieldErrors {
 	var warns FieldErrors
-	for _, name := range sortedKeys(flows) {
+	for _, name := range slices.Sorted(maps.Keys(flows)) {
 		f := flows[name]
 		known := map[string]bool{"wfe_branch": true, "wfe_elapsed_ms": true}
 		for _, b := range builtinVars {
@@ -293,9 +285,9 @@ func Lint(flows map[string]*Flow) FieldErrors {
 				}
 			}
 		}
-		for _, id := range sortedKeys(f.Actions) {
+		for _, id := range slices.Sorted(maps.Keys(f.Actions)) {
 			reads := f.Actions[id].reads()
-			for _, key := range sortedKeys(reads) {
+			for _, key := range slices.Sorted(maps.Keys(reads)) {
 				for _, r := range reads[key] {
 					if !known[lowerASCII(r)] && !strings.HasPrefix(r, "wfe_") {
 						warns.Add([]string{"flows", name, "actions", id, key},

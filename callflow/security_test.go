@@ -178,7 +178,7 @@ func jsonString(s string) string {
 // switch_url_encode, which stops at a NUL (C strings) and leaves an
 // existing "%XX" (uppercase hex) alone, so eslapp decodes it once more. The
 // double encodes the same way.
-func delivered(v string) string { return esltest.URLDecode(esltest.URLEncode(v)) }
+func delivered(v string) string { return esl.URLDecode(esltest.URLEncode(v)) }
 
 // storable: FreeSWITCH channel variables are C strings, so a value with a
 // NUL cannot be stored; eslapp refuses it. (See

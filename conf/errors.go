@@ -87,3 +87,12 @@ func quoteKey(k string) string {
 	b.WriteByte('"')
 	return b.String()
 }
+
+// Clip shortens a value quoted in a message (an outside value, a key the
+// configuration misspelled) to n bytes and an ellipsis.
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

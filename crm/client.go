@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
+	"github.com/eslapp/eslapp/conf"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -256,7 +257,7 @@ func checkRedirect(maxRedirects int) func(*http.Request, []*http.Request) error 
 		first := via[0]
 		switch {
 		case req.URL.Scheme != first.URL.Scheme || req.URL.Host != first.URL.Host:
-			return newMessageError(ErrRedirectRefused, "CRM redirected to another origin (%s://%s); not followed", req.URL.Scheme, truncate(req.URL.Host, 80))
+			return newMessageError(ErrRedirectRefused, "CRM redirected to another origin (%s://%s); not followed", req.URL.Scheme, conf.Clip(req.URL.Host, 80))
 		case req.Method != first.Method:
 			return newMessageError(ErrRedirectRefused, "CRM redirected %s to %s; not followed", first.Method, req.Method)
 		case len(via) > maxRedirects:

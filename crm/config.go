@@ -117,11 +117,3 @@ func ValidID(s string) bool {
 	}
 	return true
 }
-
-// truncate keeps messages about outside values short.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}

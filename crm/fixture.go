@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/eslapp/eslapp/conf"
 	"io"
 	"net"
 	"net/http"
@@ -177,7 +178,7 @@ func compileRule(r FixtureRule, key []string, res resolver, errs *FieldErrors) f
 	switch r.Error {
 	case "", "reset", "refused", "timeout":
 	default:
-		add("error", "must be \"reset\", \"refused\" or \"timeout\", not %q", truncate(r.Error, 40))
+		add("error", "must be \"reset\", \"refused\" or \"timeout\", not %q", conf.Clip(r.Error, 40))
 	}
 	if r.Error != "" && (r.Status != 0 || r.Body != "" || r.BodyFile != "") {
 		add("error", "a rule that fails with an error has no status or body")
@@ -223,14 +224,14 @@ func compileRule(r FixtureRule, key []string, res resolver, errs *FieldErrors) f
 			continue
 		}
 		if _, err := path.Match(s, ""); err != nil {
-			add("match", "%s: %q is not a valid pattern (path.Match syntax: *, ?, [a-z], \\ escapes)", name, truncate(s, 80))
+			add("match", "%s: %q is not a valid pattern (path.Match syntax: *, ?, [a-z], \\ escapes)", name, conf.Clip(s, 80))
 			continue
 		}
 		out.match[name] = s
 	}
 	for name, v := range r.Headers {
 		if !validHeaderName(name) || strings.ContainsAny(v, "\r\n\x00") {
-			add("headers", "%q: not a valid response header", truncate(name, 60))
+			add("headers", "%q: not a valid response header", conf.Clip(name, 60))
 			continue
 		}
 		if out.headers == nil {

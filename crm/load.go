@@ -4,7 +4,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"github.com/eslapp/eslapp/conf"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -108,7 +110,7 @@ func load(cfg Config, opts Options) (map[string]bool, map[string]*integration, F
 	c := &checker{res: resolver{lookupEnv: lookupEnv, baseDir: opts.BaseDir}}
 
 	tenants := map[string]bool{DefaultTenant: true}
-	for _, name := range sortedKeys(cfg.Tenants) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Tenants)) {
 		if !ValidID(name) {
 			c.add([]string{"tenants", name}, "tenant name must match [A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 		}
@@ -116,7 +118,7 @@ func load(cfg Config, opts Options) (map[string]bool, map[string]*integration, F
 	}
 
 	integrations := make(map[string]*integration, len(cfg.Integrations))
-	for _, id := range sortedKeys(cfg.Integrations) {
+	for _, id := range slices.Sorted(maps.Keys(cfg.Integrations)) {
 		key := []string{"integrations", id}
 		if !ValidID(id) {
 			c.add(key, "configuration id must match [A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
@@ -143,7 +145,7 @@ func (c *checker) integration(id string, ic IntegrationConfig, key []string, ten
 	if in.tenant == "" {
 		in.tenant = DefaultTenant
 	} else if _, ok := tenants[in.tenant]; !ok {
-		c.add(sub(key, "tenant"), "tenant %q is not defined under [tenants]", truncate(in.tenant, 64))
+		c.add(sub(key, "tenant"), "tenant %q is not defined under [tenants]", conf.Clip(in.tenant, 64))
 	}
 
 	fixture := false
@@ -152,7 +154,7 @@ func (c *checker) integration(id string, ic IntegrationConfig, key []string, ten
 	case "fixture":
 		fixture = true
 	default:
-		c.add(sub(key, "kind"), "must be \"http\" or \"fixture\", not %q", truncate(ic.Kind, 40))
+		c.add(sub(key, "kind"), "must be \"http\" or \"fixture\", not %q", conf.Clip(ic.Kind, 40))
 	}
 
 	c.limits(ic, key, in)
@@ -174,14 +176,14 @@ func (c *checker) integration(id string, ic IntegrationConfig, key []string, ten
 	if ic.BreakerCooldown != "" {
 		d, err := time.ParseDuration(ic.BreakerCooldown)
 		if err != nil || d <= 0 {
-			c.add(sub(key, "breaker_cooldown"), "%q is not a positive duration (examples: \"10s\", \"1m\")", truncate(ic.BreakerCooldown, 40))
+			c.add(sub(key, "breaker_cooldown"), "%q is not a positive duration (examples: \"10s\", \"1m\")", conf.Clip(ic.BreakerCooldown, 40))
 		} else {
 			cooldown = d
 		}
 	}
 	in.breaker = &breaker{threshold: max(failures, 0), cooldown: cooldown}
 
-	for _, wid := range sortedKeys(ic.Workflows) {
+	for _, wid := range slices.Sorted(maps.Keys(ic.Workflows)) {
 		wkey := sub(key, "workflows", wid)
 		if wf := c.workflow(wid, ic.Workflows[wid], wkey, fixture); wf != nil {
 			in.workflows[wid] = wf
@@ -249,7 +251,7 @@ func (c *checker) workflow(id string, wc WorkflowConfig, key []string, fixture b
 		wf.method = http.MethodPost
 	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
 	default:
-		c.add(sub(key, "method"), "must be GET, POST, PUT, PATCH or DELETE, not %q", truncate(wc.Method, 20))
+		c.add(sub(key, "method"), "must be GET, POST, PUT, PATCH or DELETE, not %q", conf.Clip(wc.Method, 20))
 	}
 	p := wc.Path
 	if p == "" || fixture {
@@ -273,7 +275,7 @@ func (c *checker) workflow(id string, wc WorkflowConfig, key []string, fixture b
 // fixture builds the rules of every workflow of a fixture integration.
 func (c *checker) fixture(ic IntegrationConfig, key []string) *fixtureTransport {
 	ft := &fixtureTransport{workflows: make(map[string][]fixtureRule, len(ic.Workflows))}
-	for _, wid := range sortedKeys(ic.Workflows) {
+	for _, wid := range slices.Sorted(maps.Keys(ic.Workflows)) {
 		wc := ic.Workflows[wid]
 		rules := make([]fixtureRule, 0, len(wc.Rules))
 		for i, r := range wc.Rules {
@@ -314,7 +316,7 @@ func (c *checker) baseURL(raw string, key []string) *url.URL {
 // the reference, never a value.
 func (c *checker) headers(m map[string]string, key []string) []header {
 	var out []header
-	for _, name := range sortedKeys(m) {
+	for _, name := range slices.Sorted(maps.Keys(m)) {
 		hkey := sub(key, name)
 		canon := http.CanonicalHeaderKey(name)
 		switch {
@@ -419,13 +421,4 @@ func validHeaderValue(s string) bool {
 		}
 	}
 	return true
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

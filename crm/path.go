@@ -3,6 +3,7 @@ package crm
 import (
 	"errors"
 	"fmt"
+	"github.com/eslapp/eslapp/conf"
 	"net/url"
 	"strings"
 )
@@ -24,7 +25,7 @@ type pathPart struct {
 // compilePath checks a configured path; errors are messages for FieldError.
 func compilePath(p string) (pathTemplate, error) {
 	if !strings.HasPrefix(p, "/") {
-		return pathTemplate{}, fmt.Errorf("%q must start with \"/\"", truncate(p, 80))
+		return pathTemplate{}, fmt.Errorf("%q must start with \"/\"", conf.Clip(p, 80))
 	}
 	var t pathTemplate
 	rest := p
@@ -51,7 +52,7 @@ func compilePath(p string) (pathTemplate, error) {
 		}
 		name := rest[1:end]
 		if !validVarName(name) {
-			return pathTemplate{}, fmt.Errorf("{%s}: a variable name is letters, digits, '_', '.' and '-', starting with a letter or '_'", truncate(name, 40))
+			return pathTemplate{}, fmt.Errorf("{%s}: a variable name is letters, digits, '_', '.' and '-', starting with a letter or '_'", conf.Clip(name, 40))
 		}
 		t.parts = append(t.parts, pathPart{name: name})
 		rest = rest[end+1:]
@@ -91,13 +92,13 @@ func checkLiteral(s string) error {
 		case strings.IndexByte("-._~!$&'()*+,;=:@/", c) >= 0:
 		case c == '%':
 			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
-				return fmt.Errorf("%q: '%%' must start an escape such as %%2F", truncate(s, 80))
+				return fmt.Errorf("%q: '%%' must start an escape such as %%2F", conf.Clip(s, 80))
 			}
 			i += 2
 		case c == '?' || c == '#':
-			return fmt.Errorf("%q: a path cannot hold a query or fragment", truncate(s, 80))
+			return fmt.Errorf("%q: a path cannot hold a query or fragment", conf.Clip(s, 80))
 		default:
-			return fmt.Errorf("%q: character %q must be percent-escaped", truncate(s, 80), c)
+			return fmt.Errorf("%q: character %q must be percent-escaped", conf.Clip(s, 80), c)
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package crm
 import (
 	"errors"
 	"fmt"
+	"github.com/eslapp/eslapp/conf"
 	"io"
 	"log/slog"
 	"os"
@@ -132,7 +133,7 @@ func (r resolver) lookup(ref string) (string, error) {
 		}
 		return val, nil
 	}
-	return "", fmt.Errorf("${%s}: unknown reference (use ${env:NAME} or ${file:PATH})", truncate(ref, 40))
+	return "", fmt.Errorf("${%s}: unknown reference (use ${env:NAME} or ${file:PATH})", conf.Clip(ref, 40))
 }
 
 // path makes a configured path relative to the configuration's directory.

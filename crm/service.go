@@ -5,18 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/eslapp/eslapp/conf"
 	"log/slog"
 	"strconv"
 	"time"
 )
 
-// Caller is what the step engine needs from a CRM. *Service implements it;
-// tests of the step engine can use a small fake instead.
-type Caller interface {
-	Execute(ctx context.Context, req Request) Result
-}
-
-var _ Caller = (*Service)(nil)
 
 // Request is one Workflow Execute step, with its inputs already rendered.
 type Request struct {
@@ -162,22 +156,22 @@ func (s *Service) prepare(req Request) (*integration, *workflow, string, error) 
 	if req.InputError != nil {
 		// Inputs the step engine checked itself (a prompt sequence, a
 		// template): invalid input, ranked after the disabled checks.
-		return nil, nil, "", reject(ErrInvalidInput, "%s", truncate(req.InputError.Error(), 200))
+		return nil, nil, "", reject(ErrInvalidInput, "%s", conf.Clip(req.InputError.Error(), 200))
 	}
 
 	switch {
 	case !tenantKnown:
-		return nil, nil, "", reject(ErrInvalidInput, "unknown tenant %q", truncate(tenant, 64))
+		return nil, nil, "", reject(ErrInvalidInput, "unknown tenant %q", conf.Clip(tenant, 64))
 	case req.ConfigID == "":
 		return nil, nil, "", reject(ErrInvalidInput, "configuration id is empty")
 	case !ValidID(req.ConfigID):
-		return nil, nil, "", reject(ErrInvalidInput, "configuration id %q is malformed", truncate(req.ConfigID, 64))
+		return nil, nil, "", reject(ErrInvalidInput, "configuration id %q is malformed", conf.Clip(req.ConfigID, 64))
 	case in == nil:
 		return nil, nil, "", reject(ErrInvalidInput, "configuration id %q is not defined for tenant %q", req.ConfigID, tenant)
 	case req.WorkflowID == "":
 		return nil, nil, "", reject(ErrInvalidInput, "workflow id is empty")
 	case !ValidID(req.WorkflowID):
-		return nil, nil, "", reject(ErrInvalidInput, "workflow id %q is malformed", truncate(req.WorkflowID, 64))
+		return nil, nil, "", reject(ErrInvalidInput, "workflow id %q is malformed", conf.Clip(req.WorkflowID, 64))
 	case len(req.Payload) > in.maxPayload:
 		return nil, nil, "", reject(ErrInvalidInput, "payload is %d bytes, over the limit of %d", len(req.Payload), in.maxPayload)
 	case len(req.Payload) > 0 && !json.Valid(req.Payload):
@@ -325,8 +319,8 @@ func (s *Service) logResult(ctx context.Context, req Request, res Result) {
 	}
 	attrs := []slog.Attr{
 		slog.String("call", req.CallUUID),
-		slog.String("config", truncate(req.ConfigID, 64)),
-		slog.String("workflow", truncate(req.WorkflowID, 64)),
+		slog.String("config", conf.Clip(req.ConfigID, 64)),
+		slog.String("workflow", conf.Clip(req.WorkflowID, 64)),
 		slog.String("branch", string(res.Branch)),
 		slog.Int("status", res.Status),
 		slog.Int("attempts", res.Attempts),

@@ -144,7 +144,7 @@ func (d *ChannelData) Vars(fn func(name, value string) bool) {
 		if !ok || !strings.HasPrefix(k, "variable_") {
 			continue
 		}
-		if !fn(k[len("variable_"):], urlDecode(strings.TrimLeft(v, " \t"))) {
+		if !fn(k[len("variable_"):], URLDecode(strings.TrimLeft(v, " \t"))) {
 			return
 		}
 	}
@@ -193,13 +193,13 @@ func (d *ChannelData) value(i int) string {
 	if strings.IndexByte(v, '%') < 0 {
 		return strings.Clone(v)
 	}
-	return urlDecode(v)
+	return URLDecode(v)
 }
 
-// urlDecode undoes FreeSWITCH's switch_url_encode. Unlike url.PathUnescape it
+// URLDecode undoes FreeSWITCH's switch_url_encode. Unlike url.PathUnescape it
 // never fails: a '%' not followed by two hex digits is kept as it is, so a
 // malformed value is still shown rather than silently emptied.
-func urlDecode(s string) string {
+func URLDecode(s string) string {
 	i := strings.IndexByte(s, '%')
 	if i < 0 {
 		return s

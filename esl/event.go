@@ -82,7 +82,7 @@ func parseEvent(body []byte, now time.Time) (Event, error) {
 			continue
 		}
 		if *dst == "" {
-			*dst = urlDecode(string(value))
+			*dst = URLDecode(string(value))
 		}
 	}
 	if ev.Name == "" {
@@ -91,15 +91,11 @@ func parseEvent(body []byte, now time.Time) (Event, error) {
 	return ev, nil
 }
 
-// Events is a call's event stream in Event-Sequence order. It never drops an
-// event and never blocks FreeSWITCH's reader: it grows instead, which is
-// bounded by what FreeSWITCH sends for one call (a few dozen events).
-//
-// The owner waits on Ready and then takes events with Next until it reports
-// false:
-//
-//	case <-events.Ready():
-//		for ev, ok := events.Next(); ok; ev, ok = events.Next() { ... }
+// Events is a call's event stream in the order FreeSWITCH wrote it, kept
+// for tests (see Session.events). It never drops an event and never blocks
+// the read loop: it grows instead, which is bounded by what FreeSWITCH
+// sends for one call (a few dozen events). A reader waits on Ready and
+// then takes events with Next until it reports false.
 type Events struct {
 	mu    sync.Mutex
 	queue []Event

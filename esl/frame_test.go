@@ -157,8 +157,8 @@ func TestURLDecode(t *testing.T) {
 		"%E2%82%AC":              "€",
 		"Wed,%2025%20Nov%202026": "Wed, 25 Nov 2026",
 	} {
-		if got := urlDecode(in); got != want {
-			t.Errorf("urlDecode(%q) = %q, want %q", in, got, want)
+		if got := URLDecode(in); got != want {
+			t.Errorf("URLDecode(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
@@ -329,7 +329,7 @@ func TestParseEventAgreesWithTextproto(t *testing.T) {
 					"Hangup-Cause": ev.HangupCause, "DTMF-Digit": ev.DTMFDigit, "Event-Subclass": ev.Subclass,
 					"Event-Sequence": strconv.FormatUint(ev.Sequence, 10),
 				} {
-					want := urlDecode(full.Get(name))
+					want := URLDecode(full.Get(name))
 					if name == "Event-Sequence" && want == "" {
 						want = "0"
 					}

@@ -187,7 +187,7 @@ func pipeSession(t *testing.T, appIDs []string, fs func(net.Conn)) *Session {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
-	s.Events() // keep the events, for the tests to read
+	s.events() // keep the events, for the tests to read
 	return s
 }
 

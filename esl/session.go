@@ -51,10 +51,10 @@ type Session struct {
 	// callCtx ends when the call is over for eslapp: hangup, lost
 	// connection, or shutdown. connDone is closed when the read loop has
 	// ended: no reply or event comes any more.
-	callCtx  context.Context
-	endCall  context.CancelCauseFunc
-	connDone chan struct{}
-	events   atomic.Pointer[Events] // nil until the owner asks for events
+	callCtx    context.Context
+	endCall    context.CancelCauseFunc
+	connDone   chan struct{}
+	eventQueue atomic.Pointer[Events] // nil until a test asks for events
 
 	// wmu orders writes, and with them the queue of commands waiting for
 	// their replies.
@@ -171,15 +171,16 @@ func (s *Session) Full() bool { return s.data.Header("Control") == "full" }
 // (ErrHangup, ErrDisconnected, ErrShutdown).
 func (s *Session) Context() context.Context { return s.callCtx }
 
-// Events is the call's event stream, in the order FreeSWITCH wrote it, from
-// the first call of Events on: a call's owner that does not read events
-// does not keep them.
-func (s *Session) Events() *Events {
-	if q := s.events.Load(); q != nil {
+// events is the call's event stream, in the order FreeSWITCH wrote it, from
+// its first call on. The call's owner does not need it (its applications
+// report their start and end, its context the hangup); tests read it to
+// see what the session saw.
+func (s *Session) events() *Events {
+	if q := s.eventQueue.Load(); q != nil {
 		return q
 	}
-	s.events.CompareAndSwap(nil, newEvents())
-	return s.events.Load()
+	s.eventQueue.CompareAndSwap(nil, newEvents())
+	return s.eventQueue.Load()
 }
 
 // HungUp reports whether the caller's channel is gone.
@@ -551,7 +552,7 @@ func (s *Session) dispatch(ev Event) {
 		s.endCall(fmt.Errorf("%w (%s)", ErrHangup, ev.HangupCause))
 		s.failQueuedApps(ErrHangup)
 	}
-	if q := s.events.Load(); q != nil {
+	if q := s.eventQueue.Load(); q != nil {
 		q.push(ev)
 	}
 }

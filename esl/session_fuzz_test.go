@@ -54,7 +54,7 @@ func FuzzSession(f *testing.F) {
 				return
 			}
 			ctx := context.Background()
-			s.Events()
+			s.events()
 			_ = s.Subscribe(ctx, "PLAYBACK_START", "PLAYBACK_STOP")
 			a, err := s.Start(ctx, "playback", Fixed("/tmp/hold.wav"), ExecOptions{Within: 30 * time.Millisecond})
 			_ = s.Break(ctx, true)
@@ -71,7 +71,7 @@ func FuzzSession(f *testing.F) {
 			case <-time.After(5 * time.Second):
 				t.Error("the call's context did not end after the peer was gone")
 			}
-			for q := s.Events(); ; {
+			for q := s.events(); ; {
 				if _, ok := q.Next(); !ok {
 					break
 				}

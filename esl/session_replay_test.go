@@ -96,7 +96,7 @@ func TestReplayFullSession(t *testing.T) {
 	// The owner saw every event once, in Event-Sequence order.
 	var names []string
 	var last uint64
-	for ev, ok := s.Events().Next(); ok; ev, ok = s.Events().Next() {
+	for ev, ok := s.events().Next(); ok; ev, ok = s.events().Next() {
 		if ev.Sequence <= last {
 			t.Errorf("event %s seq %d after %d", ev.Name, ev.Sequence, last)
 		}

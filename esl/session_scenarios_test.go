@@ -30,7 +30,7 @@ func waitDone(t *testing.T, s *Session, want error) {
 
 func eventNames(s *Session) []string {
 	var names []string
-	for ev, ok := s.Events().Next(); ok; ev, ok = s.Events().Next() {
+	for ev, ok := s.events().Next(); ok; ev, ok = s.events().Next() {
 		names = append(names, ev.Name)
 	}
 	return names

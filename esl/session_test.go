@@ -208,13 +208,12 @@ func TestCommandTimeoutClosesConnection(t *testing.T) {
 }
 
 // Many apps in a row: every completion is matched to its app, and the
-// owner sees the events in Event-Sequence order although eslgo delivers
-// them from separate goroutines.
+// events reach the session in Event-Sequence order.
 func TestExecuteMatchesCompletionsInOrder(t *testing.T) {
 	oneCall(t, esl.ServerConfig{}, esltest.CallOptions{
 		Media: func(string) (time.Duration, bool) { return 5 * time.Millisecond, true },
 	}, func(ctx context.Context, s *esl.Session) {
-		events := s.Events()
+		events := esl.SessionEvents(s)
 		if err := s.Subscribe(ctx, "PLAYBACK_START", "PLAYBACK_STOP"); err != nil {
 			t.Error(err)
 			return

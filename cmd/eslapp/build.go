@@ -4,8 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 
 	"github.com/BurntSushi/toml"
@@ -94,7 +95,7 @@ func (src *source) build(logger *slog.Logger, metrics *callflow.Metrics) (*built
 		addErr(err, "flows")
 	}
 	warns = append(warns, callflow.Lint(b.flows)...)
-	for _, name := range sortedKeys(b.flows) {
+	for _, name := range slices.Sorted(maps.Keys(b.flows)) {
 		b.flows[name].Sequences(func(key []string, seq *callflow.Sequence) {
 			sequenceSounds(b, key, seq.String(), &errs, &warns)
 		})
@@ -181,13 +182,4 @@ func holdMusicSound(b *built, name string, explicit bool, errs, warns *conf.Fiel
 			errs.Add(key, fmt.Sprintf("%s%v", note, p))
 		}
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"github.com/eslapp/eslapp/esl"
 	"io"
 	"os"
 	"path/filepath"
@@ -305,7 +306,7 @@ func compareEncoding(t *testing.T, i int, exp, got *Frame, fail func(string, ...
 	er, gr := rawLines(exp), rawLines(got)
 	for name, raw := range er {
 		g, ok := gr[name]
-		if ok && URLDecode(g) == URLDecode(raw) && g != raw {
+		if ok && esl.URLDecode(g) == esl.URLDecode(raw) && g != raw {
 			fail("%s encoded %q, want %q", name, g, raw)
 		}
 	}

@@ -167,7 +167,7 @@ func ParseEventPlain(b []byte) (*Event, error) {
 		if !ok || len(name) == 0 {
 			return nil, fmt.Errorf("%w: event header %q", ErrMalformedFrame, line)
 		}
-		e.Headers = append(e.Headers, Header{Name: string(name), Value: URLDecode(string(val))})
+		e.Headers = append(e.Headers, Header{Name: string(name), Value: esl.URLDecode(string(val))})
 		if string(name) == "Content-Length" && len(b) > 0 && b[0] == '\n' {
 			n, err := strconv.Atoi(string(val))
 			if err != nil || n < 0 || n != len(b)-1 {
@@ -189,7 +189,7 @@ func (f *Frame) Event() (*Event, error) {
 	case "connect":
 		e := &Event{Headers: make([]Header, len(f.Headers))}
 		for i, h := range f.Headers {
-			e.Headers[i] = Header{Name: h.Name, Value: URLDecode(h.Value)}
+			e.Headers[i] = Header{Name: h.Name, Value: esl.URLDecode(h.Value)}
 		}
 		return e, nil
 	}

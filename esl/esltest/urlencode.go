@@ -39,42 +39,7 @@ func appendURLEncoded(dst []byte, s string) []byte {
 // appendURLEncoded).
 func URLEncode(s string) string { return string(appendURLEncoded(nil, s)) }
 
-// URLDecode reverses URLEncode the way ESL clients do: every '%' followed by
-// two hex digits (either case) becomes that byte; anything else is kept.
-// '+' is not a space.
-func URLDecode(s string) string {
-	if indexByte(s, '%') < 0 {
-		return s
-	}
-	b := make([]byte, 0, len(s))
-	for i := 0; i < len(s); i++ {
-		if s[i] == '%' && i+2 < len(s) {
-			hi, ok1 := unhex(s[i+1])
-			lo, ok2 := unhex(s[i+2])
-			if ok1 && ok2 {
-				b = append(b, hi<<4|lo)
-				i += 2
-				continue
-			}
-		}
-		b = append(b, s[i])
-	}
-	return string(b)
-}
-
 func isUpperHex(c byte) bool { return ('0' <= c && c <= '9') || ('A' <= c && c <= 'F') }
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
-}
 
 func indexByte(s string, c byte) int {
 	for i := 0; i < len(s); i++ {

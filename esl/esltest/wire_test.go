@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/eslapp/eslapp/esl"
 	"io"
 	"os"
 	"path/filepath"
@@ -203,7 +204,7 @@ func TestURLEncode(t *testing.T) {
 	// Every value in a real frame re-encodes to itself.
 	frames, _ := splitRecvFile(t, "s1_full_session")
 	for _, h := range frames[0].Headers {
-		if got := URLEncode(URLDecode(h.Value)); got != h.Value {
+		if got := URLEncode(esl.URLDecode(h.Value)); got != h.Value {
 			t.Errorf("%s: %q re-encodes to %q", h.Name, h.Value, got)
 		}
 	}

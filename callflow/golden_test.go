@@ -224,7 +224,7 @@ func runGolden(t *testing.T, file string) {
 	}
 	g := parseGolden(raw)
 	log := testLog(t)
-	e := newEngine(t, g.sections["config"], log)
+	e := newEngine(t, expandIncludes(t, g.sections["config"]), log)
 	cs := parseCall(t, g.sections["call"])
 
 	fs := esltest.New(esltest.Options{Logf: func(string, ...any) {}})
@@ -429,4 +429,27 @@ func fsAddedHeader(name string) bool {
 		return true
 	}
 	return strings.HasPrefix(name, "Event-Date-") || strings.HasPrefix(name, "Event-Calling-") || strings.HasPrefix(name, "FreeSWITCH-")
+}
+
+// expandIncludes replaces each "@NAME" line of a call file's configuration
+// with testdata/calls/NAME.toml: the base configuration most calls share
+// (base.toml) and the flow that routes every outcome (route.toml), so that
+// a call file holds only what its case adds.
+func expandIncludes(t *testing.T, cfg string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(cfg, "\n") {
+		name, ok := strings.CutPrefix(strings.TrimSpace(line), "@")
+		if !ok {
+			b.WriteString(line)
+			continue
+		}
+		inc, err := os.ReadFile(filepath.Join("testdata", "calls", name+".toml"))
+		if err != nil {
+			t.Fatalf("config: %v", err)
+		}
+		b.Write(inc)
+		b.WriteString("\n")
+	}
+	return b.String()
 }

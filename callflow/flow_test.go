@@ -11,22 +11,7 @@ import (
 	"github.com/eslapp/eslapp/prompts"
 )
 
-func compile(t *testing.T, text string) error {
-	t.Helper()
-	var cfg struct {
-		Flows map[string]callflow.FlowConfig `toml:"flows"`
-	}
-	md, err := toml.Decode(text, &cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := prompts.NewRenderer(prompts.RenderConfig{SoundsDir: soundsDir(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = callflow.CompileFlows(&md, cfg.Flows, r)
-	return err
-}
+func compile(t *testing.T, text string) error { return compileConfig(t, text) }
 
 // CompileFlows rejects what eslapp check must reject, naming the key.
 func TestCompileFlowsRejects(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/eslapp/eslapp/internal/testlog"
 	"log/slog"
 	"net"
 	"os"
@@ -419,7 +420,7 @@ func renderEvents(fs *esltest.FreeSWITCH, sounds string) string {
 }
 
 // testLog keeps a test's log and prints it if the test fails.
-func testLog(t testing.TB) *slog.Logger { return esltest.TestLogger(t) }
+func testLog(t testing.TB) *slog.Logger { return testlog.Logger(t) }
 
 // fsAddedHeader: headers FreeSWITCH adds to every event it fires (they vary
 // by host and time) or that frame it; the rest are eslapp's.

@@ -11,7 +11,6 @@ import (
 	"time"
 )
 
-
 // Request is one Workflow Execute step, with its inputs already rendered.
 type Request struct {
 	Tenant     string // the call's wfe_tenant; "" means "default"

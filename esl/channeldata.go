@@ -46,17 +46,7 @@ func parseChannelData(block []byte, filter VarFilter, check bool) (*ChannelData,
 	}
 	var sc headerScanner
 	var b strings.Builder
-	for rest := block; len(rest) > 0; {
-		line := rest
-		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
-			line, rest = rest[:i], rest[i+1:]
-		} else {
-			rest = nil
-		}
-		line = bytes.TrimSuffix(line, []byte("\r"))
-		if len(line) == 0 {
-			break
-		}
+	for line := range lines(block) {
 		name, value, _ := bytes.Cut(line, []byte(":"))
 		if check {
 			if err := sc.line(line); err != nil {

@@ -33,20 +33,7 @@ type Event struct {
 // first byte.
 func parseEvent(body []byte, now time.Time) (Event, error) {
 	ev := Event{Received: now}
-	rest := body
-	for len(rest) > 0 {
-		line := rest
-		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
-			line, rest = rest[:i], rest[i+1:]
-		} else {
-			rest = nil
-		}
-		if len(line) > 0 && line[len(line)-1] == '\r' {
-			line = line[:len(line)-1]
-		}
-		if len(line) == 0 {
-			break
-		}
+	for line := range lines(body) {
 		if line[0] == 'v' {
 			continue // variable_*: never read
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"strconv"
 	"sync"
 )
@@ -59,20 +60,32 @@ func (f *Frame) Get(name string) string { return headerValue(f.Header, name) }
 
 // headerValue finds a header in a block of "Name: value" lines.
 func headerValue(block []byte, name string) string {
-	for len(block) > 0 {
-		line := block
-		if i := bytes.IndexByte(block, '\n'); i >= 0 {
-			line, block = block[:i], block[i+1:]
-		} else {
-			block = nil
-		}
-		line = bytes.TrimSuffix(line, []byte("\r"))
+	for line := range lines(block) {
 		k, v, ok := bytes.Cut(line, []byte(":"))
 		if ok && asciiEqualFold(k, name) {
 			return string(bytes.TrimLeft(v, " \t"))
 		}
 	}
 	return ""
+}
+
+// lines yields the lines of a header block, without their line ends, up to
+// the blank line that ends it (or the block's end).
+func lines(block []byte) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		for len(block) > 0 {
+			line := block
+			if i := bytes.IndexByte(block, '\n'); i >= 0 {
+				line, block = block[:i], block[i+1:]
+			} else {
+				block = nil
+			}
+			line = bytes.TrimSuffix(line, []byte("\r"))
+			if len(line) == 0 || !yield(line) {
+				return
+			}
+		}
+	}
 }
 
 // FrameReader reads ESL frames from a stream, one at a time, with one

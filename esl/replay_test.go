@@ -3,6 +3,7 @@ package esl
 import (
 	"bytes"
 	"context"
+	"github.com/eslapp/eslapp/internal/testlog"
 	"io"
 	"log/slog"
 	"net"
@@ -192,17 +193,7 @@ func pipeSession(t *testing.T, appIDs []string, fs func(net.Conn)) *Session {
 }
 
 // testLogger collects the session's log and prints it when the test fails.
-// (esltest.TestLogger does the same for the external tests; this package's
-// own tests cannot import esltest, which imports esl.)
-func testLogger(t testing.TB) *slog.Logger {
-	var buf syncBuffer
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Log("eslapp log:\n" + buf.String())
-		}
-	})
-	return slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
+func testLogger(t testing.TB) *slog.Logger { return testlog.Logger(t) }
 
 // transcriptAppIDs lists the Application-UUID of every CHANNEL_EXECUTE in a
 // scenario, in order: the IDs a replayed Session must give its apps.

@@ -3,6 +3,7 @@ package esl_test
 import (
 	"context"
 	"errors"
+	"github.com/eslapp/eslapp/internal/testlog"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -48,7 +49,7 @@ func startServer(t testing.TB, cfg esl.ServerConfig) (*esl.Server, string) {
 }
 
 // testLog keeps a test's log and prints it only when the test fails.
-func testLog(t testing.TB) *slog.Logger { return esltest.TestLogger(t) }
+func testLog(t testing.TB) *slog.Logger { return testlog.Logger(t) }
 
 // sharedFS is the fake FreeSWITCH host of these tests; calls are told
 // apart by UUID.

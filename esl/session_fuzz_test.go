@@ -1,15 +1,14 @@
 package esl
 
 import (
-	"bytes"
 	"context"
+	"github.com/eslapp/eslapp/internal/testlog"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -35,7 +34,7 @@ func FuzzSession(f *testing.F) {
 	f.Add([]byte("Content-Type: command/reply\nReply-Text: +OK\n\n"))
 	f.Add([]byte("Content-Type: api/response\nContent-Length: 3\n\n+OK"))
 	f.Fuzz(func(t *testing.T, stream []byte) {
-		var logBuf syncBuffer
+		var logBuf testlog.Buffer
 		log := slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		server, peer := net.Pipe()
 		go func() {
@@ -86,22 +85,4 @@ func FuzzSession(f *testing.F) {
 			t.Fatalf("a panic was recovered:\n%s", logBuf.String())
 		}
 	})
-}
-
-// syncBuffer is a bytes.Buffer safe for the session's concurrent logging.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

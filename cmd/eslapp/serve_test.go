@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/eslapp/eslapp/internal/testlog"
 	"net"
 	"os"
 	"path/filepath"
@@ -85,4 +86,4 @@ func TestServeDrainsOnSIGTERM(t *testing.T) {
 	}
 }
 
-type syncWriter = esltest.SyncBuffer
+type syncWriter = testlog.Buffer

@@ -3,7 +3,6 @@ package callflow_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -179,7 +178,7 @@ func sendEventAccepts(t *testing.T, rule, v string) bool {
 		headers = append(headers, esl.EventHeader{Name: v, Value: "v"})
 	}
 	accepted := make(chan bool, 1)
-	srv, err := esl.NewServer(esl.ServerConfig{Logger: testLog(t), Handler: func(ctx context.Context, s *esl.Session) {
+	addr := serve(t, esl.ServerConfig{Logger: testLog(t), Handler: func(ctx context.Context, s *esl.Session) {
 		if err := s.Subscribe(ctx); err != nil {
 			accepted <- false
 			return
@@ -187,17 +186,8 @@ func sendEventAccepts(t *testing.T, rule, v string) bool {
 		_, err := s.SendEvent(ctx, subclass, headers, nil)
 		accepted <- err == nil
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(srv.Close)
 	fs := esltest.New(esltest.Options{Logf: func(string, ...any) {}})
-	if _, err := fs.Dial(context.Background(), ln.Addr().String(), esltest.CallOptions{}); err != nil {
+	if _, err := fs.Dial(context.Background(), addr, esltest.CallOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	select {

@@ -270,18 +270,9 @@ func runCall(t testing.TB, e *callflow.Engine, fs *esltest.FreeSWITCH, cs callSc
 	}
 	// The hostile values (64 KiB caller names) make connect replies larger
 	// than any SIP message could: allow them.
-	srv, err := esl.NewServer(esl.ServerConfig{Handler: e.Handle, Refuse: e.Refuse, VarFilter: e.ChannelVars, Logger: log, CommandTimeout: 3 * time.Second, MaxConnectBytes: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(srv.Close)
+	addr := serve(t, esl.ServerConfig{Handler: e.Handle, Refuse: e.Refuse, VarFilter: e.ChannelVars, Logger: log, CommandTimeout: 3 * time.Second, MaxConnectBytes: 8 << 20})
 	start := time.Now()
-	c, err := fs.Dial(context.Background(), ln.Addr().String(), cs.opts)
+	c, err := fs.Dial(context.Background(), addr, cs.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -453,4 +444,21 @@ func expandIncludes(t *testing.T, cfg string) string {
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// serve runs an eslapp server on a free port for the test's length and
+// returns its address.
+func serve(t testing.TB, cfg esl.ServerConfig) string {
+	t.Helper()
+	srv, err := esl.NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(srv.Close)
+	return ln.Addr().String()
 }

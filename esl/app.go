@@ -220,7 +220,7 @@ func (s *Session) Execute(ctx context.Context, app string, arg AppArg) (AppResul
 // which is how switch_ivr_parse_event takes a body as the argument): a
 // header value cannot hold a newline and FreeSWITCH reads the body
 // verbatim (transcript s1), so no argument can become another header or
-// command. Lines end in CRLF, like the CRLF eslgo appends: read_packet
+// command. Lines end in CRLF, like the CRLF the session appends: read_packet
 // splits lines at the first '\r' it finds, so a block mixing LF and CRLF
 // lines would be read as one line.
 func executeMessage(app string, arg string, appUUID string, opts ExecOptions) string {

@@ -119,8 +119,8 @@ func rssBytes() int64 {
 
 // BenchmarkExecuteRoundTrip runs "set" applications one after the other on
 // one call and waits for each completion: sendmsg, +OK, CHANNEL_EXECUTE,
-// CHANNEL_EXECUTE_COMPLETE (each event about 6 KB) through eslgo and the
-// sequencer. The fake FreeSWITCH runs in the same process, so the time
+// CHANNEL_EXECUTE_COMPLETE (each event about 6 KB) through the session's
+// read loop. The fake FreeSWITCH runs in the same process, so the time
 // includes its work too.
 func BenchmarkExecuteRoundTrip(b *testing.B) {
 	benchOnCall(b, func(ctx context.Context, s *esl.Session) error {

@@ -57,7 +57,7 @@ func TestScanFrameHeader(t *testing.T) {
 }
 
 // Every frame FreeSWITCH sent in the transcripts scans, with the length and
-// type eslgo reads from it.
+// type net/textproto reads from it.
 func TestScanFrameHeaderTranscripts(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(transcriptDir, "*.recv.raw"))
 	if len(files) == 0 {
@@ -79,8 +79,8 @@ func TestScanFrameHeaderTranscripts(t *testing.T) {
 	}
 }
 
-// checkLikeTextproto asserts that net/textproto, which eslgo reads frames
-// with, sees the same header block, type and length.
+// checkLikeTextproto asserts that net/textproto, the reference reader of
+// "Name: value" blocks, sees the same header block, type and length.
 func checkLikeTextproto(t testing.TB, b []byte, h frameHeader) {
 	t.Helper()
 	br := bufio.NewReader(bytes.NewReader(b[:h.headerLen]))

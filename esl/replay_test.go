@@ -115,7 +115,7 @@ func replayFS(conn net.Conn, segs []segment) <-chan [][]byte {
 	return got
 }
 
-// commandReader reads the commands eslapp sends (eslgo ends them with
+// commandReader reads the commands eslapp sends (the session ends them with
 // "\r\n\r\n"), the way FreeSWITCH's read_packet frames them.
 type commandReader struct {
 	r   io.Reader

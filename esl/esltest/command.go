@@ -93,7 +93,7 @@ var ErrBodyTooLarge = errors.New("esltest: command body exceeds MaxCommandBody")
 // does:
 //
 //   - CR and LF bytes before the first byte of a command are skipped (the
-//     "bah" branch). This is what happens to the "\r\n\r\n" eslgo writes
+//     "bah" branch). This is what happens to the "\r\n\r\n" eslapp writes
 //     after every command, also after a Content-Length body: those bytes are
 //     read as the start of the next packet and dropped, never as a body.
 //   - the header block ends at the second LF counted with CRs ignored and

@@ -67,12 +67,38 @@ type ServerConfig struct {
 // a storm of probes or a stuck peer fills it.
 const DefaultMaxConnecting = 256
 
-// ServerStats counts what the server refused before a call could start.
+// ServerStats counts what the server refused before a call could start,
+// and what its calls exchanged with FreeSWITCH: what each call costs
+// FreeSWITCH is mostly the events it serialises and the command bytes it
+// reads (one recv per header byte).
 type ServerStats struct {
 	RefusedSource     uint64 // closed: source not in Allow
 	RefusedConnecting uint64 // closed: MaxConnecting connections were already connecting
 	ConnectFailed     uint64 // closed: no valid connect reply in time (probes, broken peers)
 	Connecting        int64  // connections connecting now
+	Wire              WireStats
+}
+
+// WireStats counts the traffic of every call's connection.
+type WireStats struct {
+	Commands     uint64 // commands written
+	CommandBytes uint64 // their bytes, headers and bodies
+	Events       uint64 // events read
+	EventBytes   uint64 // their frames' bytes
+	Replies      uint64 // command/reply and api/response frames read
+}
+
+// wireCounters are WireStats, shared by the server's sessions.
+type wireCounters struct {
+	commands, commandBytes, events, eventBytes, replies atomic.Uint64
+}
+
+func (w *wireCounters) stats() WireStats {
+	if w == nil {
+		return WireStats{}
+	}
+	return WireStats{Commands: w.commands.Load(), CommandBytes: w.commandBytes.Load(),
+		Events: w.events.Load(), EventBytes: w.eventBytes.Load(), Replies: w.replies.Load()}
 }
 
 // Server accepts FreeSWITCH's outbound socket connections, one call each.
@@ -90,6 +116,7 @@ type Server struct {
 	connecting atomic.Int64
 	handlers   sync.WaitGroup // goroutines of accepted connections
 
+	wire              wireCounters
 	refusedSource     atomic.Uint64
 	refusedConnecting atomic.Uint64
 	connectFailed     atomic.Uint64
@@ -154,6 +181,7 @@ func (srv *Server) Stats() ServerStats {
 		RefusedConnecting: srv.refusedConnecting.Load(),
 		ConnectFailed:     srv.connectFailed.Load(),
 		Connecting:        srv.connecting.Load(),
+		Wire:              srv.wire.stats(),
 	}
 }
 
@@ -267,6 +295,7 @@ func (srv *Server) connect(nc net.Conn) (sess *Session, err error) {
 		logger:         srv.log,
 		maxConnect:     srv.cfg.MaxConnectBytes,
 		varFilter:      srv.cfg.VarFilter,
+		wire:           &srv.wire,
 	})
 }
 

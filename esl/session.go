@@ -39,6 +39,7 @@ type Session struct {
 	cmdTimeout time.Duration
 	maxFrame   int
 	varFilter  VarFilter
+	wire       *wireCounters
 	appIDs     func() string
 	remote     net.Addr
 
@@ -92,6 +93,8 @@ type sessionConfig struct {
 	maxConnect, maxFrame int
 	// varFilter chooses the channel variables a call keeps; nil keeps all.
 	varFilter VarFilter
+	// wire counts the traffic (the server's counters); nil counts nothing.
+	wire *wireCounters
 	// appIDs names application runs; nil means random UUIDs. Tests use it
 	// to replay FreeSWITCH transcripts, whose Application-UUIDs are fixed.
 	appIDs func() string
@@ -125,6 +128,9 @@ func newSession(parent context.Context, nc net.Conn, cfg sessionConfig) (*Sessio
 	if cfg.logger == nil {
 		cfg.logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.wire == nil {
+		cfg.wire = &wireCounters{}
+	}
 	s := &Session{
 		nc:         nc,
 		fr:         NewFrameReader(nc),
@@ -132,6 +138,7 @@ func newSession(parent context.Context, nc net.Conn, cfg sessionConfig) (*Sessio
 		cmdTimeout: cfg.commandTimeout,
 		maxFrame:   cfg.maxFrame,
 		varFilter:  cfg.varFilter,
+		wire:       cfg.wire,
 		remote:     nc.RemoteAddr(),
 		apps:       make(map[string]*App),
 		connDone:   make(chan struct{}),
@@ -348,6 +355,8 @@ func (s *Session) send(ctx context.Context, what, cmd string) (string, error) {
 	_ = s.nc.SetWriteDeadline(time.Now().Add(s.cmdTimeout))
 	_, err := s.nc.Write(msg)
 	s.wmu.Unlock()
+	s.wire.commands.Add(1)
+	s.wire.commandBytes.Add(uint64(len(msg)))
 	if err != nil {
 		s.Logger().Debug("command not written", "command", what, "err", err)
 		s.Close()
@@ -412,10 +421,14 @@ func (s *Session) handleFrame(f *Frame) error {
 	}
 	switch f.ContentType {
 	case contentReply:
+		s.wire.replies.Add(1)
 		return s.deliver(reply{text: f.Get("Reply-Text")})
 	case contentAPI:
+		s.wire.replies.Add(1)
 		return s.deliver(reply{text: string(f.Body)})
 	case contentEventPlain:
+		s.wire.events.Add(1)
+		s.wire.eventBytes.Add(uint64(len(f.Header) + len(f.Body)))
 		ev, err := parseEvent(f.Body, time.Now())
 		if err != nil {
 			return err

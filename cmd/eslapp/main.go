@@ -289,4 +289,15 @@ func registerServerMetrics(reg prometheus.Registerer, srv *esl.Server) {
 			Name: "eslapp_connections_connecting", Help: "Connections accepted that have not completed connect.",
 		}, func() float64 { return float64(srv.Stats().Connecting) }),
 	)
+	wire := func(name, help string, f func(esl.WireStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(f(srv.Stats().Wire)) })
+	}
+	reg.MustRegister(
+		wire("eslapp_esl_commands_total", "Commands written to FreeSWITCH.", func(w esl.WireStats) uint64 { return w.Commands }),
+		wire("eslapp_esl_command_bytes_total", "Bytes of those commands (FreeSWITCH reads a command's headers a byte at a time).", func(w esl.WireStats) uint64 { return w.CommandBytes }),
+		wire("eslapp_esl_events_total", "Events read from FreeSWITCH (each one it serialised for eslapp).", func(w esl.WireStats) uint64 { return w.Events }),
+		wire("eslapp_esl_event_bytes_total", "Bytes of those events.", func(w esl.WireStats) uint64 { return w.EventBytes }),
+		wire("eslapp_esl_replies_total", "Command replies read from FreeSWITCH.", func(w esl.WireStats) uint64 { return w.Replies }),
+	)
 }

@@ -256,6 +256,7 @@ type block struct {
 	failed     int
 	fsCPU      time.Duration // FreeSWITCH's CPU over the block
 	eslappCPU  time.Duration // eslapp's
+	wire       wire          // what eslapp and FreeSWITCH exchanged
 	wall       time.Duration
 	sippErr    error
 	sippErrors string
@@ -287,6 +288,10 @@ func (b *bench) runBlock(ctx context.Context, ext string, rate, calls int) (bloc
 	if err != nil {
 		return bl, err
 	}
+	w0, err := readWire(b.eslapp)
+	if err != nil {
+		return bl, err
+	}
 	start := time.Now()
 	placing := time.Duration(calls) * time.Second / time.Duration(rate)
 	res := itest.SIPp{
@@ -306,7 +311,11 @@ func (b *bench) runBlock(ctx context.Context, ext string, rate, calls int) (bloc
 	if err != nil {
 		return bl, err
 	}
-	bl.fsCPU, bl.eslappCPU = fs1-fs0, es1-es0
+	w1, err := readWire(b.eslapp)
+	if err != nil {
+		return bl, err
+	}
+	bl.fsCPU, bl.eslappCPU, bl.wire = fs1-fs0, es1-es0, w1.minus(w0)
 	bl.succeeded, bl.failed, bl.sippErr, bl.sippErrors = res.Successful, res.Failed, res.Err, res.Errors
 	if ctx.Err() != nil {
 		return bl, ctx.Err()
@@ -377,8 +386,8 @@ func (b *bench) report(rate int, byExt map[string][]block) {
 	fmt.Fprintf(b.w, "\n%d calls/s, %d calls per block, %d rounds (medians; FreeSWITCH %s, core log level %s)\n\n",
 		rate, b.o.calls, b.o.rounds, "pid "+strconv.Itoa(b.fsPID), b.o.loglevel)
 	tw := tabwriter.NewWriter(b.w, 0, 4, 1, ' ', tabwriter.Debug)
-	fmt.Fprintln(tw, "| extension\t calls ok\t failed\t FreeSWITCH ms/call\t vs "+b.o.baseline+"\t eslapp ms/call\t rounds (FreeSWITCH ms/call)\t")
-	fmt.Fprintln(tw, "|---\t---\t---\t---\t---\t---\t---\t")
+	fmt.Fprintln(tw, "| extension\t calls ok\t failed\t FreeSWITCH ms/call\t vs "+b.o.baseline+"\t eslapp ms/call\t commands/call\t command bytes/call\t events/call\t event KB/call\t rounds (FreeSWITCH ms/call)\t")
+	fmt.Fprintln(tw, "|---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t")
 	base, haveBase := medianFS(byExt[b.o.baseline])
 	for _, ext := range b.o.exts {
 		blocks := byExt[ext]
@@ -395,7 +404,15 @@ func (b *bench) report(rate int, byExt map[string][]block) {
 		if haveBase && ext != b.o.baseline {
 			delta = fmt.Sprintf("%+.1f ms", fs-base)
 		}
-		fmt.Fprintf(tw, "| %s\t %d\t %d\t %.1f\t %s\t %.2f\t %s\t\n", ext, ok, failed, fs, delta, es, strings.Join(rounds, " "))
+		var w wire
+		calls := 0
+		for _, bl := range blocks {
+			w = w.plus(bl.wire)
+			calls += bl.calls
+		}
+		per := func(v float64) float64 { return v / float64(max(calls, 1)) }
+		fmt.Fprintf(tw, "| %s\t %d\t %d\t %.1f\t %s\t %.2f\t %.1f\t %.0f\t %.1f\t %.1f\t %s\t\n", ext, ok, failed, fs, delta, es,
+			per(w.commands), per(w.commandBytes), per(w.events), per(w.eventBytes)/1024, strings.Join(rounds, " "))
 	}
 	tw.Flush()
 	fmt.Fprintln(b.w)
@@ -480,3 +497,44 @@ func tailLines(s string, n int) string {
 }
 
 func indent(s string) string { return "      " + strings.ReplaceAll(s, "\n", "\n      ") }
+
+// wire is what eslapp's metrics say it exchanged with FreeSWITCH.
+type wire struct{ commands, commandBytes, events, eventBytes float64 }
+
+func (a wire) minus(b wire) wire {
+	return wire{a.commands - b.commands, a.commandBytes - b.commandBytes, a.events - b.events, a.eventBytes - b.eventBytes}
+}
+
+func (a wire) plus(b wire) wire {
+	return wire{a.commands + b.commands, a.commandBytes + b.commandBytes, a.events + b.events, a.eventBytes + b.eventBytes}
+}
+
+// readWire reads eslapp's eslapp_esl_* counters.
+func readWire(e *itest.Eslapp) (wire, error) {
+	lines, err := e.MetricLines("eslapp_esl_")
+	if err != nil {
+		return wire{}, err
+	}
+	var w wire
+	for _, l := range lines {
+		name, v, ok := strings.Cut(l, " ")
+		if !ok {
+			continue
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "eslapp_esl_commands_total":
+			w.commands = f
+		case "eslapp_esl_command_bytes_total":
+			w.commandBytes = f
+		case "eslapp_esl_events_total":
+			w.events = f
+		case "eslapp_esl_event_bytes_total":
+			w.eventBytes = f
+		}
+	}
+	return w, nil
+}

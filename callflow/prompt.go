@@ -69,7 +69,7 @@ func (p *prompter) play(ctx context.Context, steps []prompts.Step, loops int) er
 	var ahead time.Duration
 	bounded := loops == 0 || loops == 1
 	for i, s := range steps {
-		opts := esl.ExecOptions{Loops: loops}
+		opts := esl.ExecOptions{Loops: loops, EventLock: true}
 		if bounded {
 			if d, ok := c.e.catalog.Bound(s); ok {
 				ahead += d

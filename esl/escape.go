@@ -389,7 +389,7 @@ func eventHeaderValue(name, v string) error {
 }
 
 // sendEventMessage builds "sendevent CUSTOM" with a subclass, headers and an
-// optional body, with CRLF line ends throughout (see crlf).
+// optional body, with LF line ends throughout (see executeMessage).
 func sendEventMessage(subclass string, headers []EventHeader, body []byte) (string, error) {
 	if !IsEventSubclass(subclass) {
 		return "", &UnsafeValueError{Sink: "event subclass", Reason: fmt.Sprintf("%q is not a subclass name", subclass)}
@@ -398,7 +398,7 @@ func sendEventMessage(subclass string, headers []EventHeader, body []byte) (stri
 		return "", &UnsafeValueError{Sink: "event body", Reason: "holds a NUL byte"}
 	}
 	var b strings.Builder
-	b.WriteString("sendevent CUSTOM\r\nEvent-Subclass: ")
+	b.WriteString("sendevent CUSTOM\nEvent-Subclass: ")
 	b.WriteString(subclass)
 	for _, h := range headers {
 		if !IsEventHeaderName(h.Name) {
@@ -407,15 +407,15 @@ func sendEventMessage(subclass string, headers []EventHeader, body []byte) (stri
 		if err := eventHeaderValue(h.Name, h.Value); err != nil {
 			return "", err
 		}
-		b.WriteString("\r\n")
+		b.WriteString("\n")
 		b.WriteString(h.Name)
 		b.WriteString(": ")
 		b.WriteString(h.Value)
 	}
 	if len(body) > 0 {
-		b.WriteString("\r\nContent-Length: ")
+		b.WriteString("\nContent-Length: ")
 		b.WriteString(strconv.Itoa(len(body)))
-		b.WriteString("\r\n\r\n")
+		b.WriteString("\n\n")
 		b.Write(body)
 	}
 	return b.String(), nil

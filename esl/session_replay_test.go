@@ -50,7 +50,7 @@ func TestReplayFullSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	play, err := s.Start(ctx, "playback", Fixed("file_string:///usr/share/freeswitch/sounds/en/us/callie/eslapp/hold.wav!/usr/share/freeswitch/sounds/en/us/callie/eslapp/short.wav"), ExecOptions{NoEventLock: true})
+	play, err := s.Start(ctx, "playback", Fixed("file_string:///usr/share/freeswitch/sounds/en/us/callie/eslapp/hold.wav!/usr/share/freeswitch/sounds/en/us/callie/eslapp/short.wav"), ExecOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

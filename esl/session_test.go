@@ -221,7 +221,7 @@ func TestExecuteMatchesCompletionsInOrder(t *testing.T) {
 		var apps []*esl.App
 		for i := range 30 {
 			arg := esl.Fixed(fmt.Sprintf("/tmp/f%d.wav", i))
-			a, err := s.Start(ctx, "playback", arg, esl.ExecOptions{})
+			a, err := s.Start(ctx, "playback", arg, esl.ExecOptions{EventLock: true})
 			if err != nil {
 				t.Error(err)
 				return

@@ -132,6 +132,12 @@ func TestFreeSWITCHDialplanSnippets(t *testing.T) {
 				// expands the value once more.
 				name, value, _ := strings.Cut(expand.Expand(a.Data), "=")
 				vars[name] = expand.Expand(value)
+			case "multiset":
+				// The same, after switch_separate_string's split ("^^|").
+				for _, part := range esltest.SeparateString(expand.Expand(a.Data), ' ', 256) {
+					name, value, _ := strings.Cut(part, "=")
+					vars[name] = expand.Expand(value)
+				}
 			case "socket":
 				socket = true
 			}
@@ -148,6 +154,13 @@ func TestFreeSWITCHDialplanSnippets(t *testing.T) {
 		case <-c.Done():
 		case <-time.After(20 * time.Second):
 			t.Fatalf("%s: call not over", e.Name)
+		}
+		// The dialplan sets playback_terminators: eslapp runs no set of
+		// its own for it (an application less per call).
+		for _, cmd := range c.Commands() {
+			if cmd.App == "set" {
+				t.Errorf("%s: eslapp ran set %s, which the dialplan already set", e.Name, cmd.AppArg)
+			}
 		}
 		branch, _ := c.Var("wfe_branch")
 		out := c.Outcome()

@@ -170,7 +170,7 @@ func (fixtureAddr) Network() string { return "tcp" }
 func (fixtureAddr) String() string  { return "fixture" }
 
 // compileRule checks one configured rule. key is its path, for errors.
-func compileRule(r FixtureRule, key []string, res resolver, errs *FieldErrors) fixtureRule {
+func compileRule(r FixtureRule, key []string, res conf.Resolver, errs *FieldErrors) fixtureRule {
 	add := func(sub string, format string, args ...any) {
 		*errs = append(*errs, &FieldError{Key: append(append([]string(nil), key...), sub), Msg: fmt.Sprintf(format, args...)})
 	}
@@ -195,7 +195,7 @@ func compileRule(r FixtureRule, key []string, res resolver, errs *FieldErrors) f
 	case r.Body != "" && r.BodyFile != "":
 		add("body_file", "set body or body_file, not both")
 	case r.BodyFile != "":
-		data, err := readLimited(res.path(r.BodyFile), 16<<20)
+		data, err := readLimited(res.Path(r.BodyFile), 16<<20)
 		if err != nil {
 			add("body_file", "%v", err)
 		}

@@ -65,7 +65,7 @@ type workflow struct {
 // when they hold no reference: one type, one way to reveal them.
 type header struct {
 	name  string // canonical
-	value Secret
+	value conf.Secret
 }
 
 // reservedHeader reports headers the client sets itself; configuring them
@@ -82,7 +82,7 @@ func reservedHeader(canon string) bool {
 // checker collects every problem in a configuration.
 type checker struct {
 	errs FieldErrors
-	res  resolver
+	res  conf.Resolver
 }
 
 func (c *checker) add(key []string, format string, args ...any) {
@@ -107,7 +107,7 @@ func load(cfg Config, opts Options) (map[string]bool, map[string]*integration, F
 	if lookupEnv == nil {
 		lookupEnv = os.LookupEnv
 	}
-	c := &checker{res: resolver{lookupEnv: lookupEnv, baseDir: opts.BaseDir}}
+	c := &checker{res: conf.Resolver{LookupEnv: lookupEnv, BaseDir: opts.BaseDir}}
 
 	tenants := map[string]bool{DefaultTenant: true}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Tenants)) {
@@ -327,7 +327,7 @@ func (c *checker) headers(m map[string]string, key []string) []header {
 			c.add(hkey, "set by eslapp itself; it cannot be configured")
 			continue
 		}
-		val, hasRef, err := c.res.resolve(m[name])
+		val, hasRef, err := c.res.Resolve(m[name])
 		if err != nil {
 			c.add(hkey, "%v", err)
 			continue
@@ -359,7 +359,7 @@ func (c *checker) transport(ic IntegrationConfig, key []string) *http.Transport 
 	t.MaxResponseHeaderBytes = 64 << 10
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if ic.CAFile != "" {
-		pem, err := os.ReadFile(c.res.path(ic.CAFile))
+		pem, err := os.ReadFile(c.res.Path(ic.CAFile))
 		if err != nil {
 			c.add(sub(key, "ca_file"), "%v", err)
 		} else {

@@ -168,4 +168,3 @@ func validEnvName(s string) bool {
 	}
 	return true
 }
-

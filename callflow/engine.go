@@ -187,10 +187,25 @@ var builtinVars = []struct {
 // ended OnError, and the error variable says why. It is the server's
 // esl.RefuseFunc.
 func (e *Engine) Refuse(ctx context.Context, s *esl.Session, why error) {
-	c := e.newCall(FromSession(s), s.Logger())
+	e.refuse(ctx, FromSession(s), s.Logger(), why)
+}
+
+// HandleInbound runs one socket-less call: the esl.InboundConfig Handler.
+func (e *Engine) HandleInbound(ctx context.Context, c *esl.InboundCall) {
+	e.Run(ctx, FromInbound(c), c.Logger())
+}
+
+// RefuseInbound hands a socket-less call back unrun, like Refuse: the
+// esl.InboundConfig Refuse.
+func (e *Engine) RefuseInbound(ctx context.Context, c *esl.InboundCall, why error) {
+	e.refuse(ctx, FromInbound(c), c.Logger(), why)
+}
+
+func (e *Engine) refuse(ctx context.Context, ch Channel, log *slog.Logger, why error) {
+	c := e.newCall(ch, log)
 	e.metrics.refused()
 	if err := c.ch.Subscribe(ctx); err != nil && !isAlreadySubscribed(err) {
-		_ = c.ch.Resume(ctx)
+		_ = c.ch.HandBack(ctx, string(crm.OnError))
 		return
 	}
 	c.fail(crm.OnError, why.Error())
@@ -229,14 +244,23 @@ func (c *call) outputNames() (result, errVar string) {
 // leave sets the outputs and hands the call back to the dialplan (resume;
 // the server sends exit).
 func (e *Engine) leave(ctx context.Context, c *call) {
+	// The branch the dialplan routes on: the one eslapp sets now, else the
+	// last step's, else what the dialplan set before handing the call
+	// over, else OnError.
+	branch := string(crm.OnError)
+	if i, ok := c.outputIdx["wfe_branch"]; ok && crm.IsBranch(c.outputs[i].Value) {
+		branch = c.outputs[i].Value
+	} else if b, ok := c.vars.Get("wfe_branch"); ok && crm.IsBranch(b.Text()) {
+		branch = b.Text()
+	}
 	if err := c.flushOutputs(ctx); err != nil {
 		c.log.Warn("outputs not set", "err", err)
 	}
 	if ctx.Err() != nil {
 		return // hung up: nothing but exit
 	}
-	if err := c.ch.Resume(ctx); err != nil {
-		c.log.Warn("resume", "err", err)
+	if err := c.ch.HandBack(ctx, branch); err != nil {
+		c.log.Warn("handing the call back", "err", err)
 	}
 }
 

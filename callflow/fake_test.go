@@ -64,7 +64,7 @@ func (f *fakeChannel) SetVars(_ context.Context, vars []esl.Var, _ time.Duration
 	f.record("setvars")
 	return doneApp{}, nil
 }
-func (f *fakeChannel) Resume(context.Context) error { f.record("resume"); return nil }
+func (f *fakeChannel) HandBack(context.Context, string) error { f.record("resume"); return nil }
 func (f *fakeChannel) Transfer(_ context.Context, ext, dp, cx string) error {
 	f.record("transfer " + ext + " " + dp + " " + cx)
 	return nil

@@ -234,7 +234,7 @@ func runGolden(t *testing.T, file string) {
 		"commands": renderCommands(c, cs.opts.UUID, soundsDir(t)),
 		"outcome":  renderOutcome(c),
 		"vars":     renderVars(c, cs.show),
-		"events":   renderEvents(fs, soundsDir(t)),
+		"events":   renderEventsFor(fs, cs.opts.UUID, soundsDir(t)),
 	}
 	if *update {
 		var b bytes.Buffer
@@ -380,9 +380,13 @@ func renderVars(c *esltest.Call, extra []string) string {
 	return b.String()
 }
 
-func renderEvents(fs *esltest.FreeSWITCH, sounds string) string {
+// renderEventsFor lists the events fired, the call's UUID masked.
+func renderEventsFor(fs *esltest.FreeSWITCH, uuid, sounds string) string {
 	var b strings.Builder
 	for _, ev := range fs.FiredEvents() {
+		if ev.Subclass == esl.DefaultStartSubclass {
+			continue // the socket-less dialplan's, not eslapp's
+		}
 		fmt.Fprintf(&b, "%s %s", ev.Name, ev.Subclass)
 		if ev.QueuedTo != "" {
 			b.WriteString(" QUEUED TO A CHANNEL")
@@ -401,7 +405,7 @@ func renderEvents(fs *esltest.FreeSWITCH, sounds string) string {
 		}
 		sort.Strings(hs)
 		for _, h := range hs {
-			b.WriteString(mask(h, ev.From, sounds) + "\n")
+			b.WriteString(mask(h, uuid, sounds) + "\n")
 		}
 		if len(ev.Body) > 0 {
 			fmt.Fprintf(&b, "  body %s\n", ev.Body)

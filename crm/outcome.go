@@ -32,6 +32,15 @@ const (
 	OnError                    Branch = "OnError"
 )
 
+// IsBranch reports whether s is one of the six outcome names.
+func IsBranch(s string) bool {
+	switch Branch(s) {
+	case OnAgentIntegrationDisabled, OnInvalidInput, OnInvalidWorkflow, OnTimeout, OnSuccess, OnError:
+		return true
+	}
+	return false
+}
+
 // Sentinel errors for the kinds of failure the classifier tells apart. They
 // always arrive wrapped; test with errors.Is.
 var (

@@ -182,7 +182,7 @@ func (s *Session) Start(ctx context.Context, app string, arg AppArg, opts ExecOp
 	}
 	s.mu.Unlock()
 
-	_, err := s.send(ctx, "sendmsg "+app, executeMessage(app, wire, a.UUID, opts))
+	_, err := s.send(ctx, "sendmsg "+app, executeMessage("", app, wire, a.UUID, opts))
 	if err != nil {
 		s.mu.Lock()
 		delete(s.apps, a.UUID)
@@ -239,10 +239,18 @@ func playsMedia(app string) bool {
 // 3 µs of its CPU per byte, so every byte of a header line counts (a CR
 // each line, a UUID-long Event-UUID); and read_packet splits lines at the
 // first '\r' it finds, so a block must not mix LF and CRLF lines.
-func executeMessage(app string, arg string, appUUID string, opts ExecOptions) string {
+//
+// channel is "" on the call's own outbound socket, where sendmsg names no
+// channel, and the channel's UUID on an inbound connection.
+func executeMessage(channel, app, arg, appUUID string, opts ExecOptions) string {
 	var b strings.Builder
-	b.Grow(160 + len(arg))
-	b.WriteString("sendmsg\ncall-command: execute\nexecute-app-name: ")
+	b.Grow(200 + len(arg))
+	b.WriteString("sendmsg")
+	if channel != "" {
+		b.WriteByte(' ')
+		b.WriteString(channel)
+	}
+	b.WriteString("\ncall-command: execute\nexecute-app-name: ")
 	b.WriteString(app)
 	b.WriteString("\nEvent-UUID: ")
 	b.WriteString(appUUID)

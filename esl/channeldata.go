@@ -26,7 +26,7 @@ type ChannelData struct {
 // ChannelData. The block is the header lines, with or without the blank
 // line that ends them.
 func ParseChannelData(block []byte) (*ChannelData, error) {
-	return parseChannelData(block, nil, true)
+	return parseChannelData(block, nil, true, contentReply)
 }
 
 // VarFilter decides which channel variables a call keeps, given a lookup
@@ -38,8 +38,9 @@ type VarFilter func(lookup func(name string) (string, bool)) (keep func(name str
 // parseChannelData builds ChannelData from the block, keeping only the
 // variables filter allows (all when filter is nil). The block is read in
 // place: no copy of the whole of it outlives the call. check validates each
-// line, which a FrameReader has done already.
-func parseChannelData(block []byte, filter VarFilter, check bool) (*ChannelData, error) {
+// line, which a FrameReader has done already. contentType is what the
+// block's Content-Type must be ("" for an event's body, which has none).
+func parseChannelData(block []byte, filter VarFilter, check bool, contentType string) (*ChannelData, error) {
 	keep := func(string) bool { return true }
 	if filter != nil {
 		keep = filter(func(name string) (string, bool) { return blockVar(block, name) })
@@ -66,8 +67,8 @@ func parseChannelData(block []byte, filter VarFilter, check bool) (*ChannelData,
 		}
 		b.Write(line)
 	}
-	if sc.h.contentType != contentReply {
-		return nil, fmt.Errorf("%w: connect reply has Content-Type %q", ErrMalformedFrame, sc.h.contentType)
+	if sc.h.contentType != contentType {
+		return nil, fmt.Errorf("%w: channel data with Content-Type %q", ErrMalformedFrame, sc.h.contentType)
 	}
 	d := &ChannelData{raw: strings.Clone(b.String())} // exact size: it lives as long as the call
 	if d.UUID() == "" {

@@ -385,7 +385,7 @@ func TestChannelDataFilter(t *testing.T) {
 	d, err := parseChannelData(block, func(lookup func(string) (string, bool)) func(string) bool {
 		seenPayload, _ = lookup("wfe_payload")
 		return func(name string) bool { return strings.HasPrefix(name, "wfe_") }
-	}, false)
+	}, false, contentReply)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,13 +56,9 @@ type Session struct {
 	connDone   chan struct{}
 	eventQueue atomic.Pointer[Events] // nil until a test asks for events
 
-	// wmu orders writes, and with them the queue of commands waiting for
-	// their replies.
-	wmu sync.Mutex
+	cmds commands
 
 	mu         sync.Mutex
-	waiting    []*waiter       // commands written, oldest first, replies not yet read
-	closed     bool            // the read loop has ended: no command can get a reply
 	apps       map[string]*App // started, not yet complete, by Application-UUID
 	current    *App            // the application FreeSWITCH is running
 	hungUp     bool
@@ -72,16 +68,6 @@ type Session struct {
 	resumed    bool // resume was accepted: closing the socket continues the dialplan
 
 	closeOnce sync.Once
-}
-
-// waiter is a command waiting for its reply.
-type waiter struct{ reply chan reply }
-
-// reply is a command/reply's Reply-Text or an api/response's body, or why
-// none will come.
-type reply struct {
-	text string
-	err  error
 }
 
 // sessionConfig is what the server gives each session.
@@ -153,6 +139,7 @@ func newSession(parent context.Context, nc net.Conn, cfg sessionConfig) (*Sessio
 		apps:       make(map[string]*App),
 		connDone:   make(chan struct{}),
 	}
+	s.cmds = commands{nc: nc, timeout: cfg.commandTimeout, wire: cfg.wire, log: s.Logger, fail: s.Close}
 	s.log.Store(cfg.logger.With("remote", nc.RemoteAddr().String()))
 	// Until connect completes the peer may send one thing: the connect
 	// reply, a header block and no body.
@@ -356,62 +343,15 @@ func (s *Session) Close() {
 	s.failApps(ErrDisconnected)
 }
 
-// send writes one command and waits for its reply, within the command
-// timeout: Reply-Text of a command/reply, the body of an api/response. A
-// reply starting with -ERR is returned as a *ReplyError.
-//
-// A command whose ctx ends first stops waiting, but stays in the queue:
-// its reply, when it comes, is read and dropped, and later replies still
-// meet their commands. A command that gets no reply in time means
-// FreeSWITCH is stuck or gone: the connection is closed.
+// send runs one command on the call's socket (see commands.send). A
+// "command not found" on a socket without "full" is ErrNotFull.
 func (s *Session) send(ctx context.Context, what, cmd string) (string, error) {
-	w := &waiter{reply: make(chan reply, 1)}
-	msg := make([]byte, 0, len(cmd)+2)
-	msg = append(append(msg, cmd...), "\n\n"...)
-
-	s.wmu.Lock()
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		s.wmu.Unlock()
-		return "", fmt.Errorf("%s: %w", what, ErrDisconnected)
+	text, err := s.cmds.send(ctx, what, cmd)
+	var re *ReplyError
+	if errors.As(err, &re) && re.Text == "command not found" && s.data != nil && !s.Full() {
+		return "", fmt.Errorf("%s: %w", what, ErrNotFull)
 	}
-	s.waiting = append(s.waiting, w)
-	s.mu.Unlock()
-	_ = s.nc.SetWriteDeadline(time.Now().Add(s.cmdTimeout))
-	_, err := s.nc.Write(msg)
-	s.wmu.Unlock()
-	s.wire.commands.Add(1)
-	s.wire.commandBytes.Add(uint64(len(msg)))
-	if err != nil {
-		s.Logger().Debug("command not written", "command", what, "err", err)
-		s.Close()
-		return "", fmt.Errorf("%s: %w: %v", what, ErrDisconnected, err)
-	}
-
-	t := time.NewTimer(s.cmdTimeout)
-	defer t.Stop()
-	var r reply
-	select {
-	case r = <-w.reply:
-	case <-t.C:
-		s.Logger().Warn("command got no reply, closing the connection", "command", what, "timeout", s.cmdTimeout)
-		s.Close()
-		return "", fmt.Errorf("%s: %w after %s", what, ErrCommandTimeout, s.cmdTimeout)
-	case <-ctx.Done():
-		return "", fmt.Errorf("%s: %w", what, context.Cause(ctx))
-	}
-	if r.err != nil {
-		return "", fmt.Errorf("%s: %w", what, r.err)
-	}
-	if text, ok := strings.CutPrefix(r.text, "-ERR"); ok {
-		text = strings.TrimSpace(text)
-		if text == "command not found" && s.data != nil && !s.Full() {
-			return "", fmt.Errorf("%s: %w", what, ErrNotFull)
-		}
-		return "", &ReplyError{Command: what, Text: text}
-	}
-	return r.text, nil
+	return text, err
 }
 
 // readLoop is the session's one reader: it runs until the stream ends or
@@ -447,11 +387,9 @@ func (s *Session) handleFrame(f *Frame) error {
 	}
 	switch f.ContentType {
 	case contentReply:
-		s.wire.replies.Add(1)
-		return s.deliver(reply{text: f.Get("Reply-Text")})
+		return s.cmds.deliver(reply{text: f.Get("Reply-Text")})
 	case contentAPI:
-		s.wire.replies.Add(1)
-		return s.deliver(reply{text: string(f.Body)})
+		return s.cmds.deliver(reply{text: string(f.Body)})
 	case contentEventPlain:
 		s.wire.events.Add(1)
 		s.wire.eventBytes.Add(uint64(len(f.Header) + len(f.Body)))
@@ -474,7 +412,7 @@ func (s *Session) connectReply(f *Frame) error {
 	if f.ContentType != contentReply || f.ContentLength != 0 {
 		return fmt.Errorf("%w: %q before the connect reply", errProtocol, f.ContentType)
 	}
-	data, err := parseChannelData(f.Header, s.varFilter, false)
+	data, err := parseChannelData(f.Header, s.varFilter, false, contentReply)
 	if err != nil {
 		return err
 	}
@@ -490,38 +428,16 @@ func (s *Session) connectReply(f *Frame) error {
 	s.log.Store(s.Logger().With("call", s.uuid))
 	s.fr.SetLimits(s.maxFrame, s.maxFrame)
 	s.connected = true
-	return s.deliver(reply{text: "+OK"})
-}
-
-// deliver hands a reply to the oldest waiting command.
-func (s *Session) deliver(r reply) error {
-	s.mu.Lock()
-	if len(s.waiting) == 0 {
-		s.mu.Unlock()
-		return fmt.Errorf("%w: a reply no command asked for", errProtocol)
-	}
-	w := s.waiting[0]
-	s.waiting[0] = nil
-	s.waiting = s.waiting[1:]
-	s.mu.Unlock()
-	w.reply <- r // buffered: never blocks
-	return nil
+	return s.cmds.deliver(reply{text: "+OK"})
 }
 
 // ended runs once, when the read loop stops: commands waiting for a reply
 // fail, and the call ends with the events read before the end applied.
 func (s *Session) ended(err error) {
-	s.mu.Lock()
-	s.closed = true
-	waiting := s.waiting
-	s.waiting = nil
-	s.mu.Unlock()
+	s.cmds.shut()
 	close(s.connDone)
 	if err != nil {
 		s.Logger().Debug("connection ended", "err", err)
-	}
-	for _, w := range waiting {
-		w.reply <- reply{err: ErrDisconnected}
 	}
 	s.Close()
 }

@@ -1,6 +1,7 @@
 package esltest
 
 import (
+	"strconv"
 	"strings"
 	"time"
 )
@@ -169,6 +170,26 @@ func (c *Call) runAPI(line string) (string, func()) {
 			cause = strings.ToUpper(argv[1])
 		}
 		return "+OK\n", c.on(t, func() { t.hangupChannel(cause, "send_bye") })
+	case "sched_del":
+		// sched_del_function: a task id, or a group (sched_transfer's group
+		// is the channel's UUID). Only the socket-less safety net is
+		// modelled.
+		n := 0
+		if t := c.fs.locate(arg); t != nil {
+			if t == c {
+				n = t.delNet()
+			} else {
+				got := make(chan int, 1)
+				t.do(func() { got <- t.delNet() })
+				select {
+				case n = <-got:
+				case <-t.done:
+				}
+			}
+		}
+		return "+OK Deleted: " + strconv.Itoa(n) + "\n", nil
+	case "echo":
+		return arg, nil
 	case "uuid_exists":
 		if c.fs.locate(strings.TrimSpace(arg)) != nil {
 			return "true", nil

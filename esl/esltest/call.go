@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -116,6 +117,8 @@ type Outcome struct {
 	HangupCause string
 	// TransferDest is "EXT DIALPLAN CONTEXT" of the first transfer.
 	TransferDest string
+	// NetFired is set when a socket-less call's safety net transferred it.
+	NetFired bool
 	// ResumeReceived and ExitReceived record those commands.
 	ResumeReceived, ExitReceived      bool
 	HungUpAt, TransferredAt, ClosedAt time.Time
@@ -163,6 +166,13 @@ type Call struct {
 	uuid       string
 	socketData string
 	socketUUID string
+	// parkApp is the application that holds the call for the controller:
+	// "socket", or "park" on the socket-less path.
+	parkApp string
+	// controlled is CF_CONTROLLED: the channel sits in parkApp (sendmsg
+	// UUID over an inbound connection is refused otherwise).
+	controlled atomic.Bool
+	noRecord   bool // an inbound connection's stand-in: frames are not kept
 	exp        Expander
 
 	cmdCh chan *Command
@@ -189,6 +199,8 @@ type Call struct {
 	queue      []*Command
 	stack      []*appRun
 	xferAt     time.Time
+	netAt      time.Time // the socket-less safety net (sched_transfer) fires
+	netDest    []string
 	timer      *time.Timer
 	armed      time.Time
 
@@ -227,6 +239,7 @@ func newCall(fs *FreeSWITCH, conn net.Conn, addr string, o CallOptions) *Call {
 		uuid:       o.UUID,
 		socketData: addr + " " + mode,
 		socketUUID: NewUUID(),
+		parkApp:    "socket",
 		cmdCh:      make(chan *Command),
 		ctrl:       make(chan func(), 16),
 		done:       make(chan struct{}),
@@ -235,6 +248,7 @@ func newCall(fs *FreeSWITCH, conn net.Conn, addr string, o CallOptions) *Call {
 	}
 	c.exp = Expander{Lookup: c.lookup, API: c.recordAPI}
 	c.initChannel(addr)
+	c.controlled.Store(true)
 	return c
 }
 
@@ -467,6 +481,7 @@ func (c *Call) rearm() {
 	}
 	consider(c.lingerEnd)
 	consider(c.xferAt)
+	consider(c.netAt)
 	if a := c.top(); a != nil {
 		if a.state == appPending {
 			consider(a.startAt)
@@ -492,6 +507,9 @@ func (c *Call) onTimer() {
 		c.setKind(ConnectTimeout)
 		c.sendFinalNotice()
 		c.closeConn()
+		return
+	case !c.netAt.IsZero() && !now.Before(c.netAt):
+		c.fireNet()
 		return
 	case !c.lingerEnd.IsZero() && !now.Before(c.lingerEnd):
 		c.lingerEnd = time.Time{}
@@ -564,7 +582,7 @@ func (c *Call) write(b []byte, f SentFrame) {
 		c.closeConn()
 		return
 	}
-	if c.fs.opts.NoRecordFrames {
+	if c.fs.opts.NoRecordFrames || c.noRecord {
 		return
 	}
 	f.At = time.Now()

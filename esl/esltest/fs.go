@@ -48,9 +48,11 @@ type FreeSWITCH struct {
 	seq      atomic.Uint64
 	globals  map[string]string
 
-	mu    sync.Mutex
-	calls map[string]*Call
-	fired []FiredEvent
+	mu        sync.Mutex
+	calls     map[string]*Call
+	fired     []FiredEvent
+	inbound   map[*inboundConn]struct{}
+	inboundLn []net.Listener
 }
 
 // FiredEvent is an event a call fired with sendevent (and FreeSWITCH
@@ -86,7 +88,7 @@ func New(opts Options) *FreeSWITCH {
 	if opts.ConnectTimeout == 0 {
 		opts.ConnectTimeout = 25 * time.Second
 	}
-	fs := &FreeSWITCH{opts: opts, coreUUID: opts.CoreUUID, calls: make(map[string]*Call)}
+	fs := &FreeSWITCH{opts: opts, coreUUID: opts.CoreUUID, calls: make(map[string]*Call), inbound: make(map[*inboundConn]struct{})}
 	fs.globals = map[string]string{
 		"hostname":     opts.Hostname,
 		"switchname":   opts.Hostname,

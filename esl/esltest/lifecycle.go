@@ -31,6 +31,7 @@ func (c *Call) hangupChannel(cause, disposition string) {
 	now := time.Now()
 	c.mu.Lock()
 	c.hungUp = true
+	c.controlled.Store(false)
 	c.outcome.HangupCause = cause
 	c.outcome.HungUpAt = now
 	if c.outcome.Kind == Active && !c.socketDone {
@@ -90,6 +91,7 @@ func (c *Call) endSocketApp() {
 		return
 	}
 	c.socketDone = true
+	c.controlled.Store(false)
 	c.delVar("current_loop")
 	c.delVar("total_loops")
 	c.emit(eventSpec{name: "CHANNEL_UNPARK", loc: locUnpark})
@@ -98,7 +100,7 @@ func (c *Call) endSocketApp() {
 		resp = "_none_"
 	}
 	c.emit(eventSpec{name: "CHANNEL_EXECUTE_COMPLETE", loc: locExecuteComplete, extra: []Header{
-		{"Application", "socket"},
+		{"Application", c.parkApp},
 		{"Application-Data", c.socketData},
 		{"Application-Response", resp},
 		{"Application-UUID", c.socketUUID},

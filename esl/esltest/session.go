@@ -189,7 +189,12 @@ type eventSpec struct {
 // emit builds a channel event and sends it when the subscription wants it.
 func (c *Call) emit(e eventSpec) {
 	id := eventIndex[e.name]
-	if c.closed || !c.sub.wantsName(id, "") || slices.Contains(c.opts.Withhold, e.name) {
+	if slices.Contains(c.opts.Withhold, e.name) {
+		return
+	}
+	own := !c.closed && c.sub.wantsName(id, "")
+	inbound := c.fs.inboundWants(id, "")
+	if !own && !inbound {
 		return
 	}
 	at := time.Now()
@@ -206,10 +211,12 @@ func (c *Call) emit(e eventSpec) {
 	}
 	h = append(h, e.extra...)
 	*hp = h
-	if !c.sub.delivers(h, c.uuid) {
-		return
+	if own && c.sub.delivers(h, c.uuid) {
+		c.sendEvent(h, nil)
 	}
-	c.sendEvent(h, nil)
+	if inbound {
+		c.fs.publish(id, "", h)
+	}
 }
 
 // sendEvent serializes and writes an event.

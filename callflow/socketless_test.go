@@ -1,0 +1,159 @@
+package callflow_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eslapp/eslapp/callflow"
+	"github.com/eslapp/eslapp/esl"
+	"github.com/eslapp/eslapp/esl/esltest"
+)
+
+// Every golden call again, socket-less: the dialplan fires the start event
+// and parks, eslapp runs the call over its shared inbound connection. The
+// contract is the held socket's, so the channel variables and the events
+// fired must be exactly the golden file's, and the call must leave the
+// same way: where the socket resumed the dialplan, the socket-less call is
+// transferred to ${wfe_branch} in the context the dialplan named. Only
+// the commands differ (see the socket-less goldens' commands in
+// TestSocketlessCommands). Calls about the socket itself (a socket without
+// "full", a dropped socket) have no socket-less counterpart.
+func TestGoldenCallsSocketless(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "calls", "*.txt"))
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".txt")
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := parseGolden(raw)
+			cs := parseCall(t, g.sections["call"])
+			if cs.opts.NotFull || hasAction(cs, "cut") {
+				t.Skip("about the socket itself")
+			}
+			log := testLog(t)
+			e := newEngine(t, expandIncludes(t, g.sections["config"]), log)
+			fs := esltest.New(esltest.Options{Logf: func(string, ...any) {}})
+			c := runSocketless(t, e, fs, cs)
+
+			if got, want := renderVars(c, cs.show), g.sections["vars"]; got != want {
+				t.Errorf("vars:\n--- got\n%s--- want\n%s", got, want)
+			}
+			if got, want := renderEventsFor(fs, cs.opts.UUID, soundsDir(t)), g.sections["events"]; got != want {
+				t.Errorf("events:\n--- got\n%s--- want\n%s", got, want)
+			}
+			want := strings.TrimSpace(g.sections["outcome"])
+			if want == "Resumed" {
+				branch, _ := c.Var("wfe_branch")
+				want = "Transferred to " + branch + " XML crm_branches"
+			}
+			if got := socketlessOutcome(c); got != want {
+				t.Errorf("outcome %q, want %q; commands:\n%s", got, want, renderCommands(c, cs.opts.UUID, soundsDir(t)))
+			}
+			if c.Outcome().NetFired {
+				t.Error("the safety net fired: eslapp did not cancel it")
+			}
+		})
+	}
+}
+
+func hasAction(cs callScript, what string) bool {
+	for _, a := range cs.actions {
+		if a.what == what {
+			return true
+		}
+	}
+	return false
+}
+
+// socketlessOutcome is renderOutcome without the hangup that follows a
+// transfer (the socket-less call is observed until it hangs up, a socket
+// call until its socket closes).
+func socketlessOutcome(c *esltest.Call) string {
+	o := c.Outcome()
+	if o.Kind == esltest.Transferred {
+		return "Transferred to " + o.TransferDest
+	}
+	return strings.TrimSpace(renderOutcome(c))
+}
+
+// startInbound connects an Inbound with the engine to the double.
+func startInbound(t testing.TB, e *callflow.Engine, fs *esltest.FreeSWITCH, mutate func(*esl.InboundConfig)) *esl.Inbound {
+	t.Helper()
+	addr, err := fs.ListenInbound("ClueCon")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := esl.InboundConfig{
+		Address: addr, Password: "ClueCon",
+		Handler: e.HandleInbound, Refuse: e.RefuseInbound, VarFilter: e.ChannelVars,
+		CommandTimeout: 3 * time.Second, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+	}
+	if _, bench := t.(*testing.B); !bench {
+		cfg.Logger = testLog(t)
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	in, err := esl.NewInbound(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go in.Serve()
+	t.Cleanup(func() {
+		in.Close()
+		fs.StopInbound()
+	})
+	waitConnected(t, in)
+	return in
+}
+
+func waitConnected(t testing.TB, in *esl.Inbound) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for in.Stats().State != esl.InboundConnected {
+		if time.Now().After(deadline) {
+			t.Fatalf("inbound connection not up: %+v", in.Stats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// runSocketless runs one call on the socket-less path.
+func runSocketless(t testing.TB, e *callflow.Engine, fs *esltest.FreeSWITCH, cs callScript) *esltest.Call {
+	t.Helper()
+	startInbound(t, e, fs, nil)
+	opts := cs.opts
+	opts.Vars = map[string]string{esl.ContextVar: "crm_branches"}
+	for k, v := range cs.opts.Vars {
+		opts.Vars[k] = v
+	}
+	start := time.Now()
+	c, err := fs.Socketless(context.Background(), esltest.SocketlessOptions{
+		CallOptions: opts, Net: 30 * time.Second, NetDest: "OnError XML crm_branches",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range cs.actions {
+		time.Sleep(time.Until(start.Add(a.after)))
+		switch a.what {
+		case "hangup":
+			c.Hangup("NORMAL_CLEARING")
+		case "dtmf":
+			c.PressDTMF(rune(a.arg[0]))
+		}
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("call not over after 30 s; commands:\n%s", renderCommands(c, cs.opts.UUID, soundsDir(t)))
+	}
+	return c
+}

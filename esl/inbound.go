@@ -610,3 +610,16 @@ func (c *inboundConn) why() string {
 }
 
 func (c *inboundConn) close() { c.closeOnce.Do(func() { _ = c.nc.Close() }) }
+
+// CheckInbound connects to FreeSWITCH's inbound Event Socket, logs in and
+// leaves: what `eslapp check` reports about the socket-less connection.
+func CheckInbound(addr, password string, timeout time.Duration) error {
+	in := &Inbound{cfg: InboundConfig{CommandTimeout: timeout}, log: slog.New(slog.DiscardHandler)}
+	c, err := dialInbound(in, addr, password)
+	if err != nil {
+		return err
+	}
+	_, _ = c.cmds.send(context.Background(), "exit", "exit")
+	c.close()
+	return nil
+}

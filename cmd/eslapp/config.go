@@ -27,6 +27,7 @@ import (
 // as written; load checks them and converts them for the packages.
 type Config struct {
 	Server       ServerConfig                     `toml:"server"`
+	Socketless   SocketlessConfig                 `toml:"socketless"`
 	Log          LogConfig                        `toml:"log"`
 	Sounds       SoundsConfig                     `toml:"sounds"`
 	TTS          TTSConfig                        `toml:"tts"`
@@ -74,6 +75,22 @@ type ServerConfig struct {
 	GoMaxProcs     *int     `toml:"gomaxprocs"`      // CPUs eslapp runs on; default 1, 0: all
 }
 
+// SocketlessConfig is [socketless]: the shared inbound connection to
+// FreeSWITCH over which eslapp takes the calls a dialplan hands over
+// without a socket (a CUSTOM event, then park).
+type SocketlessConfig struct {
+	Enabled bool `toml:"enabled"`
+	// Address is FreeSWITCH's inbound Event Socket, host:port (a
+	// ${env:NAME} or ${file:PATH} reference works); default 127.0.0.1:8021.
+	Address string `toml:"address"`
+	// Password must be a reference: ${env:NAME} or ${file:PATH}.
+	Password string `toml:"password"`
+	// Subclass is the CUSTOM event the dialplan fires; default eslapp::call.
+	Subclass      string `toml:"subclass"`
+	ProbeInterval string `toml:"probe_interval"` // default 5s
+	MaxBackoff    string `toml:"max_backoff"`    // default 10s
+}
+
 // LogConfig is [log].
 type LogConfig struct {
 	Level  string `toml:"level"`  // debug, info (default), warn, error
@@ -98,6 +115,17 @@ type Settings struct {
 	GoMaxProcs int
 	LogLevel   string
 	LogJSON    bool
+	// Socketless is nil unless [socketless] is enabled.
+	Socketless *SocketlessSettings
+}
+
+// SocketlessSettings are [socketless], checked.
+type SocketlessSettings struct {
+	Address    string
+	Password   conf.Secret
+	Subclass   string
+	ProbeEvery time.Duration
+	MaxBackoff time.Duration
 }
 
 // source is a configuration read once: the file's values, its TOML
@@ -134,6 +162,7 @@ func parseSource(file, data, baseDir string) (*source, error) {
 	}
 	src.md = md
 	src.set = checkServer(&src.cfg, &src.errs)
+	src.set.Socketless = checkSocketless(&src.cfg, baseDir, &src.errs)
 	checkLog(&src.cfg, src.set, &src.errs)
 	return src, nil
 }
@@ -274,6 +303,50 @@ func checkServer(cfg *Config, errs *conf.FieldErrors) *Settings {
 	}
 	c.duration(toml.Key{"server", "drain_timeout"}, cfg.Server.DrainTimeout, &s.DrainTimeout)
 	c.duration(toml.Key{"server", "command_timeout"}, cfg.Server.CommandTimeout, &s.CommandTimeout)
+	return s
+}
+
+// checkSocketless checks [socketless]; nil when it is not enabled.
+func checkSocketless(cfg *Config, baseDir string, errs *conf.FieldErrors) *SocketlessSettings {
+	c := fieldChecker{errs}
+	sc := cfg.Socketless
+	if !sc.Enabled {
+		return nil
+	}
+	res := conf.Resolver{BaseDir: baseDir}
+	s := &SocketlessSettings{Address: "127.0.0.1:8021", Subclass: esl.DefaultStartSubclass, ProbeEvery: 5 * time.Second, MaxBackoff: 10 * time.Second}
+	if sc.Address != "" {
+		v, _, err := res.Resolve(sc.Address)
+		switch {
+		case err != nil:
+			c.errorf(toml.Key{"socketless", "address"}, "%v", err)
+		default:
+			s.Address = v.Reveal()
+			if host, port, err := net.SplitHostPort(s.Address); err != nil || host == "" || port == "" {
+				c.errorf(toml.Key{"socketless", "address"}, "%q is not host:port", conf.Clip(s.Address, 80))
+			}
+		}
+	}
+	switch v, hasRef, err := res.Resolve(sc.Password); {
+	case sc.Password == "":
+		c.errorf(toml.Key{"socketless", "password"}, "is required: event_socket.conf's password, as ${env:NAME} or ${file:PATH}")
+	case err != nil:
+		c.errorf(toml.Key{"socketless", "password"}, "%v", err)
+	case !hasRef:
+		c.errorf(toml.Key{"socketless", "password"}, "is written in the file: reference it as ${env:NAME} or ${file:PATH}")
+	case strings.ContainsAny(v.Reveal(), "\r\n"):
+		c.errorf(toml.Key{"socketless", "password"}, "holds a line break")
+	default:
+		s.Password = v
+	}
+	if sc.Subclass != "" {
+		s.Subclass = sc.Subclass
+		if !esl.IsEventSubclass(s.Subclass) {
+			c.errorf(toml.Key{"socketless", "subclass"}, "%q is not an event subclass (letters, digits and _ : - .)", conf.Clip(s.Subclass, 80))
+		}
+	}
+	c.duration(toml.Key{"socketless", "probe_interval"}, sc.ProbeInterval, &s.ProbeEvery)
+	c.duration(toml.Key{"socketless", "max_backoff"}, sc.MaxBackoff, &s.MaxBackoff)
 	return s
 }
 

@@ -97,6 +97,17 @@ func run(args []string, stdout, stderr io.Writer, hooks runHooks) int {
 		}
 		b.close()
 		fmt.Fprintf(stdout, "%s: ok\n", src.name)
+		if sl := src.set.Socketless; sl != nil {
+			// The connection's state, for the operator: not a
+			// configuration error (FreeSWITCH may start later; eslapp
+			// keeps trying, and calls go by the dialplan's safety net
+			// meanwhile).
+			if err := esl.CheckInbound(sl.Address, sl.Password.Reveal(), src.set.CommandTimeout); err != nil {
+				fmt.Fprintf(stdout, "socket-less: FreeSWITCH's event socket at %s: not usable: %v\n", sl.Address, err)
+			} else {
+				fmt.Fprintf(stdout, "socket-less: FreeSWITCH's event socket at %s: logged in\n", sl.Address)
+			}
+		}
 		return 0
 	}
 	return serve(*configPath, explicit, stderr, hooks)
@@ -198,8 +209,24 @@ func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) i
 		log.Error("server", "err", err)
 		return 1
 	}
+	var inbound *esl.Inbound
+	if sl := s.Socketless; sl != nil {
+		inbound, err = esl.NewInbound(esl.InboundConfig{
+			Address: sl.Address, Password: sl.Password.Reveal(), Subclass: sl.Subclass,
+			CommandTimeout: s.CommandTimeout, ProbeEvery: sl.ProbeEvery, MaxBackoff: sl.MaxBackoff,
+			MaxCalls: s.MaxCalls, VarFilter: esl.VarFilter(engine.ChannelVars), Logger: log,
+			Handler: engine.HandleInbound, Refuse: engine.RefuseInbound,
+		})
+		if err != nil {
+			log.Error("socket-less connection", "err", err)
+			return 1
+		}
+	}
 	if reg != nil {
-		registerServerMetrics(reg, srv)
+		registerServerMetrics(reg, srv, inbound)
+		if inbound != nil {
+			registerInboundMetrics(reg, inbound)
+		}
 	}
 	// No TCP keep-alive: every wait on FreeSWITCH is bounded (commands by
 	// command_timeout, applications by what they play), so a host that
@@ -232,6 +259,10 @@ func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) i
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	if inbound != nil {
+		log.Info("socket-less calls: connecting to FreeSWITCH's event socket", "addr", s.Socketless.Address, "subclass", s.Socketless.Subclass)
+		go inbound.Serve()
+	}
 	if hooks.ready != nil {
 		hooks.ready <- ln.Addr()
 	}
@@ -240,6 +271,9 @@ func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) i
 	case err := <-served:
 		log.Error("listener failed", "err", err)
 		srv.Close()
+		if inbound != nil {
+			inbound.Close()
+		}
 		return 1
 	case sig := <-signals:
 		log.Info("signal: draining; a second signal ends calls at once", "signal", sig.String(), "drain_timeout", s.DrainTimeout)
@@ -251,11 +285,23 @@ func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) i
 		case sig := <-signals:
 			log.Warn("second signal: ending calls now", "signal", sig.String())
 			srv.Close()
+			if inbound != nil {
+				inbound.Close()
+			}
 		case <-ctx.Done():
 		}
 	}()
 	start := time.Now()
+	inboundEnded := make(chan int, 1)
+	go func() {
+		n := 0
+		if inbound != nil {
+			n = inbound.Shutdown(ctx)
+		}
+		inboundEnded <- n
+	}()
 	ended, _ := srv.Shutdown(ctx)
+	ended += <-inboundEnded
 	<-served
 	log.Info("eslapp stopped", "drained_in", time.Since(start).Round(time.Millisecond), "calls_ended", ended)
 	return 0
@@ -273,7 +319,7 @@ func versionString() string {
 
 // registerServerMetrics exports what the listener refused before a call
 // could start.
-func registerServerMetrics(reg prometheus.Registerer, srv *esl.Server) {
+func registerServerMetrics(reg prometheus.Registerer, srv *esl.Server, inbound *esl.Inbound) {
 	refused := func(reason string, f func(esl.ServerStats) uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name:        "eslapp_connections_refused_total",
@@ -289,9 +335,17 @@ func registerServerMetrics(reg prometheus.Registerer, srv *esl.Server) {
 			Name: "eslapp_connections_connecting", Help: "Connections accepted that have not completed connect.",
 		}, func() float64 { return float64(srv.Stats().Connecting) }),
 	)
+	// The wire counters add the calls' sockets and the shared inbound
+	// connection: what FreeSWITCH reads and writes for eslapp in all.
 	wire := func(name, help string, f func(esl.WireStats) uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
-			func() float64 { return float64(f(srv.Stats().Wire)) })
+			func() float64 {
+				n := f(srv.Stats().Wire)
+				if inbound != nil {
+					n += f(inbound.Stats().Wire)
+				}
+				return float64(n)
+			})
 	}
 	reg.MustRegister(
 		wire("eslapp_esl_commands_total", "Commands written to FreeSWITCH.", func(w esl.WireStats) uint64 { return w.Commands }),
@@ -299,5 +353,40 @@ func registerServerMetrics(reg prometheus.Registerer, srv *esl.Server) {
 		wire("eslapp_esl_events_total", "Events read from FreeSWITCH (each one it serialised for eslapp).", func(w esl.WireStats) uint64 { return w.Events }),
 		wire("eslapp_esl_event_bytes_total", "Bytes of those events.", func(w esl.WireStats) uint64 { return w.EventBytes }),
 		wire("eslapp_esl_replies_total", "Command replies read from FreeSWITCH.", func(w esl.WireStats) uint64 { return w.Replies }),
+	)
+}
+
+// registerInboundMetrics exports the socket-less connection's state.
+func registerInboundMetrics(reg prometheus.Registerer, in *esl.Inbound) {
+	stat := func(f func(esl.InboundStats) float64) func() float64 {
+		return func() float64 { return f(in.Stats()) }
+	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "eslapp_socketless_connected", Help: "1 while the shared inbound connection to FreeSWITCH is up and subscribed.",
+		}, stat(func(st esl.InboundStats) float64 {
+			if st.State == esl.InboundConnected {
+				return 1
+			}
+			return 0
+		})),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "eslapp_socketless_state_seconds", Help: "Seconds since the connection entered its current state (connected or not).",
+		}, stat(func(st esl.InboundStats) float64 { return time.Since(st.Since).Seconds() })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "eslapp_socketless_connects_total", Help: "Connections established (the first one and every reconnection).",
+		}, stat(func(st esl.InboundStats) float64 { return float64(st.Connects) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "eslapp_socketless_failures_total", Help: "Connection attempts that failed and connections lost.",
+		}, stat(func(st esl.InboundStats) float64 { return float64(st.Failures) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "eslapp_socketless_calls", Help: "Socket-less calls eslapp runs now.",
+		}, stat(func(st esl.InboundStats) float64 { return float64(st.Calls) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "eslapp_socketless_calls_taken_total", Help: "Socket-less calls taken (start events heard and run).",
+		}, stat(func(st esl.InboundStats) float64 { return float64(st.Started) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "eslapp_socketless_calls_refused_total", Help: "Socket-less calls handed back unrun (max_calls, draining).",
+		}, stat(func(st esl.InboundStats) float64 { return float64(st.Refused) })),
 	)
 }

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/eslapp/eslapp/esl/esltest"
+)
+
+// [socketless] problems are named by file, line and key; the password must
+// be a reference, and its value never shows.
+func TestCheckSocketlessConfig(t *testing.T) {
+	t.Setenv("ESLAPP_TEST_ESL_PASSWORD", "s3cr3t-esl")
+	path := filepath.Join(t.TempDir(), "eslapp.toml")
+	writeFile(t, path, `[prompts]
+hold_music = ""
+[socketless]
+enabled = true
+address = "no-port"
+password = "ClueCon"
+subclass = "eslapp call"
+probe_interval = "often"
+`)
+	code, out, errOut := runCmd(t, "check", "-config", path)
+	if code == 0 {
+		t.Fatalf("check passed: %s", out)
+	}
+	want := []string{
+		path + `:5: socketless.address: "no-port" is not host:port`,
+		path + `:6: socketless.password: is written in the file`,
+		path + `:7: socketless.subclass: "eslapp call" is not an event subclass`,
+		path + `:8: socketless.probe_interval: "often" is not a positive duration`,
+	}
+	lines := strings.Split(strings.TrimSpace(errOut), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("got:\n%s", errOut)
+	}
+	for i := range want {
+		if !strings.HasPrefix(lines[i], want[i]) {
+			t.Errorf("error %d:\n got %s\nwant %s...", i, lines[i], want[i])
+		}
+	}
+	writeFile(t, path, "[prompts]\nhold_music = \"\"\n[socketless]\nenabled = true\npassword = \"${env:ESLAPP_TEST_ESL_MISSING}\"\n")
+	if code, _, errOut := runCmd(t, "check", "-config", path); code == 0 || !strings.HasPrefix(errOut, path+":5: socketless.password: ${env:ESLAPP_TEST_ESL_MISSING}: environment variable") {
+		t.Errorf("missing env: exit %d: %s", code, errOut)
+	}
+}
+
+// check says whether FreeSWITCH's event socket takes eslapp's login.
+func TestCheckReportsSocketlessConnection(t *testing.T) {
+	t.Setenv("ESLAPP_TEST_ESL_PASSWORD", "s3cr3t-esl")
+	fs := esltest.New(esltest.Options{Logf: func(string, ...any) {}})
+	addr, err := fs.ListenInbound("s3cr3t-esl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.StopInbound()
+	path := filepath.Join(t.TempDir(), "eslapp.toml")
+	writeFile(t, path, "[prompts]\nhold_music = \"\"\n[socketless]\nenabled = true\naddress = \""+addr+"\"\npassword = \"${env:ESLAPP_TEST_ESL_PASSWORD}\"\n")
+	code, out, errOut := runCmd(t, "check", "-config", path)
+	if code != 0 || !strings.Contains(out, "socket-less: FreeSWITCH's event socket at "+addr+": logged in") {
+		t.Errorf("exit %d\n%s%s", code, out, errOut)
+	}
+	t.Setenv("ESLAPP_TEST_ESL_PASSWORD", "wrong")
+	code, out, _ = runCmd(t, "check", "-config", path)
+	if code != 0 || !strings.Contains(out, "not usable: authentication refused") || strings.Contains(out, "s3cr3t") {
+		t.Errorf("wrong password: exit %d\n%s", code, out)
+	}
+}
+
+// eslapp serve with [socketless]: a call the dialplan hands over without a
+// socket runs and goes back to the dialplan's branch; SIGTERM stops it.
+func TestServeSocketlessCall(t *testing.T) {
+	t.Setenv("ESLAPP_TEST_ESL_PASSWORD", "pw")
+	fs := esltest.New(esltest.Options{Logf: func(string, ...any) {}})
+	addr, err := fs.ListenInbound("pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.StopInbound()
+	path := filepath.Join(t.TempDir(), "eslapp.toml")
+	writeFile(t, path, `[server]
+listen = "127.0.0.1:0"
+drain_timeout = "5s"
+[prompts]
+hold_music = ""
+[socketless]
+enabled = true
+address = "`+addr+`"
+password = "${env:ESLAPP_TEST_ESL_PASSWORD}"
+[integrations.demo]
+kind = "fixture"
+[[integrations.demo.workflows.lookup.rules]]
+delay_ms = 200
+body = '{"found":true}'
+`)
+	ready := make(chan net.Addr, 1)
+	signals := make(chan os.Signal, 1)
+	var stderr syncWriter
+	exit := make(chan int, 1)
+	go func() {
+		defer close(ready)
+		exit <- run([]string{"serve", "-config", path}, &bytes.Buffer{}, &stderr, runHooks{ready: ready, signals: signals})
+	}()
+	if _, ok := <-ready; !ok {
+		t.Fatalf("eslapp did not start: exit %d\n%s", <-exit, stderr.String())
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for fs.InboundConnections() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no inbound connection:\n%s", stderr.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // subscribed
+	c, err := fs.Socketless(context.Background(), esltest.SocketlessOptions{
+		CallOptions: esltest.CallOptions{CallerIDNumber: "1235550100", Vars: map[string]string{
+			"wfe_config_id": "demo", "wfe_workflow_id": "lookup", "wfe_payload": `{"phone":"{ANI}"}`,
+			"wfe_sequence": `"hold.wav"`, "wfe_context": "crm_branches", "wfe_branch": "OnError",
+		}},
+		Net: 10 * time.Second, NetDest: "OnError XML crm_branches",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("call not over:\n%s", stderr.String())
+	}
+	out := c.Outcome()
+	if out.TransferDest != "OnSuccess XML crm_branches" || out.NetFired {
+		t.Errorf("outcome %+v\n%s", out, stderr.String())
+	}
+	if v, _ := c.Var("workflowResultOutput"); v != `{"found":true}` {
+		t.Errorf("result %q", v)
+	}
+	signals <- syscall.SIGTERM
+	select {
+	case code := <-exit:
+		if code != 0 {
+			t.Errorf("exit %d\n%s", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("eslapp did not stop")
+	}
+}

@@ -179,6 +179,7 @@ type crmPlan struct {
 	delay  time.Duration
 	status int
 	body   string
+	none   bool // no request may come (no eslapp takes the call)
 }
 
 // crmRequest is what the test CRM saw of one caller's request.
@@ -249,6 +250,25 @@ func (c *testCRM) serve(w http.ResponseWriter, r *http.Request) {
 	req.answered = time.Now()
 }
 
+// seen is the caller's request, nil when none came.
+func (c *testCRM) seen(ani string) *crmRequest {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reqs[ani]
+}
+
+// started waits until the caller's request has come.
+func (c *testCRM) started(ctx context.Context, ani string) error {
+	for c.seen(ani) == nil {
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-ctx.Done():
+			return fmt.Errorf("eslapp sent the CRM no request for caller %s: %w", ani, ctx.Err())
+		}
+	}
+	return nil
+}
+
 // request waits for the caller's request to be answered or cancelled.
 func (c *testCRM) request(ctx context.Context, ani string) (*crmRequest, error) {
 	for {
@@ -272,8 +292,11 @@ func (c *testCRM) request(ctx context.Context, ani string) (*crmRequest, error) 
 }
 
 // startEslapp writes the test configuration and starts eslapp on it: the
-// demo-crm integration of the dialplan extensions (7000, 7002) pointing at
-// the test CRM, and a "demo" flow for 7001 that fires the agent event.
+// demo-crm integration of the dialplan extensions (7000, 7002, 7010)
+// pointing at the test CRM, a "demo" flow for 7001 and 7011 that fires the
+// agent event, and the socket-less mode on FreeSWITCH's inbound Event
+// Socket (the password by ${env:...}, as operators write it). The process
+// is stopped when t ends.
 func startEslapp(t *testing.T, env e2eEnv, crmURL, dir string) *Eslapp {
 	t.Helper()
 	if ln, err := net.Listen("tcp", env.listen); err != nil {
@@ -281,11 +304,31 @@ func startEslapp(t *testing.T, env e2eEnv, crmURL, dir string) *Eslapp {
 	} else {
 		ln.Close()
 	}
-	metrics, err := FreeTCPAddr()
+	p, err := launchEslapp(eslappBinary(t), env, crmURL, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
+	stopAtEnd(t, p)
+	return p
+}
 
+// stopAtEnd stops p when t ends, with its log's tail if t failed.
+func stopAtEnd(t *testing.T, p *Eslapp) {
+	t.Cleanup(func() {
+		p.Stop()
+		if t.Failed() {
+			t.Logf("eslapp's log (%s), last lines:\n%s", p.LogPath, p.Tail(60))
+		}
+	})
+}
+
+// launchEslapp is startEslapp without a test to fail: it returns once
+// eslapp serves and its socket-less connection is up.
+func launchEslapp(bin string, env e2eEnv, crmURL, dir string) (*Eslapp, error) {
+	metrics, err := FreeTCPAddr()
+	if err != nil {
+		return nil, err
+	}
 	cfg := fmt.Sprintf(`# Written by itest (end-to-end tests).
 [server]
 listen = %q
@@ -293,6 +336,11 @@ allow = ["127.0.0.0/8", "::1/128"]
 metrics_listen = %q
 max_calls = 0
 drain_timeout = "5s"
+
+[socketless]
+enabled = true
+address = %q
+password = "${env:ESLAPP_ITEST_ESL_PASSWORD}"
 
 [log]
 level = "debug"
@@ -334,20 +382,21 @@ destination = "1000 XML default"
 
 [flows.demo.actions.back]
 type = "continue"
-`, env.listen, metrics, env.sounds, crmURL)
+`, env.listen, metrics, env.esl, env.sounds, crmURL)
 	cfgPath := filepath.Join(dir, "eslapp.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	p, err := StartEslapp(context.Background(), eslappBinary(t), dir, cfgPath, metrics, filepath.Join(dir, "eslapp.log"))
+	p, err := StartEslapp(context.Background(), bin, dir, cfgPath, metrics, filepath.Join(dir, "eslapp.log"),
+		"ESLAPP_ITEST_ESL_PASSWORD="+env.password)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	t.Cleanup(func() {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := p.WaitSocketless(ctx); err != nil {
 		p.Stop()
-		if t.Failed() {
-			t.Logf("eslapp's log (%s), last lines:\n%s", p.LogPath, p.Tail(60))
-		}
-	})
-	return p
+		return nil, err
+	}
+	return p, nil
 }

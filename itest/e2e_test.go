@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -25,6 +26,7 @@ import (
 // something took: durations are only logged.
 
 type harness struct {
+	top     *testing.T // TestEndToEnd: an eslapp restarted by a subtest outlives it
 	env     e2eEnv
 	sipp    string
 	localIP string
@@ -32,6 +34,28 @@ type harness struct {
 	calls   *callLog
 	crm     *testCRM
 	eslapp  *Eslapp
+	mode    handoff
+	during  func(ani string) // when set, runs while the next call is up
+}
+
+// handoff is how the dialplan hands calls to eslapp: the held socket
+// (7000, 7001, 7080) or the socket-less mode, whose extensions run the
+// same plans (7010, 7011, 7081). Every subtest runs in both.
+type handoff struct {
+	name string
+	ext  map[string]string // the held-socket extension → this mode's
+}
+
+var handoffs = []handoff{
+	{name: "HeldSocket"},
+	{name: "Socketless", ext: map[string]string{"7000": "7010", "7001": "7011", "7080": "7081"}},
+}
+
+func (m handoff) extension(ext string) string {
+	if e, ok := m.ext[ext]; ok {
+		return e
+	}
+	return ext
 }
 
 func TestEndToEnd(t *testing.T) {
@@ -40,7 +64,7 @@ func TestEndToEnd(t *testing.T) {
 	if sipp == "" {
 		t.Fatal(why)
 	}
-	h := &harness{env: env, sipp: sipp, dir: env.out, calls: newCallLog()}
+	h := &harness{top: t, env: env, sipp: sipp, dir: env.out, calls: newCallLog()}
 	var err error
 	if h.localIP, err = LocalIPFor(env.sip); err != nil {
 		t.Fatalf("ESLAPP_FS_SIP %s: %v", env.sip, err)
@@ -81,13 +105,23 @@ func TestEndToEnd(t *testing.T) {
 	t.Cleanup(h.crm.srv.Close)
 	h.eslapp = startEslapp(t, env, h.crm.srv.URL, h.dir)
 
-	t.Run("DialplanSuccess", h.dialplanSuccess)
-	t.Run("DialplanCRMError", h.dialplanCRMError)
-	t.Run("DialplanTimeout", h.dialplanTimeout)
-	t.Run("CallerHangsUpDuringPrompt", h.callerHangsUp)
-	t.Run("KeyDuringPrompt", h.keyDuringPrompt)
-	t.Run("FlowModeAgentEvent", h.flowMode)
-	t.Run("AniFromCallerProfile", h.aniFromCallerProfile)
+	for _, m := range handoffs {
+		t.Run(m.name, func(t *testing.T) {
+			h.mode = m
+			t.Run("DialplanSuccess", h.dialplanSuccess)
+			t.Run("DialplanCRMError", h.dialplanCRMError)
+			t.Run("DialplanTimeout", h.dialplanTimeout)
+			t.Run("CallerHangsUpDuringPrompt", h.callerHangsUp)
+			t.Run("KeyDuringPrompt", h.keyDuringPrompt)
+			t.Run("FlowModeAgentEvent", h.flowMode)
+			t.Run("AniFromCallerProfile", h.aniFromCallerProfile)
+			t.Run("HostileResultVerbatim", h.hostileResult)
+			if m.ext != nil {
+				t.Run("NetRoutesWhenEslappDies", h.netWhenEslappDies)
+				t.Run("NetRoutesWhenNoEslapp", h.netWhenNoEslapp)
+			}
+		})
+	}
 
 	if lines, err := h.eslapp.MetricLines("eslapp_steps_total"); err == nil {
 		t.Logf("eslapp's metrics after the run:\n%s", strings.Join(lines, "\n"))
@@ -127,9 +161,15 @@ func (h *harness) placeAs(t *testing.T, ext, scenario, phone string, plan crmPla
 	h.crm.plan(phone, plan)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	ext = h.mode.extension(ext)
 	args := append([]string{"-s", ext, "-key", "ani", ani, "-m", "1", "-l", "1"}, sippArgs...)
-	res := sippRun{scenario: scenario, remote: h.env.sip, localIP: h.localIP, args: args, timeout: 90 * time.Second}.
-		start(ctx, t, h.sipp, h.dir)()
+	wait := sippRun{scenario: scenario, remote: h.env.sip, localIP: h.localIP, args: args, timeout: 90 * time.Second}.
+		start(ctx, t, h.sipp, h.dir)
+	if h.during != nil {
+		h.during(phone)
+		h.during = nil
+	}
+	res := wait()
 	if res.Err != nil {
 		t.Errorf("caller %s: %v", ani, res)
 	}
@@ -140,7 +180,11 @@ func (h *harness) placeAs(t *testing.T, ext, scenario, phone string, plan crmPla
 	if c.hangup, c.events, err = h.calls.hangup(wctx, ani); err != nil {
 		t.Fatalf("caller %s: %v", ani, err)
 	}
-	if c.crm, err = h.crm.request(wctx, phone); err != nil {
+	if plan.none {
+		if c.crm = h.crm.seen(phone); c.crm != nil {
+			t.Errorf("caller %s: the CRM got a request, but no eslapp was there to send it", ani)
+		}
+	} else if c.crm, err = h.crm.request(wctx, phone); err != nil {
 		t.Errorf("caller %s: %v", ani, err)
 	}
 	t.Logf("caller %s: call %s, wfe_branch=%s, hangup %s (%s), wfe_elapsed_ms=%s",
@@ -327,4 +371,111 @@ func (h *harness) aniFromCallerProfile(t *testing.T) {
 	// means eslapp sent the profile's ANI, not the caller ID number.
 	want(t, "wfe_branch", c.v("wfe_branch"), "OnSuccess")
 	want(t, "workflowResultOutput", c.v("workflowResultOutput"), body)
+}
+
+// netWhenEslappDies: eslapp is killed while a socket-less call waits for
+// the CRM. FreeSWITCH goes on playing the prompt to the parked call until
+// its safety net (7019: 4 s) transfers it to OnError, where the apology
+// plays and the call ends: never parked forever. eslapp is started again
+// for the subtests after this one.
+func (h *harness) netWhenEslappDies(t *testing.T) {
+	h.during = func(phone string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := h.crm.started(ctx, phone); err != nil {
+			t.Error(err)
+		}
+		h.eslapp.Kill()
+	}
+	c := h.place(t, "7019", "uac_wait_bye.xml", crmPlan{delay: 30 * time.Second, status: 200, body: `{}`})
+	h.restartEslapp(t)
+	want(t, "wfe_branch (the dialplan's, eslapp set none)", c.v("wfe_branch"), "OnError")
+	want(t, "harness_agent", c.v("harness_agent"), "")
+	if len(c.playbacks("PLAYBACK_START", "apology.wav")) == 0 {
+		t.Error("the net did not route the call to OnError (no apology.wav)")
+	}
+	if len(c.playbacks("PLAYBACK_START", "hold.wav")) == 0 {
+		t.Error("eslapp never started the prompt: the call was not taken before eslapp died")
+	}
+}
+
+// netWhenNoEslapp: no eslapp is connected when the call announces itself;
+// eslapp starts while the call is parked (a restart) and does not take it,
+// since it never heard its event. The net routes it to OnError.
+func (h *harness) netWhenNoEslapp(t *testing.T) {
+	h.eslapp.Stop()
+	h.during = func(string) {
+		time.Sleep(time.Second)
+		h.restartEslapp(t)
+	}
+	c := h.place(t, "7019", "uac_wait_bye.xml", crmPlan{none: true})
+	want(t, "wfe_branch (the dialplan's)", c.v("wfe_branch"), "OnError")
+	want(t, "harness_agent", c.v("harness_agent"), "")
+	if len(c.playbacks("PLAYBACK_START", "apology.wav")) == 0 {
+		t.Error("the net did not route the call to OnError (no apology.wav)")
+	}
+	if n := len(c.playbacks("PLAYBACK_START", "hold.wav")); n != 0 {
+		t.Errorf("the prompt played %d time(s) with no eslapp connected", n)
+	}
+}
+
+// restartEslapp starts eslapp again on the same configuration; it lives
+// until TestEndToEnd ends.
+func (h *harness) restartEslapp(t *testing.T) {
+	h.eslapp.Stop() // returns at once when it has exited
+	p, err := launchEslapp(eslappBinary(t), h.env, h.crm.srv.URL, h.dir)
+	if err != nil {
+		t.Fatalf("restarting eslapp: %v", err)
+	}
+	h.eslapp = p
+	stopAtEnd(h.top, p)
+}
+
+// hostileResult: a CRM answer written to break out of every quoting layer
+// on the way (FreeSWITCH's ${...} expansion, multiset's separators, set's
+// quotes and backslashes, the socket-less mode's sendmsg body) reaches the
+// channel verbatim and runs nothing. The value is read with uuid_getvar
+// while the call is up: the hangup event cannot show it, since FreeSWITCH
+// leaves a valid %XX unencoded when it serialises an event header, so
+// "%25" would read back as "%".
+func (h *harness) hostileResult(t *testing.T) {
+	pwned := filepath.Join(t.TempDir(), "pwned")
+	body := fmt.Sprintf(`{"name":"${system(touch %s)}","note":"a;b\\c 'q' \"d\" |x| ^^;y=1 $${api(version)} %%25"}`, pwned)
+	if !json.Valid([]byte(body)) {
+		t.Fatalf("the test's body is not JSON: %s", body)
+	}
+	var onChannel string
+	h.during = func(phone string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		req, err := h.crm.request(ctx, phone)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		esl, err := DialInbound(ctx, h.env.esl, h.env.password)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer esl.Close()
+		for onChannel == "" || strings.HasPrefix(onChannel, "-ERR") || onChannel == "_undef_" {
+			if onChannel, err = esl.API("uuid_getvar " + req.requestID + " workflowResultOutput"); err != nil {
+				t.Error(err)
+				return
+			}
+			select {
+			case <-ctx.Done():
+				t.Errorf("uuid_getvar: %q", onChannel)
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	c := h.place(t, "7000", "uac_wait_bye.xml", crmPlan{delay: 200 * time.Millisecond, status: 200, body: body})
+	want(t, "wfe_branch", c.v("wfe_branch"), "OnSuccess")
+	want(t, "workflowResultOutput (uuid_getvar)", onChannel, body)
+	if _, err := os.Stat(pwned); err == nil {
+		t.Error("FreeSWITCH ran the system command of the CRM's answer")
+	}
 }

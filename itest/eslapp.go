@@ -47,9 +47,10 @@ type Eslapp struct {
 }
 
 // StartEslapp starts bin serve -config cfgPath in dir, logging to logPath,
-// and waits until it serves /metrics on metrics (it binds the Event Socket
-// listener first). Stop ends it.
-func StartEslapp(ctx context.Context, bin, dir, cfgPath, metrics, logPath string) (*Eslapp, error) {
+// with env (NAME=value) added to its environment, and waits until it
+// serves /metrics on metrics (it binds the Event Socket listener first).
+// Stop ends it.
+func StartEslapp(ctx context.Context, bin, dir, cfgPath, metrics, logPath string, env ...string) (*Eslapp, error) {
 	p := &Eslapp{Metrics: metrics, LogPath: logPath, done: make(chan struct{})}
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -57,6 +58,7 @@ func StartEslapp(ctx context.Context, bin, dir, cfgPath, metrics, logPath string
 	}
 	p.cmd = exec.Command(bin, "serve", "-config", cfgPath)
 	p.cmd.Dir = dir
+	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
 	p.cmd.SysProcAttr = childAttr()
 	if err := p.cmd.Start(); err != nil {
@@ -99,6 +101,31 @@ func (p *Eslapp) Stop() {
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	}
+}
+
+// WaitSocketless waits until eslapp's shared inbound connection to
+// FreeSWITCH is up and subscribed (eslapp_socketless_connected 1): before
+// that, a socket-less call is heard by no one and waits for its net.
+func (p *Eslapp) WaitSocketless(ctx context.Context) error {
+	for {
+		lines, err := p.MetricLines("eslapp_socketless_connected ")
+		if err == nil && len(lines) == 1 && strings.HasSuffix(lines[0], " 1") {
+			return nil
+		}
+		select {
+		case <-p.done:
+			return fmt.Errorf("eslapp exited: %v\n%s", p.err, p.Tail(40))
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			return fmt.Errorf("eslapp did not connect to FreeSWITCH's event socket: %w (%v)\n%s", ctx.Err(), err, p.Tail(40))
+		}
+	}
+}
+
+// Kill ends eslapp at once (SIGKILL), as a crash would, and waits for it.
+func (p *Eslapp) Kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
 }
 
 // Tail is the last n lines of eslapp's log.

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/eslapp/eslapp/esl"
 )
 
 // The FreeSWITCH configuration in conf/freeswitch is checked the way
@@ -331,7 +333,7 @@ func TestFreeSWITCHConfTree(t *testing.T) {
 		}
 		return fsNode{}, false
 	}
-	for _, dest := range []string{"7000", "7001", "7002", "1000", "7080", "7090"} {
+	for _, dest := range []string{"7000", "7001", "7002", "7010", "1000", "7080", "7090"} {
 		if _, ok := find(def, dest); !ok {
 			t.Errorf("context default has no extension for %s", dest)
 		}
@@ -347,6 +349,35 @@ func TestFreeSWITCHConfTree(t *testing.T) {
 		}
 		if socket != "127.0.0.1:8084 async full" {
 			t.Errorf("%s: socket %q", dest, socket)
+		}
+	}
+	// 7010, socket-less: the net is scheduled before the event announces
+	// the call (eslapp may take it at once), the event is eslapp's default
+	// subclass, the call parks last, and the net and wfe_context name
+	// crm_branches.
+	if e, ok := find(def, "7010"); ok {
+		var apps []string
+		for _, a := range e.one(t, "condition").all("action") {
+			apps = append(apps, a.attr("application"))
+			switch a.attr("application") {
+			case "socket":
+				t.Errorf("7010 opens a socket: %q", a.attr("data"))
+			case "event":
+				if want := "Event-Name=CUSTOM,Event-Subclass=" + esl.DefaultStartSubclass; a.attr("data") != want {
+					t.Errorf("7010 event %q, want %q", a.attr("data"), want)
+				}
+			case "sched_transfer":
+				if !regexp.MustCompile(`^\+\d+ OnError XML crm_branches$`).MatchString(a.attr("data")) {
+					t.Errorf("7010 safety net %q", a.attr("data"))
+				}
+			case "multiset":
+				if !strings.Contains(a.attr("data"), "|wfe_context=crm_branches") {
+					t.Errorf("7010 does not name the branch context: %q", a.attr("data"))
+				}
+			}
+		}
+		if got := strings.Join(apps, " "); got != "answer multiset sched_transfer event park" {
+			t.Errorf("7010 runs %q", got)
 		}
 	}
 	branches := dialplan.one(t, "context", "name", "crm_branches")

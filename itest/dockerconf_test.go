@@ -27,8 +27,8 @@ func TestDockerEslappConfig(t *testing.T) {
 	}
 	docker, shipped := decode("docker/eslapp.toml"), decode("conf/eslapp.toml")
 
-	// Only [server], [sounds] and [log] may differ.
-	local := []string{"server", "sounds", "log"}
+	// Only [server], [socketless], [sounds] and [log] may differ.
+	local := []string{"server", "socketless", "sounds", "log"}
 	for _, k := range union(docker, shipped) {
 		if !slices.Contains(local, k) && !reflect.DeepEqual(docker[k], shipped[k]) {
 			t.Errorf("docker/eslapp.toml [%s] differs from conf/eslapp.toml: copy it over", k)
@@ -66,6 +66,10 @@ func TestDockerEslappConfig(t *testing.T) {
 	if mount := "../sounds:" + dir + ":ro"; strings.Count(string(compose), mount) < 2 {
 		t.Errorf("compose.yaml must mount %s into freeswitch and eslapp", mount)
 	}
+	// Socket-less calls: eslapp logs in with the password FreeSWITCH has.
+	if n := strings.Count(string(compose), "FREESWITCH_ESL_PASSWORD: ${FREESWITCH_ESL_PASSWORD:?"); n != 2 {
+		t.Errorf("compose.yaml must give FREESWITCH_ESL_PASSWORD to freeswitch and eslapp (found %d)", n)
+	}
 
 	if testing.Short() {
 		t.Skip("-short: eslapp check of docker/eslapp.toml not run")
@@ -84,7 +88,9 @@ func TestDockerEslappConfig(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(patched), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(eslappBinary(t), "check", "-config", cfg).CombinedOutput()
+	check := exec.Command(eslappBinary(t), "check", "-config", cfg)
+	check.Env = append(os.Environ(), "FREESWITCH_ESL_PASSWORD=docker-test") // compose passes it
+	out, err := check.CombinedOutput()
 	if err != nil {
 		t.Errorf("eslapp check docker/eslapp.toml: %v\n%s", err, out)
 	}

@@ -21,6 +21,7 @@ func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
 
 func TestCheckShippedConfig(t *testing.T) {
 	t.Chdir(filepath.Join("..", "..")) // [sounds] dir is relative to the working directory
+	t.Setenv("FREESWITCH_ESL_PASSWORD", "test")
 	code, out, errOut := runCmd(t, "check", "-config", conf.DefaultPath)
 	if code != 0 {
 		t.Fatalf("check conf/eslapp.toml: exit %d\n%s", code, errOut)
@@ -48,6 +49,7 @@ func TestCheckFallsBackToEmbedded(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Chdir(t.TempDir())
+	t.Setenv("FREESWITCH_ESL_PASSWORD", "test")
 	if err := os.Symlink(sounds, "sounds"); err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +129,7 @@ func writeFile(t *testing.T, path, data string) {
 func TestShownConfigsAreValid(t *testing.T) {
 	t.Chdir(filepath.Join("..", ".."))
 	t.Setenv("ACME_TOKEN", "example") // the README's example secret
+	t.Setenv("FREESWITCH_ESL_PASSWORD", "example")
 	files, _ := filepath.Glob(filepath.Join("conf", "*.toml"))
 	for _, f := range files {
 		_, b, err := loadConfig(f, nil)

@@ -8,11 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/eslapp/eslapp/esl"
 	"github.com/eslapp/eslapp/esl/esltest"
 )
 
@@ -22,9 +24,9 @@ import (
 // dialplan mode takes OnSuccess. Only the listen addresses are changed, to
 // free ports.
 func TestShippedConfigRunsCalls(t *testing.T) {
-	addr, stop := startShipped(t)
-	defer stop()
 	fs := esltest.New(esltest.Options{Logf: func(string, ...any) {}})
+	addr, stop := startShipped(t, fs)
+	defer stop()
 	short := func(string) (time.Duration, bool) { return 300 * time.Millisecond, true }
 
 	flow, err := fs.Dial(context.Background(), addr, esltest.CallOptions{
@@ -115,16 +117,16 @@ func TestFreeSWITCHDialplanSnippets(t *testing.T) {
 	}
 
 	read(filepath.Join("default", "eslapp.xml"))
-	addr, stop := startShipped(t)
-	defer stop()
 	fs := esltest.New(esltest.Options{Logf: func(string, ...any) {}})
+	addr, stop := startShipped(t, fs)
+	defer stop()
 	expand := &esltest.Expander{
 		Lookup: func(name string, _ int) (string, bool) { return "", false },
 		API:    func(name, args string) (string, bool) { t.Errorf("the dialplan runs API %s", name); return "", false },
 	}
 	for _, e := range include.Extensions {
 		vars := map[string]string{}
-		socket := false
+		socket, event, net := false, "", ""
 		for _, a := range e.Cond.Actions {
 			switch a.App {
 			case "set":
@@ -140,13 +142,37 @@ func TestFreeSWITCHDialplanSnippets(t *testing.T) {
 				}
 			case "socket":
 				socket = true
+			case "event":
+				event = a.Data
+			case "sched_transfer":
+				net = a.Data
 			}
 			if socket {
 				break
 			}
 		}
-		c, err := fs.Dial(context.Background(), addr, esltest.CallOptions{CallerIDNumber: "1235550100", Vars: vars,
-			Media: func(string) (time.Duration, bool) { return 300 * time.Millisecond, true }})
+		media := func(string) (time.Duration, bool) { return 300 * time.Millisecond, true }
+		var c *esltest.Call
+		var err error
+		switch {
+		case socket:
+			c, err = fs.Dial(context.Background(), addr, esltest.CallOptions{CallerIDNumber: "1235550100", Vars: vars, Media: media})
+		case event != "":
+			// Socket-less: the event names eslapp's subclass, the net is
+			// "+SECONDS DEST".
+			sub, ok := strings.CutPrefix(event, "Event-Name=CUSTOM,Event-Subclass=")
+			secs, dest, _ := strings.Cut(strings.TrimPrefix(net, "+"), " ")
+			n, nerr := strconv.Atoi(secs)
+			if !ok || nerr != nil || dest == "" {
+				t.Fatalf("%s: event %q, sched_transfer %q", e.Name, event, net)
+			}
+			c, err = fs.Socketless(context.Background(), esltest.SocketlessOptions{
+				CallOptions: esltest.CallOptions{CallerIDNumber: "1235550100", Vars: vars, Media: media},
+				Subclass:    sub, Net: time.Duration(n) * time.Second, NetDest: dest,
+			})
+		default:
+			t.Fatalf("%s hands the call to eslapp neither by socket nor by event", e.Name)
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -164,11 +190,16 @@ func TestFreeSWITCHDialplanSnippets(t *testing.T) {
 		}
 		branch, _ := c.Var("wfe_branch")
 		out := c.Outcome()
-		if out.Kind == esltest.Transferred && out.TransferDest == "1000 XML default" || branch == "OnSuccess" && out.Kind == esltest.Resumed {
+		switch {
+		case out.NetFired:
+			t.Errorf("%s: the safety net fired (%s)", e.Name, out.TransferDest)
+		case out.Kind == esltest.Transferred && out.TransferDest == "1000 XML default",
+			branch == "OnSuccess" && out.Kind == esltest.Resumed,
+			branch == "OnSuccess" && out.Kind == esltest.Transferred && out.TransferDest == "OnSuccess XML crm_branches":
 			t.Logf("%s: %v %s", e.Name, out.Kind, branch)
-			continue
+		default:
+			t.Errorf("%s: outcome %v %q, wfe_branch %q, error %q", e.Name, out.Kind, out.TransferDest, branch, varOf(c, "workflowErrorOutput"))
 		}
-		t.Errorf("%s: outcome %v, wfe_branch %q, error %q", e.Name, out.Kind, branch, varOf(c, "workflowErrorOutput"))
 	}
 }
 
@@ -178,8 +209,9 @@ func varOf(c *esltest.Call, name string) string {
 }
 
 // startShipped runs eslapp serve on the shipped configuration, on free
-// ports, from the repository root.
-func startShipped(t *testing.T) (addr string, stop func()) {
+// ports, from the repository root, its socket-less connection on fs's
+// inbound Event Socket.
+func startShipped(t *testing.T, fs *esltest.FreeSWITCH) (addr string, stop func()) {
 	t.Helper()
 	root, _ := filepath.Abs(filepath.Join("..", ".."))
 	shipped, err := os.ReadFile(filepath.Join(root, "conf", "eslapp.toml"))
@@ -188,6 +220,13 @@ func startShipped(t *testing.T) (addr string, stop func()) {
 	}
 	cfg := regexp.MustCompile(`(?m)^listen = .*$`).ReplaceAllString(string(shipped), `listen = "127.0.0.1:0"`)
 	cfg = regexp.MustCompile(`(?m)^metrics_listen = .*$`).ReplaceAllString(cfg, `metrics_listen = "127.0.0.1:0"`)
+	t.Setenv("FREESWITCH_ESL_PASSWORD", "shipped-test")
+	inbound, err := fs.ListenInbound("shipped-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fs.StopInbound)
+	cfg = regexp.MustCompile(`(?m)^address = "127.0.0.1:8021"$`).ReplaceAllString(cfg, `address = "`+inbound+`"`)
 	path := filepath.Join(t.TempDir(), "eslapp.toml")
 	writeFile(t, path, cfg)
 	t.Chdir(root)
@@ -202,6 +241,12 @@ func startShipped(t *testing.T) (addr string, stop func()) {
 	a, ok := <-ready
 	if !ok {
 		t.Fatalf("eslapp did not start: exit %d\n%s", <-exit, stderr.String())
+	}
+	for deadline := time.Now().Add(10 * time.Second); !fs.InboundSubscribed(esl.DefaultStartSubclass); {
+		if time.Now().After(deadline) {
+			t.Fatalf("eslapp did not subscribe on the inbound connection:\n%s", stderr.String())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	return a.String(), func() {
 		signals <- syscall.SIGTERM

@@ -102,6 +102,13 @@ func (fs *FreeSWITCH) InboundConnections() int {
 	return len(fs.inbound)
 }
 
+// InboundSubscribed reports whether an authenticated inbound connection
+// subscribes to CUSTOM events of subclass: from then on, a socket-less
+// call (Socketless) announcing itself with that subclass is heard.
+func (fs *FreeSWITCH) InboundSubscribed(subclass string) bool {
+	return fs.inboundWants(evCustom, subclass)
+}
+
 // inboundWants reports whether an inbound connection subscribes to an event
 // name (the cheap test before an event is built).
 func (fs *FreeSWITCH) inboundWants(id int, subclass string) bool {

@@ -11,8 +11,8 @@
 // up after the branch OnSuccess: uac_load.xml checks the headers its BYE
 // carries, so the check costs FreeSWITCH nothing.
 //
-//	go run ./itest/pbxcost -freeswitch /opt/freeswitch/bin/freeswitch -cps 20,30,40 7090 7000
-//	go run ./itest/pbxcost -freeswitch /opt/freeswitch/bin/freeswitch -search 7090 7000
+//	go run ./itest/pbxcost -freeswitch /opt/freeswitch/bin/freeswitch -cps 20,30,40 7090 7000 7010
+//	go run ./itest/pbxcost -freeswitch /opt/freeswitch/bin/freeswitch -search 7090 7000 7010
 //	go run ./itest/pbxcost -freeswitch /opt/freeswitch/bin/freeswitch -calls 200 -cps 20 -rounds 1 -check 7090 7000
 //
 // FreeSWITCH is either started here on a temporary copy of conf/freeswitch
@@ -105,7 +105,7 @@ func main() {
 		fail(err)
 	}
 	if len(o.exts) == 0 {
-		o.exts = []string{o.baseline, "7000"}
+		o.exts = []string{o.baseline, "7000", "7010"}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -203,7 +203,7 @@ func run(ctx context.Context, o options, w io.Writer) (clean bool, err error) {
 
 	// eslapp, on its cost configuration, in the repository's root (its
 	// sounds are ./sounds there).
-	if b.eslapp, err = startEslapp(ctx, o, root, b.out); err != nil {
+	if b.eslapp, err = startEslapp(ctx, o, root, b.out, password); err != nil {
 		return false, err
 	}
 	defer b.eslapp.Stop()
@@ -215,7 +215,7 @@ func run(ctx context.Context, o options, w io.Writer) (clean bool, err error) {
 	return b.measureAll(ctx)
 }
 
-func startEslapp(ctx context.Context, o options, root, out string) (*itest.Eslapp, error) {
+func startEslapp(ctx context.Context, o options, root, out, password string) (*itest.Eslapp, error) {
 	cfgPath := o.eslappConf
 	if !filepath.IsAbs(cfgPath) {
 		cfgPath = filepath.Join(root, cfgPath)
@@ -225,6 +225,9 @@ func startEslapp(ctx context.Context, o options, root, out string) (*itest.Eslap
 			Listen        string `toml:"listen"`
 			MetricsListen string `toml:"metrics_listen"`
 		} `toml:"server"`
+		Socketless struct {
+			Enabled bool `toml:"enabled"`
+		} `toml:"socketless"`
 	}
 	if _, err := toml.DecodeFile(cfgPath, &cfg); err != nil {
 		return nil, err
@@ -244,7 +247,20 @@ func startEslapp(ctx context.Context, o options, root, out string) (*itest.Eslap
 			return nil, err
 		}
 	}
-	return itest.StartEslapp(ctx, bin, root, cfgPath, cfg.Server.MetricsListen, filepath.Join(out, "eslapp.log"))
+	e, err := itest.StartEslapp(ctx, bin, root, cfgPath, cfg.Server.MetricsListen, filepath.Join(out, "eslapp.log"),
+		"FREESWITCH_ESL_PASSWORD="+password)
+	if err != nil || !cfg.Socketless.Enabled {
+		return e, err
+	}
+	// Socket-less calls (7010) need the shared connection up before the
+	// first one announces itself.
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := e.WaitSocketless(wctx); err != nil {
+		e.Stop()
+		return nil, err
+	}
+	return e, nil
 }
 
 // block is one run of calls to one extension at one rate.

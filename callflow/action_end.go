@@ -65,6 +65,7 @@ func (n *hangupNode) run(ctx context.Context, c *call, log *slog.Logger) string 
 		log.Warn("hangup", "err", err)
 		return ""
 	}
+	c.left = true
 	// Wait for FreeSWITCH to report the hangup, so that the call is known
 	// to be over and nothing more is sent.
 	t := time.NewTimer(hangupWait)

@@ -79,10 +79,14 @@ func (n *transferNode) run(ctx context.Context, c *call, log *slog.Logger) strin
 	if err := c.flushOutputs(ctx); err != nil {
 		log.Warn("outputs not set", "err", err)
 	}
-	if err := c.ch.Transfer(ctx, ext, dp, cx); err != nil && ctx.Err() == nil {
-		log.Error("transfer failed; handing the call back", "err", err)
-		c.e.leave(ctx, c)
+	if err := c.ch.Transfer(ctx, ext, dp, cx); err != nil {
+		if ctx.Err() == nil {
+			log.Error("transfer failed; handing the call back", "err", err)
+			c.e.leave(ctx, c)
+		}
+		return ""
 	}
+	c.left = true
 	return ""
 }
 

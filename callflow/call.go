@@ -41,6 +41,9 @@ type call struct {
 	// application it never reported ended): the call cannot go on with a
 	// peer in that state, and is handed back OnError.
 	fault error
+	// left: the call has been handed back, transferred or hung up; eslapp
+	// has nothing more to send it, even at shutdown.
+	left bool
 }
 
 // noteFault records a wait that expired; the first one is kept.

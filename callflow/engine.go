@@ -142,6 +142,7 @@ func (e *Engine) Run(ctx context.Context, ch Channel, log *slog.Logger) {
 		e.leave(ctx, c)
 		return
 	}
+	defer e.handBackOnShutdown(ctx, c)
 	if name, _ := ch.Var("wfe_flow"); name != "" {
 		e.runFlow(ctx, c, name)
 		return
@@ -261,6 +262,39 @@ func (e *Engine) leave(ctx context.Context, c *call) {
 	}
 	if err := c.ch.HandBack(ctx, branch); err != nil {
 		c.log.Warn("handing the call back", "err", err)
+		return
+	}
+	c.left = true
+}
+
+// shutdownHandback bounds the hand-back of a call ended by shutdown: the
+// server gives handlers esl.ServerConfig.ShutdownGrace (2 s) before it
+// closes their connections.
+const shutdownHandback = 1500 * time.Millisecond
+
+// handBackOnShutdown hands back a call that eslapp's shutdown ended (the
+// drain deadline, or a second signal) like a refused call: the prompt and
+// anything queued behind it (hold music loops forever) broken, the outputs
+// set to OnError "eslapp is shutting down", then resume on a socket or the
+// transfer to the branch socket-less. Without it the caller would stay in
+// the hold music, parked, until the safety net or forever.
+func (e *Engine) handBackOnShutdown(ctx context.Context, c *call) {
+	if c.left || !errors.Is(context.Cause(ctx), esl.ErrShutdown) {
+		return
+	}
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownHandback)
+	defer cancel()
+	if err := c.ch.Break(hctx, true); err != nil {
+		if errors.Is(err, esl.ErrHangup) {
+			return
+		}
+		c.log.Warn("uuid_break at shutdown", "err", err)
+	}
+	c.fail(crm.OnError, "eslapp is shutting down")
+	e.metrics.shutdownHandback()
+	e.leave(hctx, c)
+	if c.left {
+		c.log.Warn("call handed back at shutdown", "branch", string(crm.OnError))
 	}
 }
 
@@ -405,6 +439,10 @@ func (e *Engine) report(c *call, rep stepReport) {
 		"step", rep.id, "caption", rep.spec.Caption,
 		"config_id", rep.configID, "workflow_id", rep.workflowID,
 		"policy", rep.policy, "elapsed_ms", rep.elapsed.Milliseconds(),
+	}
+	if rep.shutdown {
+		c.log.Warn("step ended: eslapp is shutting down", attrs...)
+		return
 	}
 	if rep.hangup {
 		c.log.Info("step ended: caller hung up", attrs...)

@@ -179,7 +179,7 @@ func parseCall(t *testing.T, text string) callScript {
 			cs.opts.Withhold = append(cs.opts.Withhold, strings.Fields(rest)...)
 		case "appstartdelay":
 			cs.opts.AppStartDelay = dur(rest)
-		case "hangup", "cut", "dtmf":
+		case "hangup", "cut", "dtmf", "shutdown":
 			f := strings.Fields(rest)
 			a := timedAction{after: dur(f[0]), what: word}
 			if len(f) > 1 {
@@ -270,7 +270,7 @@ func runCall(t testing.TB, e *callflow.Engine, fs *esltest.FreeSWITCH, cs callSc
 	}
 	// The hostile values (64 KiB caller names) make connect replies larger
 	// than any SIP message could: allow them.
-	addr := serve(t, esl.ServerConfig{Handler: e.Handle, Refuse: e.Refuse, VarFilter: e.ChannelVars, Logger: log, CommandTimeout: 3 * time.Second, MaxConnectBytes: 8 << 20})
+	addr, srv := serveServer(t, esl.ServerConfig{Handler: e.Handle, Refuse: e.Refuse, VarFilter: e.ChannelVars, Logger: log, CommandTimeout: 3 * time.Second, MaxConnectBytes: 8 << 20})
 	start := time.Now()
 	c, err := fs.Dial(context.Background(), addr, cs.opts)
 	if err != nil {
@@ -285,6 +285,10 @@ func runCall(t testing.TB, e *callflow.Engine, fs *esltest.FreeSWITCH, cs callSc
 			c.CutTCP()
 		case "dtmf":
 			c.PressDTMF(rune(a.arg[0]))
+		case "shutdown":
+			// eslapp's drain deadline, already over: the calls left
+			// are ended at once.
+			go srv.Shutdown(expired())
 		}
 	}
 	select {
@@ -293,6 +297,13 @@ func runCall(t testing.TB, e *callflow.Engine, fs *esltest.FreeSWITCH, cs callSc
 		t.Fatalf("call not over after 30 s; commands:\n%s", renderCommands(c, cs.opts.UUID, soundsDir(t)))
 	}
 	return c
+}
+
+// expired is a context already done, as a drain deadline that has passed.
+func expired() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
 }
 
 // renderCommands lists the commands, one per line. Runs of the same
@@ -454,6 +465,12 @@ func expandIncludes(t *testing.T, cfg string) string {
 // returns its address.
 func serve(t testing.TB, cfg esl.ServerConfig) string {
 	t.Helper()
+	addr, _ := serveServer(t, cfg)
+	return addr
+}
+
+func serveServer(t testing.TB, cfg esl.ServerConfig) (string, *esl.Server) {
+	t.Helper()
 	srv, err := esl.NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -464,5 +481,5 @@ func serve(t testing.TB, cfg esl.ServerConfig) string {
 	}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(srv.Close)
-	return ln.Addr().String()
+	return ln.Addr().String(), srv
 }

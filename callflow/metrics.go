@@ -19,6 +19,7 @@ type Metrics struct {
 	refusals    prometheus.Counter
 	hangups     prometheus.Counter
 	rebreaks    prometheus.Counter
+	shutdowns   prometheus.Counter
 	breaker     *prometheus.GaugeVec
 }
 
@@ -41,11 +42,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		refusals:    prometheus.NewCounter(prometheus.CounterOpts{Name: "eslapp_calls_refused_total", Help: "Calls handed back to the dialplan unrun (capacity, shutdown, failure)."}),
 		hangups:     prometheus.NewCounter(prometheus.CounterOpts{Name: "eslapp_step_hangups_total", Help: "Steps ended by the caller hanging up."}),
 		rebreaks:    prometheus.NewCounter(prometheus.CounterOpts{Name: "eslapp_prompt_rebreaks_total", Help: "Prompt applications broken again because they started after their prompt was stopped."}),
+		shutdowns:   prometheus.NewCounter(prometheus.CounterOpts{Name: "eslapp_shutdown_handbacks_total", Help: "Calls still running when the drain ended, handed back OnError."}),
 		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "eslapp_crm_breaker_open", Help: "1 while an integration's circuit breaker is open or half-open.",
 		}, []string{"config_id"}),
 	}
-	reg.MustRegister(m.steps, m.crmSeconds, m.decisionSec, m.activeCalls, m.calls, m.refusals, m.hangups, m.rebreaks, m.breaker)
+	reg.MustRegister(m.steps, m.crmSeconds, m.decisionSec, m.activeCalls, m.calls, m.refusals, m.hangups, m.rebreaks, m.shutdowns, m.breaker)
 	return m
 }
 
@@ -71,6 +73,12 @@ func (m *Metrics) refused() {
 func (m *Metrics) hangup() {
 	if m != nil {
 		m.hangups.Inc()
+	}
+}
+
+func (m *Metrics) shutdownHandback() {
+	if m != nil {
+		m.shutdowns.Inc()
 	}
 }
 

@@ -128,7 +128,7 @@ func waitConnected(t testing.TB, in *esl.Inbound) {
 // runSocketless runs one call on the socket-less path.
 func runSocketless(t testing.TB, e *callflow.Engine, fs *esltest.FreeSWITCH, cs callScript) *esltest.Call {
 	t.Helper()
-	startInbound(t, e, fs, nil)
+	in := startInbound(t, e, fs, nil)
 	opts := cs.opts
 	opts.Vars = map[string]string{esl.ContextVar: "crm_branches"}
 	for k, v := range cs.opts.Vars {
@@ -148,6 +148,8 @@ func runSocketless(t testing.TB, e *callflow.Engine, fs *esltest.FreeSWITCH, cs 
 			c.Hangup("NORMAL_CLEARING")
 		case "dtmf":
 			c.PressDTMF(rune(a.arg[0]))
+		case "shutdown":
+			go in.Shutdown(expired())
 		}
 	}
 	select {

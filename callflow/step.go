@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/eslapp/eslapp/crm"
+	"github.com/eslapp/eslapp/esl"
 	"github.com/eslapp/eslapp/prompts"
 )
 
@@ -21,6 +22,7 @@ type stepReport struct {
 	workflowID string
 	res        crm.Result
 	hangup     bool
+	shutdown   bool // ended by eslapp's shutdown, not the caller (hangup is set too)
 	elapsed    time.Duration // from reading the inputs to the outcome
 	policy     string
 	promptFrom time.Time // first prompt application started (zero: none)
@@ -106,9 +108,10 @@ func (c *call) runStep(ctx context.Context, spec *StepSpec, inputErr error) step
 		return rep.hangup || st.decided && (!p.active() || spec.PromptPolicy != PolicyComplete || p.filler || c.fault != nil)
 	})
 	if err != nil {
-		// The caller hung up (the CRM request derives from ctx: it is
-		// cancelled too).
+		// The caller hung up, or eslapp's shutdown ended the call (the CRM
+		// request derives from ctx: it is cancelled too).
 		rep.hangup = true
+		rep.shutdown = errors.Is(err, esl.ErrShutdown)
 		return rep
 	}
 	if rep.hangup {

@@ -5,9 +5,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -65,6 +67,14 @@ func TestDockerEslappConfig(t *testing.T) {
 	}
 	if mount := "../sounds:" + dir + ":ro"; strings.Count(string(compose), mount) < 2 {
 		t.Errorf("compose.yaml must mount %s into freeswitch and eslapp", mount)
+	}
+	// docker stop must wait out eslapp's drain and its hand-back.
+	drain, _ := time.ParseDuration(server["drain_timeout"].(string))
+	m := regexp.MustCompile(`(?m)^    stop_grace_period: (\S+)$`).FindStringSubmatch(string(compose))
+	if m == nil {
+		t.Error("compose.yaml: the eslapp service has no stop_grace_period (Docker's 10 s default kills a longer drain)")
+	} else if grace, err := time.ParseDuration(m[1]); err != nil || grace < drain+5*time.Second {
+		t.Errorf("compose.yaml: stop_grace_period %s must exceed drain_timeout %s by the hand-back's few seconds", m[1], drain)
 	}
 	// Socket-less calls: eslapp logs in with the password FreeSWITCH has.
 	if n := strings.Count(string(compose), "FREESWITCH_ESL_PASSWORD: ${FREESWITCH_ESL_PASSWORD:?"); n != 2 {

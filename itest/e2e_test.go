@@ -116,6 +116,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Run("FlowModeAgentEvent", h.flowMode)
 			t.Run("AniFromCallerProfile", h.aniFromCallerProfile)
 			t.Run("HostileResultVerbatim", h.hostileResult)
+			t.Run("ShutdownHandsCallsBack", h.shutdownHandsBack)
 			if m.ext != nil {
 				t.Run("NetRoutesWhenEslappDies", h.netWhenEslappDies)
 				t.Run("NetRoutesWhenNoEslapp", h.netWhenNoEslapp)
@@ -477,5 +478,33 @@ func (h *harness) hostileResult(t *testing.T) {
 	want(t, "workflowResultOutput (uuid_getvar)", onChannel, body)
 	if _, err := os.Stat(pwned); err == nil {
 		t.Error("FreeSWITCH ran the system command of the CRM's answer")
+	}
+}
+
+// shutdownHandsBack: eslapp is told to stop (SIGINT) while a call waits
+// for the CRM; its drain (5 s in the test configuration) ends with the call
+// still in the step, and the call is handed back like a refused one: the
+// prompt broken, wfe_branch OnError with "eslapp is shutting down", and
+// the dialplan's branch (crm_branches' apology) runs. eslapp is started
+// again for the subtests after this one.
+func (h *harness) shutdownHandsBack(t *testing.T) {
+	h.during = func(phone string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := h.crm.started(ctx, phone); err != nil {
+			t.Error(err)
+		}
+		go h.eslapp.Stop()
+	}
+	c := h.place(t, "7000", "uac_wait_bye.xml", crmPlan{delay: 30 * time.Second, status: 200, body: `{}`})
+	h.restartEslapp(t)
+	want(t, "wfe_branch", c.v("wfe_branch"), "OnError")
+	want(t, "workflowErrorOutput", c.v("workflowErrorOutput"), `{"branch":"OnError","message":"eslapp is shutting down"}`)
+	want(t, "harness_agent", c.v("harness_agent"), "")
+	if len(c.playbacks("PLAYBACK_START", "apology.wav")) == 0 {
+		t.Error("crm_branches did not play apology.wav: the call was not handed back")
+	}
+	if c.crm != nil && !c.crm.cancelled {
+		t.Error("eslapp did not cancel the CRM request")
 	}
 }

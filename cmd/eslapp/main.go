@@ -276,19 +276,31 @@ func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) i
 		}
 		return 1
 	case sig := <-signals:
-		log.Info("signal: draining; a second signal ends calls at once", "signal", sig.String(), "drain_timeout", s.DrainTimeout)
+		log.Info("signal: draining; a second signal hands the calls back at once", "signal", sig.String(), "drain_timeout", s.DrainTimeout)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.DrainTimeout)
 	defer cancel()
+	stopped := make(chan struct{})
+	defer close(stopped)
 	go func() {
+		// A second signal ends the drain now: the calls left are handed
+		// back (OnError, "eslapp is shutting down") as at the deadline. A
+		// third closes every connection without a word.
 		select {
 		case sig := <-signals:
-			log.Warn("second signal: ending calls now", "signal", sig.String())
+			log.Warn("second signal: handing the calls back now", "signal", sig.String())
+			cancel()
+		case <-stopped:
+			return
+		}
+		select {
+		case sig := <-signals:
+			log.Warn("third signal: closing every connection", "signal", sig.String())
 			srv.Close()
 			if inbound != nil {
 				inbound.Close()
 			}
-		case <-ctx.Done():
+		case <-stopped:
 		}
 	}()
 	start := time.Now()

@@ -87,3 +87,63 @@ func TestServeDrainsOnSIGTERM(t *testing.T) {
 }
 
 type syncWriter = testlog.Buffer
+
+// A second SIGTERM ends the drain at once, and the calls still in the step
+// go back to the dialplan with their outputs set (OnError, "eslapp is
+// shutting down") rather than being cut off in their hold music.
+func TestServeSecondSignalHandsCallsBack(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "eslapp.toml")
+	writeFile(t, path, `[server]
+listen = "127.0.0.1:0"
+drain_timeout = "60s"
+[prompts]
+hold_music = ""
+[integrations.demo]
+kind = "fixture"
+[[integrations.demo.workflows.slow.rules]]
+delay_ms = 30000
+body = '{}'
+`)
+	ready := make(chan net.Addr, 1)
+	signals := make(chan os.Signal, 2)
+	var stderr syncWriter
+	exit := make(chan int, 1)
+	go func() {
+		defer close(ready)
+		exit <- run([]string{"serve", "-config", path}, &bytes.Buffer{}, &stderr, runHooks{ready: ready, signals: signals})
+	}()
+	a, ok := <-ready
+	if !ok {
+		t.Fatalf("eslapp did not start: exit %d\n%s", <-exit, stderr.String())
+	}
+	fs := esltest.New(esltest.Options{Logf: func(string, ...any) {}})
+	c, err := fs.Dial(context.Background(), a.String(), esltest.CallOptions{Vars: map[string]string{
+		"wfe_config_id": "demo", "wfe_workflow_id": "slow", "wfe_sequence": `"hold.wav"`,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitFor(context.Background(), func(cmd esltest.Command) bool { return cmd.App == "playback" }); err != nil {
+		t.Fatal(err)
+	}
+	signals <- syscall.SIGTERM
+	signals <- syscall.SIGTERM
+	select {
+	case <-c.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the call was not handed back\n%s", stderr.String())
+	}
+	branch, _ := c.Var("wfe_branch")
+	errVar, _ := c.Var("workflowErrorOutput")
+	if c.Outcome().Kind != esltest.Resumed || branch != "OnError" || errVar != `{"branch":"OnError","message":"eslapp is shutting down"}` {
+		t.Errorf("outcome %v, wfe_branch %q, error %q", c.Outcome().Kind, branch, errVar)
+	}
+	select {
+	case code := <-exit:
+		if code != 0 {
+			t.Fatalf("exit %d\n%s", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("eslapp did not exit\n%s", stderr.String())
+	}
+}

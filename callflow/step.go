@@ -22,7 +22,7 @@ type stepReport struct {
 	workflowID string
 	res        crm.Result
 	hangup     bool
-	shutdown   bool // ended by eslapp's shutdown, not the caller (hangup is set too)
+	shutdown   bool          // ended by eslapp's shutdown, not the caller (hangup is set too)
 	elapsed    time.Duration // from reading the inputs to the outcome
 	policy     string
 	promptFrom time.Time // first prompt application started (zero: none)

@@ -44,8 +44,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		rebreaks:    prometheus.NewCounter(prometheus.CounterOpts{Name: "eslapp_prompt_rebreaks_total", Help: "Prompt applications broken again because they started after their prompt was stopped."}),
 		shutdowns:   prometheus.NewCounter(prometheus.CounterOpts{Name: "eslapp_shutdown_handbacks_total", Help: "Calls still running when the drain ended, handed back OnError."}),
 		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "eslapp_crm_breaker_open", Help: "1 while an integration's circuit breaker is open or half-open.",
-		}, []string{"config_id"}),
+			Name: "eslapp_crm_breaker_open", Help: "1 while a workflow's circuit breaker is open or half-open.",
+		}, []string{"config_id", "workflow_id"}),
 	}
 	reg.MustRegister(m.steps, m.crmSeconds, m.decisionSec, m.activeCalls, m.calls, m.refusals, m.hangups, m.rebreaks, m.shutdowns, m.breaker)
 	return m
@@ -107,7 +107,7 @@ func (m *Metrics) decision(d time.Duration) {
 }
 
 // BreakerChanged is crm.Options.OnBreakerChange for these metrics.
-func (m *Metrics) BreakerChanged(configID string, _, to crm.BreakerState) {
+func (m *Metrics) BreakerChanged(configID, workflowID string, _, to crm.BreakerState) {
 	if m == nil {
 		return
 	}
@@ -115,5 +115,5 @@ func (m *Metrics) BreakerChanged(configID string, _, to crm.BreakerState) {
 	if to != crm.BreakerClosed {
 		v = 1
 	}
-	m.breaker.WithLabelValues(configID).Set(v)
+	m.breaker.WithLabelValues(configID, workflowID).Set(v)
 }

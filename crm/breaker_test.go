@@ -16,10 +16,10 @@ type transitionLog struct {
 	got []string
 }
 
-func (l *transitionLog) record(id string, from, to BreakerState) {
+func (l *transitionLog) record(id, workflow string, from, to BreakerState) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.got = append(l.got, id+":"+from.String()+"->"+to.String())
+	l.got = append(l.got, id+"/"+workflow+":"+from.String()+"->"+to.String())
 }
 
 func (l *transitionLog) String() string {
@@ -45,11 +45,11 @@ func TestBreakerOpensHalfOpensAndCloses(t *testing.T) {
 	}), Options{Now: clock.Now, OnBreakerChange: log.record})
 
 	wantBranch(t, execute(t, s, baseRequest("wf")), OnError, 500)
-	if st := s.BreakerState("crm"); st != BreakerClosed {
+	if st := s.BreakerState("crm", "wf"); st != BreakerClosed {
 		t.Fatalf("after 1 failure: %v", st)
 	}
 	wantBranch(t, execute(t, s, baseRequest("wf")), OnError, 500)
-	if st := s.BreakerState("crm"); st != BreakerOpen {
+	if st := s.BreakerState("crm", "wf"); st != BreakerOpen {
 		t.Fatalf("after 2 failures: %v", st)
 	}
 	res := execute(t, s, baseRequest("wf"))
@@ -61,21 +61,21 @@ func TestBreakerOpensHalfOpensAndCloses(t *testing.T) {
 	wantBranch(t, execute(t, s, baseRequest("nope")), OnInvalidWorkflow, 0)
 
 	clock.Advance(31 * time.Second)
-	if st := s.BreakerState("crm"); st != BreakerHalfOpen {
+	if st := s.BreakerState("crm", "wf"); st != BreakerHalfOpen {
 		t.Fatalf("after cool-down: %v", st)
 	}
 	// A failed probe opens it again for a whole cool-down.
 	wantBranch(t, execute(t, s, baseRequest("wf")), OnError, 500)
-	if st := s.BreakerState("crm"); st != BreakerOpen {
+	if st := s.BreakerState("crm", "wf"); st != BreakerOpen {
 		t.Fatalf("after failed probe: %v", st)
 	}
 	clock.Advance(31 * time.Second)
 	healthy.Store(true)
 	wantBranch(t, execute(t, s, baseRequest("wf")), OnSuccess, 200)
-	if st := s.BreakerState("crm"); st != BreakerClosed {
+	if st := s.BreakerState("crm", "wf"); st != BreakerClosed {
 		t.Fatalf("after good probe: %v", st)
 	}
-	want := "crm:closed->open crm:half-open->open crm:half-open->closed"
+	want := "crm/wf:closed->open crm/wf:half-open->open crm/wf:half-open->closed"
 	if got := log.String(); got != want {
 		t.Errorf("transitions %q, want %q", got, want)
 	}
@@ -109,29 +109,33 @@ func TestBreakerSingleProbe(t *testing.T) {
 	}
 	close(release)
 	wantBranch(t, <-done, OnSuccess, 200)
-	if st := s.BreakerState("crm"); st != BreakerClosed {
+	if st := s.BreakerState("crm", "wf"); st != BreakerClosed {
 		t.Errorf("state %v", st)
 	}
 }
 
-// Timeouts count as failures; hangups do not count either way.
+// Timeouts given the integration's full timeout_ms count as failures;
+// hangups do not count either way.
 func TestBreakerTimeoutsAndHangups(t *testing.T) {
 	crm := newCRM(t, func(w http.ResponseWriter, r *http.Request, _ int64) { <-r.Context().Done() })
 	clock := newFakeClock()
-	s := newService(t, httpConfig(crm.URL, func(ic *IntegrationConfig) { ic.BreakerFailures = intp(1) }), Options{Now: clock.Now})
+	s := newService(t, httpConfig(crm.URL, func(ic *IntegrationConfig) {
+		ic.BreakerFailures = intp(1)
+		ic.TimeoutMS = 200
+	}), Options{Now: clock.Now})
 
 	ctx, cancel := context.WithCancelCause(context.Background())
 	time.AfterFunc(100*time.Millisecond, func() { cancel(errors.New("hangup")) })
 	if res := s.Execute(ctx, baseRequest("wf")); !res.Hangup {
 		t.Fatalf("want hangup, got %+v", res)
 	}
-	if st := s.BreakerState("crm"); st != BreakerClosed {
+	if st := s.BreakerState("crm", "wf"); st != BreakerClosed {
 		t.Fatalf("a hangup moved the breaker to %v", st)
 	}
 	req := baseRequest("wf")
 	req.Timeout = 200 * time.Millisecond
 	wantBranch(t, execute(t, s, req), OnTimeout, 0)
-	if st := s.BreakerState("crm"); st != BreakerOpen {
+	if st := s.BreakerState("crm", "wf"); st != BreakerOpen {
 		t.Fatalf("a timeout left the breaker %v", st)
 	}
 	// A probe that is hung up leaves the breaker half-open for the next.
@@ -141,7 +145,7 @@ func TestBreakerTimeoutsAndHangups(t *testing.T) {
 	if res := s.Execute(ctx, baseRequest("wf")); !res.Hangup {
 		t.Fatalf("want hangup, got %+v", res)
 	}
-	if st := s.BreakerState("crm"); st != BreakerHalfOpen {
+	if st := s.BreakerState("crm", "wf"); st != BreakerHalfOpen {
 		t.Fatalf("after a hung-up probe: %v", st)
 	}
 }
@@ -152,10 +156,69 @@ func TestBreakerDisabled(t *testing.T) {
 	for i := 0; i < 8; i++ {
 		wantBranch(t, execute(t, s, baseRequest("wf")), OnError, 500)
 	}
-	if st := s.BreakerState("crm"); st != BreakerClosed || crm.hits.Load() != 8 {
+	if st := s.BreakerState("crm", "wf"); st != BreakerClosed || crm.hits.Load() != 8 {
 		t.Errorf("state %v, hits %d", st, crm.hits.Load())
 	}
-	if st := s.BreakerState("unknown"); st != BreakerClosed {
+	if st := s.BreakerState("unknown", "wf"); st != BreakerClosed {
 		t.Errorf("unknown id: %v", st)
+	}
+}
+
+// A step timeout the caller chose shorter than the integration's timeout_ms
+// says nothing about the CRM: five of them leave the breaker closed (the
+// review's case: wfe_timeout_ms=200 against a 400 ms CRM).
+func TestBreakerIgnoresShorterStepTimeouts(t *testing.T) {
+	crm := newCRM(t, func(w http.ResponseWriter, r *http.Request, _ int64) {
+		select {
+		case <-time.After(400 * time.Millisecond):
+			jsonReply(w, 200, `{}`)
+		case <-r.Context().Done():
+		}
+	})
+	var log transitionLog
+	s := newService(t, httpConfig(crm.URL, func(ic *IntegrationConfig) {
+		ic.BreakerFailures = intp(2)
+		ic.TimeoutMS = 1000
+	}), Options{OnBreakerChange: log.record})
+	for range 5 {
+		req := baseRequest("wf")
+		req.Timeout = 100 * time.Millisecond
+		wantBranch(t, execute(t, s, req), OnTimeout, 0)
+	}
+	if st := s.BreakerState("crm", "wf"); st != BreakerClosed {
+		t.Fatalf("short step timeouts moved the breaker to %v (%s)", st, log.String())
+	}
+	req := baseRequest("wf")
+	req.Timeout = time.Second
+	wantBranch(t, execute(t, s, req), OnSuccess, 200)
+}
+
+// Each workflow has its own breaker: one failing workflow does not stop
+// the others of its integration.
+func TestBreakerPerWorkflow(t *testing.T) {
+	crm := newCRM(t, func(w http.ResponseWriter, r *http.Request, _ int64) {
+		if r.Method == http.MethodGet {
+			jsonReply(w, 200, `{}`)
+			return
+		}
+		w.WriteHeader(503)
+	})
+	var log transitionLog
+	s := newService(t, httpConfig(crm.URL, func(ic *IntegrationConfig) { ic.BreakerFailures = intp(2) }), Options{OnBreakerChange: log.record})
+	for range 2 {
+		wantBranch(t, execute(t, s, baseRequest("wf")), OnError, 503)
+	}
+	wantBranch(t, execute(t, s, baseRequest("wf")), OnError, 0) // refused: open
+	if st := s.BreakerState("crm", "wf"); st != BreakerOpen {
+		t.Fatalf("wf: %v", st)
+	}
+	for range 3 {
+		wantBranch(t, execute(t, s, baseRequest("get")), OnSuccess, 200)
+	}
+	if st := s.BreakerState("crm", "get"); st != BreakerClosed {
+		t.Fatalf("get: %v", st)
+	}
+	if got := log.String(); got != "crm/wf:closed->open" {
+		t.Errorf("transitions %q", got)
 	}
 }

@@ -29,9 +29,9 @@ type Options struct {
 	LookupEnv func(string) (string, bool)
 	// Now is the circuit breaker's clock; nil means time.Now.
 	Now func() time.Time
-	// OnBreakerChange, if set, is called after an integration's breaker
+	// OnBreakerChange, if set, is called after a workflow's breaker
 	// changes state (for metrics and alerts). It must not block.
-	OnBreakerChange func(configID string, from, to BreakerState)
+	OnBreakerChange func(configID, workflowID string, from, to BreakerState)
 }
 
 // integration is a checked [integrations.ID] with its shared HTTP client.
@@ -50,7 +50,6 @@ type integration struct {
 
 	client    *http.Client    // shared by every step of this integration
 	transport *http.Transport // nil for fixtures; closed by Service.Close
-	breaker   *breaker
 }
 
 type workflow struct {
@@ -59,6 +58,9 @@ type workflow struct {
 	path    pathTemplate
 	headers []header
 	enabled bool
+	// breaker is this workflow's own: one workflow failing (a slow report
+	// endpoint) must not stop the others of its integration.
+	breaker *breaker
 }
 
 // header is a configured request header. Values are kept as Secret even
@@ -181,11 +183,10 @@ func (c *checker) integration(id string, ic IntegrationConfig, key []string, ten
 			cooldown = d
 		}
 	}
-	in.breaker = &breaker{threshold: max(failures, 0), cooldown: cooldown}
-
 	for _, wid := range slices.Sorted(maps.Keys(ic.Workflows)) {
 		wkey := sub(key, "workflows", wid)
 		if wf := c.workflow(wid, ic.Workflows[wid], wkey, fixture); wf != nil {
+			wf.breaker = &breaker{threshold: max(failures, 0), cooldown: cooldown}
 			in.workflows[wid] = wf
 		}
 	}

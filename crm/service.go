@@ -45,7 +45,7 @@ type Request struct {
 type Service struct {
 	log          *slog.Logger
 	now          func() time.Time
-	onBreaker    func(configID string, from, to BreakerState)
+	onBreaker    func(configID, workflowID string, from, to BreakerState)
 	tenants      map[string]bool // tenant -> agent integrations enabled
 	integrations map[string]*integration
 }
@@ -201,7 +201,7 @@ func (s *Service) send(ctx context.Context, in *integration, wf *workflow, req R
 		// The call ended before the step could start.
 		return Evidence{Err: err, Cause: context.Cause(ctx)}
 	}
-	ok, probe := in.breaker.allow(s.now())
+	ok, probe := wf.breaker.allow(s.now())
 	if !ok {
 		return Evidence{Err: ErrBreakerOpen, InvalidWorkflowStatus: in.invalidStatus}
 	}
@@ -209,6 +209,10 @@ func (s *Service) send(ctx context.Context, in *integration, wf *workflow, req R
 	if timeout <= 0 {
 		timeout = s.integrationTimeout(in)
 	}
+	// A timeout is the CRM's failure only when the step gave it at least
+	// the integration's own timeout_ms: a caller's wfe_timeout_ms=200 on a
+	// 400 ms workflow says nothing about the CRM's health.
+	ownsTimeout := timeout >= s.integrationTimeout(in)
 	stepCtx, cancel := context.WithTimeoutCause(ctx, timeout, ErrStepTimeout)
 	defer cancel()
 	ev := s.roundTrip(stepCtx, in, wf, req, target)
@@ -216,11 +220,15 @@ func (s *Service) send(ctx context.Context, in *integration, wf *workflow, req R
 		// Read before cancel: afterwards every context has a cause.
 		ev.Cause = context.Cause(stepCtx)
 	}
-	s.breakerDone(in, probe, healthOf(ev))
+	s.breakerDone(in, wf, probe, healthOf(ev, ownsTimeout))
 	return ev
 }
 
-func healthOf(ev Evidence) health {
+// healthOf is what a step says about the CRM: failures the CRM owns (a
+// 5xx, a transport error, a timeout it was given its full time for) are
+// down; a caller who left or a step timeout shorter than the
+// integration's says nothing.
+func healthOf(ev Evidence, ownsTimeout bool) health {
 	switch {
 	case ev.Status >= 500:
 		return healthDown
@@ -228,6 +236,8 @@ func healthOf(ev Evidence) health {
 		return healthUp
 	case ev.Cause != nil && ev.Err != nil && !isTimeout(ev.Cause):
 		return healthUnknown // the caller left; the CRM may be fine
+	case ev.Cause != nil && isTimeout(ev.Cause) && !ownsTimeout:
+		return healthUnknown // the step chose a shorter wait
 	case ev.Err != nil:
 		return healthDown
 	}
@@ -236,25 +246,29 @@ func healthOf(ev Evidence) health {
 
 func isTimeout(cause error) bool { return errors.Is(cause, ErrStepTimeout) }
 
-func (s *Service) breakerDone(in *integration, probe bool, h health) {
-	t := in.breaker.done(s.now(), probe, h)
+func (s *Service) breakerDone(in *integration, wf *workflow, probe bool, h health) {
+	t := wf.breaker.done(s.now(), probe, h)
 	if !t.changed() {
 		return
 	}
-	s.log.Warn("crm: circuit breaker "+t.to.String(), "config", in.id, "from", t.from.String())
+	s.log.Warn("crm: circuit breaker "+t.to.String(), "config", in.id, "workflow", wf.id, "from", t.from.String())
 	if s.onBreaker != nil {
-		s.onBreaker(in.id, t.from, t.to)
+		s.onBreaker(in.id, wf.id, t.from, t.to)
 	}
 }
 
-// BreakerState is the circuit breaker state of an integration, for the
-// step engine and metrics. Unknown ids and disabled breakers are closed.
-func (s *Service) BreakerState(configID string) BreakerState {
+// BreakerState is the circuit breaker state of a workflow, for the step
+// engine and metrics. Unknown ids and disabled breakers are closed.
+func (s *Service) BreakerState(configID, workflowID string) BreakerState {
 	in := s.integrations[configID]
-	if in == nil || in.breaker.threshold == 0 {
+	if in == nil {
 		return BreakerClosed
 	}
-	return in.breaker.current(s.now())
+	wf := in.workflows[workflowID]
+	if wf == nil || wf.breaker.threshold == 0 {
+		return BreakerClosed
+	}
+	return wf.breaker.current(s.now())
 }
 
 // maxTimeoutMS bounds every timeout: nobody holds a caller longer.

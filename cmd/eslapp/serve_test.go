@@ -3,16 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
-	"github.com/eslapp/eslapp/internal/testlog"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/eslapp/eslapp/esl"
 	"github.com/eslapp/eslapp/esl/esltest"
+	"github.com/eslapp/eslapp/internal/testlog"
 )
 
 // SIGTERM with calls in flight: they finish, a call arriving during the
@@ -146,4 +149,73 @@ body = '{}'
 	case <-time.After(10 * time.Second):
 		t.Fatalf("eslapp did not exit\n%s", stderr.String())
 	}
+}
+
+// A workflow whose breaker opens shows in eslapp_crm_breaker_open with its
+// integration and workflow; the integration's other workflows stay closed.
+func TestServeBreakerMetric(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := ln.Addr().String()
+	ln.Close()
+	path := filepath.Join(t.TempDir(), "eslapp.toml")
+	writeFile(t, path, `[server]
+listen = "127.0.0.1:0"
+metrics_listen = "`+metricsAddr+`"
+[prompts]
+hold_music = ""
+[integrations.demo]
+kind = "fixture"
+breaker_failures = 1
+[[integrations.demo.workflows.broken.rules]]
+status = 500
+body = '{"error":"down"}'
+[[integrations.demo.workflows.fine.rules]]
+body = '{}'
+`)
+	ready := make(chan net.Addr, 1)
+	signals := make(chan os.Signal, 1)
+	var stderr syncWriter
+	exit := make(chan int, 1)
+	go func() {
+		defer close(ready)
+		exit <- run([]string{"serve", "-config", path}, &bytes.Buffer{}, &stderr, runHooks{ready: ready, signals: signals})
+	}()
+	a, ok := <-ready
+	if !ok {
+		t.Fatalf("eslapp did not start: exit %d\n%s", <-exit, stderr.String())
+	}
+	defer func() { signals <- syscall.SIGTERM; <-exit }()
+	fs := esltest.New(esltest.Options{Logf: func(string, ...any) {}})
+	for _, wf := range []string{"broken", "fine"} {
+		c, err := fs.Dial(context.Background(), a.String(), esltest.CallOptions{Vars: map[string]string{"wfe_config_id": "demo", "wfe_workflow_id": wf}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-c.Done()
+	}
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(body), `eslapp_crm_breaker_open{config_id="demo",workflow_id="broken"} 1`) {
+		t.Errorf("no open breaker for demo/broken in:\n%s", grepLines(string(body), "eslapp_crm_breaker"))
+	}
+	if strings.Contains(string(body), `workflow_id="fine"} 1`) {
+		t.Error("the breaker of demo/fine is open")
+	}
+}
+
+func grepLines(s, prefix string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

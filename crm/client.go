@@ -1,6 +1,7 @@
 package crm
 
 import (
+	"bytes"
 	"context"
 	cryptorand "crypto/rand"
 	"crypto/sha256"
@@ -115,7 +116,10 @@ func keepLastResponse(resp *http.Response, err error, _ int) (*http.Response, er
 }
 
 // readBody reads at most limit bytes. Over the limit it stops reading (the
-// connection is then closed rather than drained) and fails.
+// connection is then closed rather than drained) and fails. The buffer
+// grows with what arrives: a declared Content-Length only refuses a body
+// over the limit early, it never sizes an allocation (a CRM that declares
+// 60 MiB and sends nothing would otherwise cost 60 MiB per step).
 func readBody(resp *http.Response, limit int64) ([]byte, error) {
 	defer resp.Body.Close()
 	if resp.ContentLength > limit {
@@ -124,22 +128,25 @@ func readBody(resp *http.Response, limit int64) ([]byte, error) {
 	if resp.ContentLength == 0 {
 		return nil, nil
 	}
+	var buf bytes.Buffer
 	if resp.ContentLength > 0 {
-		b := make([]byte, resp.ContentLength)
-		if _, err := io.ReadFull(resp.Body, b); err != nil {
-			return nil, err
-		}
-		return b, nil
+		buf.Grow(int(min(resp.ContentLength, initialBodyBuffer)))
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	if err != nil {
+	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, limit+1)); err != nil {
 		return nil, err
 	}
-	if int64(len(b)) > limit {
+	if int64(buf.Len()) > limit {
 		return nil, newMessageError(ErrResponseTooLarge, "CRM response is over max_response_bytes (%d)", limit)
 	}
-	return b, nil
+	if resp.ContentLength > 0 && int64(buf.Len()) < resp.ContentLength {
+		return nil, io.ErrUnexpectedEOF
+	}
+	return buf.Bytes(), nil
 }
+
+// initialBodyBuffer is the most a declared Content-Length reserves up
+// front; a larger body grows the buffer as its bytes arrive.
+const initialBodyBuffer = 64 << 10
 
 // retryPolicy decides, per step, whether an attempt is repeated.
 // retryablehttp calls check and then backoff from the same goroutine.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -473,5 +474,33 @@ func TestIdempotencyHeaderOnTheWire(t *testing.T) {
 	}
 	if count != 1 {
 		t.Errorf("Idempotency-Key appears %d times", count)
+	}
+}
+
+// A declared Content-Length sizes nothing: a CRM that promises 60 MiB and
+// sends a few bytes costs the step what arrived, not 60 MiB (the review saw
+// 1.2 GB of heap for 20 such steps).
+func TestDeclaredLengthDoesNotAllocate(t *testing.T) {
+	crm := newCRM(t, func(w http.ResponseWriter, r *http.Request, _ int64) {
+		w.Header().Set("Content-Length", fmt.Sprint(60<<20))
+		w.WriteHeader(200)
+		w.Write([]byte(`{"a":`))
+		http.NewResponseController(w).Flush()
+		<-r.Context().Done()
+	})
+	s := newService(t, httpConfig(crm.URL, func(ic *IntegrationConfig) { ic.MaxResponseBytes = 64 << 20 }), Options{})
+	req := baseRequest("get")
+	req.Timeout = 300 * time.Millisecond
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range 3 {
+		if res := execute(t, s, req); res.Branch != OnTimeout {
+			t.Fatalf("branch %s, want OnTimeout", res.Branch)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
+		t.Errorf("3 steps allocated %d MiB for bodies that never came", grew>>20)
 	}
 }

@@ -183,7 +183,7 @@ func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) i
 			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		}
-		metricsSrv = &http.Server{Addr: s.MetricsListen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		metricsSrv = newMetricsServer(mux, s.Pprof)
 	}
 	engine, err := callflow.New(b.engine)
 	if err != nil {
@@ -245,7 +245,7 @@ func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) i
 			_ = ln.Close()
 			return 1
 		}
-		go func() { _ = metricsSrv.Serve(mln) }()
+		go func() { _ = metricsSrv.Serve(newBoundedListener(mln, maxMetricsConns)) }()
 		defer metricsSrv.Close()
 		log.Info("metrics", "addr", mln.Addr().String())
 	}

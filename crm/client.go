@@ -296,8 +296,10 @@ func idempotencyKey(req Request) string {
 
 // retryLog adapts slog to retryablehttp.LeveledLogger. Everything it says
 // is per-attempt detail, so it all goes to debug: the step's one summary
-// line comes from Execute. It drops the "url" and "request" values (the URL
-// holds caller data); retryablehttp never logs headers.
+// line comes from Execute. The URL holds caller data (a phone number in a
+// path): it drops the "url" and "request" values, and logs an error
+// without the *url.Error around it, whose text repeats the URL;
+// retryablehttp never logs headers.
 type retryLog struct {
 	ctx context.Context
 	log *slog.Logger
@@ -316,7 +318,11 @@ func (l retryLog) emit(msg string, kv []any) {
 		if k, _ := kv[i].(string); k == "url" || k == "request" {
 			continue
 		}
-		args = append(args, kv[i], kv[i+1])
+		v := kv[i+1]
+		if err, ok := v.(error); ok {
+			v = innermost(err)
+		}
+		args = append(args, kv[i], v)
 	}
 	l.log.Log(l.ctx, slog.LevelDebug, "crm: "+msg, args...)
 }

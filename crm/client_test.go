@@ -2,9 +2,12 @@ package crm
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
 	"runtime"
 	"strings"
@@ -502,5 +505,40 @@ func TestDeclaredLengthDoesNotAllocate(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
 		t.Errorf("3 steps allocated %d MiB for bodies that never came", grew>>20)
+	}
+}
+
+// Debug logs never carry the request URL, which holds caller data: not as
+// the url value, and not inside an error's text either.
+func TestDebugLogsHideTheURL(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close() // connection refused
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s := newService(t, httpConfig(dead, func(ic *IntegrationConfig) {
+		ic.Workflows["contact"] = WorkflowConfig{Method: "GET", Path: "/contacts/{phone}"}
+		ic.Retries = intp(1)
+	}), Options{Logger: log})
+	req := baseRequest("contact")
+	req.PathVars = func(name string) (string, bool) { return "+15551234567", name == "phone" }
+	req.Timeout = 2 * time.Second
+	res := execute(t, s, req)
+	if res.Branch != OnError {
+		t.Fatalf("branch %s", res.Branch)
+	}
+	if !strings.Contains(logs.String(), "request failed") {
+		t.Fatalf("the test logged no failed request:\n%s", logs.String())
+	}
+	for _, leak := range []string{"15551234567", "/contacts/"} {
+		if strings.Contains(logs.String(), leak) {
+			t.Errorf("logs hold %q:\n%s", leak, logs.String())
+		}
+	}
+	if strings.Contains(res.Err.Message, "15551234567") {
+		t.Errorf("the error variable holds the caller's number: %s", res.Err.Message)
 	}
 }

@@ -2,15 +2,17 @@ package callflow
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/eslapp/eslapp/conf"
 	"log/slog"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/eslapp/eslapp/conf"
 	"github.com/eslapp/eslapp/crm"
 	"github.com/eslapp/eslapp/esl"
 	"github.com/eslapp/eslapp/prompts"
@@ -63,6 +65,15 @@ type Config struct {
 	// do not set wfe_prompt_policy and wfe_grace_ms.
 	DefaultPolicy  string
 	DefaultGraceMs int64
+
+	// SharedSecret, when set, must be presented by every call in the
+	// channel variable SharedSecretVar before eslapp sends the CRM
+	// anything: the outbound socket has no authentication, and a local
+	// process that connects like FreeSWITCH would otherwise run workflows
+	// with eslapp's CRM credentials. eslapp unsets the variable when the
+	// call leaves, so it does not travel on in the channel's events.
+	SharedSecret    conf.Secret
+	SharedSecretVar string
 }
 
 // Engine runs calls: dialplan-mode steps and flows.
@@ -143,6 +154,9 @@ func (e *Engine) Run(ctx context.Context, ch Channel, log *slog.Logger) {
 		return
 	}
 	defer e.handBackOnShutdown(ctx, c)
+	if !e.authentic(ctx, c) {
+		return
+	}
 	if name, _ := ch.Var("wfe_flow"); name != "" {
 		e.runFlow(ctx, c, name)
 		return
@@ -181,6 +195,27 @@ var builtinVars = []struct {
 	{"caller_id_name", func(ch Channel) string { return ch.Header("Caller-Caller-ID-Name") }},
 	{"caller_id_number", func(ch Channel) string { return ch.Header("Caller-Caller-ID-Number") }},
 	{"destination_number", func(ch Channel) string { return ch.Header("Caller-Destination-Number") }},
+}
+
+// authentic checks the call's shared secret, when one is configured, in
+// constant time, and unsets the variable in the call's outputs. A call
+// without it is handed back OnError, unrun; the value is never logged.
+func (e *Engine) authentic(ctx context.Context, c *call) bool {
+	secret := e.cfg.SharedSecret.Reveal()
+	if secret == "" || e.cfg.SharedSecretVar == "" {
+		return true
+	}
+	got, _ := c.ch.Var(e.cfg.SharedSecretVar)
+	c.setOutput(e.cfg.SharedSecretVar, "")
+	want, have := sha256.Sum256([]byte(secret)), sha256.Sum256([]byte(got))
+	if subtle.ConstantTimeCompare(want[:], have[:]) == 1 {
+		return true
+	}
+	c.log.Warn("call refused: it did not present eslapp's shared secret", "var", e.cfg.SharedSecretVar, "present", got != "")
+	c.fail(crm.OnError, "the call did not present eslapp's shared secret")
+	e.metrics.refused()
+	e.leave(ctx, c)
+	return false
 }
 
 // Refuse hands a call back to the dialplan without running it (eslapp at
@@ -522,7 +557,8 @@ func (e *Engine) ChannelVars(lookup func(name string) (string, bool)) func(name 
 	}
 	return func(name string) bool {
 		l := lowerASCII(name)
-		return strings.HasPrefix(l, "wfe_") || channelVarsRead[l] || reads[l] || e.pathReads[l]
+		return strings.HasPrefix(l, "wfe_") || channelVarsRead[l] || reads[l] || e.pathReads[l] ||
+			l == lowerASCII(e.cfg.SharedSecretVar)
 	}
 }
 

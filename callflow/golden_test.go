@@ -20,6 +20,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/eslapp/eslapp/callflow"
+	"github.com/eslapp/eslapp/conf"
 	"github.com/eslapp/eslapp/crm"
 	"github.com/eslapp/eslapp/esl"
 	"github.com/eslapp/eslapp/esl/esltest"
@@ -78,6 +79,8 @@ type goldenConfig struct {
 	// WaitMargin is the engine's (how late FreeSWITCH may be before the
 	// call counts as stuck); the default 10 s when empty.
 	WaitMargin string `toml:"wait_margin"`
+	// SharedSecret is the engine's SharedSecret (in wfe_secret).
+	SharedSecret string `toml:"shared_secret"`
 }
 
 func soundsDir(t testing.TB) string {
@@ -115,11 +118,15 @@ func newEngine(t testing.TB, cfgText string, log *slog.Logger) *callflow.Engine 
 			t.Fatalf("wait_margin: %v", err)
 		}
 	}
-	e, err := callflow.New(callflow.Config{
+	ecfg := callflow.Config{
 		Flows: flows, Renderer: renderer, CRM: svc, Logger: log,
 		PlaybackTerminators: "none", HoldMusic: "holdmusic.wav", DefaultPolicy: cfg.Prompts.Policy,
 		WaitMargin: margin,
-	})
+	}
+	if cfg.SharedSecret != "" {
+		ecfg.SharedSecret, ecfg.SharedSecretVar = conf.NewSecret(cfg.SharedSecret), "wfe_secret"
+	}
+	e, err := callflow.New(ecfg)
 	if err != nil {
 		t.Fatal(err)
 	}

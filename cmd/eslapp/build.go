@@ -111,6 +111,8 @@ func (src *source) build(logger *slog.Logger, metrics *callflow.Metrics) (*built
 		PlaybackTerminators: "none",
 		HoldMusic:           "holdmusic.wav",
 		DefaultGraceMs:      cfg.Prompts.GraceMs,
+		SharedSecret:        src.set.SharedSecret,
+		SharedSecretVar:     src.set.SharedSecretVar,
 	}
 	if b.crm != nil {
 		b.engine.CRM = b.crm

@@ -73,6 +73,11 @@ type ServerConfig struct {
 	CommandTimeout string   `toml:"command_timeout"` // default 5s
 	MaxConnecting  *int     `toml:"max_connecting"`  // connections not yet through connect; default 256
 	GoMaxProcs     *int     `toml:"gomaxprocs"`      // CPUs eslapp runs on; default 1, 0: all
+	// SharedSecret, a ${env:}/${file:} reference, must be presented by
+	// every call in the channel variable SharedSecretVar (default
+	// wfe_secret) before eslapp asks the CRM anything; "" disables.
+	SharedSecret    string `toml:"shared_secret"`
+	SharedSecretVar string `toml:"shared_secret_var"`
 }
 
 // SocketlessConfig is [socketless]: the shared inbound connection to
@@ -117,6 +122,10 @@ type Settings struct {
 	LogJSON    bool
 	// Socketless is nil unless [socketless] is enabled.
 	Socketless *SocketlessSettings
+	// SharedSecret is empty unless configured; SharedSecretVar names the
+	// channel variable that carries it.
+	SharedSecret    conf.Secret
+	SharedSecretVar string
 }
 
 // SocketlessSettings are [socketless], checked.
@@ -163,6 +172,7 @@ func parseSource(file, data, baseDir string) (*source, error) {
 	src.md = md
 	src.set = checkServer(&src.cfg, &src.errs)
 	src.set.Socketless = checkSocketless(&src.cfg, baseDir, &src.errs)
+	checkSharedSecret(&src.cfg, baseDir, src.set, &src.errs)
 	checkLog(&src.cfg, src.set, &src.errs)
 	return src, nil
 }
@@ -348,6 +358,34 @@ func checkSocketless(cfg *Config, baseDir string, errs *conf.FieldErrors) *Socke
 	c.duration(toml.Key{"socketless", "probe_interval"}, sc.ProbeInterval, &s.ProbeEvery)
 	c.duration(toml.Key{"socketless", "max_backoff"}, sc.MaxBackoff, &s.MaxBackoff)
 	return s
+}
+
+// checkSharedSecret checks [server] shared_secret and shared_secret_var.
+func checkSharedSecret(cfg *Config, baseDir string, s *Settings, errs *conf.FieldErrors) {
+	c := fieldChecker{errs}
+	s.SharedSecretVar = "wfe_secret"
+	if v := cfg.Server.SharedSecretVar; v != "" {
+		s.SharedSecretVar = v
+		if !esl.IsVarName(v) {
+			c.errorf(toml.Key{"server", "shared_secret_var"}, "%q is not a channel variable name", conf.Clip(v, 80))
+		}
+	}
+	if cfg.Server.SharedSecret == "" {
+		return
+	}
+	res := conf.Resolver{BaseDir: baseDir}
+	switch v, hasRef, err := res.Resolve(cfg.Server.SharedSecret); {
+	case err != nil:
+		c.errorf(toml.Key{"server", "shared_secret"}, "%v", err)
+	case !hasRef:
+		c.errorf(toml.Key{"server", "shared_secret"}, "is written in the file: reference it as ${env:NAME} or ${file:PATH}")
+	case len(v.Reveal()) < 16:
+		c.errorf(toml.Key{"server", "shared_secret"}, "is shorter than 16 characters (openssl rand -hex 16 makes one)")
+	case strings.ContainsAny(v.Reveal(), "\x00\r\n'\"|\\$ "):
+		c.errorf(toml.Key{"server", "shared_secret"}, "holds a character a dialplan cannot pass verbatim (quote, backslash, |, $, space or a line break)")
+	default:
+		s.SharedSecret = v
+	}
 }
 
 // maxConnectBytes bounds a connect reply: FreeSWITCH's own headers and the

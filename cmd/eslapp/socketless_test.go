@@ -152,3 +152,37 @@ body = '{"found":true}'
 		t.Fatal("eslapp did not stop")
 	}
 }
+
+// [server] shared_secret must be a reference to a value a dialplan can
+// pass verbatim; its problems are named by file, line and key, and its
+// value never shows.
+func TestCheckSharedSecretConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "eslapp.toml")
+	for _, tc := range []struct {
+		env, value, want string
+	}{
+		{"", `"plain-text-secret-value"`, `:3: server.shared_secret: is written in the file`},
+		{"tiny-9x", `"${env:ESLAPP_TEST_SECRET}"`, `:3: server.shared_secret: is shorter than 16 characters`},
+		{"0123456789abcdef$x", `"${env:ESLAPP_TEST_SECRET}"`, `:3: server.shared_secret: holds a character`},
+		{"", `"${env:ESLAPP_TEST_SECRET_MISSING}"`, `:3: server.shared_secret: ${env:ESLAPP_TEST_SECRET_MISSING}: environment variable`},
+	} {
+		t.Setenv("ESLAPP_TEST_SECRET", tc.env)
+		writeFile(t, path, "[server]\nlisten = \"127.0.0.1:0\"\nshared_secret = "+tc.value+"\n[prompts]\nhold_music = \"\"\n")
+		code, _, errOut := runCmd(t, "check", "-config", path)
+		if code == 0 || !strings.HasPrefix(errOut, path+tc.want) {
+			t.Errorf("%s: exit %d: %s", tc.value, code, errOut)
+		}
+		if tc.env != "" && strings.Contains(errOut, tc.env) {
+			t.Errorf("the secret shows: %s", errOut)
+		}
+	}
+	t.Setenv("ESLAPP_TEST_SECRET", "0123456789abcdef0123")
+	writeFile(t, path, "[server]\nshared_secret = \"${env:ESLAPP_TEST_SECRET}\"\nshared_secret_var = \"bad name\"\n[prompts]\nhold_music = \"\"\n")
+	if code, _, errOut := runCmd(t, "check", "-config", path); code == 0 || !strings.HasPrefix(errOut, path+`:3: server.shared_secret_var: "bad name" is not a channel variable name`) {
+		t.Errorf("bad var: exit %d: %s", code, errOut)
+	}
+	writeFile(t, path, "[server]\nshared_secret = \"${env:ESLAPP_TEST_SECRET}\"\n[prompts]\nhold_music = \"\"\n")
+	if code, _, errOut := runCmd(t, "check", "-config", path); code != 0 {
+		t.Errorf("good secret: exit %d: %s", code, errOut)
+	}
+}

@@ -164,7 +164,16 @@ func readConfig(path string) (*source, error) {
 // problems are reported by build, with every other). file names it in
 // errors, baseDir resolves the relative paths of secrets and fixture files.
 func parseSource(file, data, baseDir string) (*source, error) {
-	src := &source{name: file, baseDir: baseDir, lines: keyLines(data)}
+	if len(data) > maxConfigBytes {
+		return nil, &configProblems{lines: []configLine{{text: fmt.Sprintf("%s: %d bytes, over the limit of %d MiB for a configuration file", file, len(data), maxConfigBytes>>20)}}}
+	}
+	lines, err := keyLines(data)
+	var deep *depthError
+	if errors.As(err, &deep) {
+		return nil, &configProblems{lines: []configLine{{line: deep.line,
+			text: fmt.Sprintf("%s:%d: %s: keys and values nested more than %d deep (tables, dotted keys, inline tables and arrays together)", file, deep.line, deep.key, maxKeyDepth)}}}
+	}
+	src := &source{name: file, baseDir: baseDir, lines: lines}
 	md, err := toml.Decode(data, &src.cfg)
 	if err != nil {
 		return nil, decodeError(file, err)

@@ -32,7 +32,7 @@ type stepConfig struct {
 	ErrorVar     string            `toml:"error_var"`
 	PromptPolicy string            `toml:"prompt_policy"`
 	GraceMs      int64             `toml:"grace_ms"`
-	Mappings     map[string]string `toml:"mappings"`
+	Mappings     map[string]any    `toml:"mappings"`
 	AgentEvent   bool              `toml:"agent_event"`
 	Branches     map[string]string `toml:"branches"`
 }
@@ -57,10 +57,13 @@ type StepSpec struct {
 }
 
 // Mapping copies a part of the step's result to a channel variable
-// (dynamic data mapping): mappings = { crm_contact_id = "result.records[0].id" }.
+// (dynamic data mapping): mappings = { crm_contact_id = "result.records[0].id" },
+// or typed: { crm_agent = { path = "result.agent.ext", type = "digits" } }
+// (see mapping.go).
 type Mapping struct {
 	Var  string
 	Path Expr // evaluated with "result" bound to the step's result
+	Type MappingType
 }
 
 // Default output variables (BRIEF §1).
@@ -141,16 +144,9 @@ func compileStep(d *decoder) node {
 			d.errorf(key("mappings", name), "not a variable name")
 			continue
 		}
-		e, err := ParseExpr(cfg.Mappings[name])
-		if err != nil {
-			d.errorf(key("mappings", name), "%v", err)
-			continue
+		if m, ok := d.parseMapping(name, cfg.Mappings[name]); ok {
+			s.Mappings = append(s.Mappings, m)
 		}
-		if e.Root() != "result" {
-			d.errorf(key("mappings", name), "a mapping reads the step's result: start it with \"result\", e.g. \"result.records[0].id\"")
-			continue
-		}
-		s.Mappings = append(s.Mappings, Mapping{Var: name, Path: e})
 	}
 	return &stepNode{s}
 }

@@ -94,6 +94,11 @@ func undecodedActionKeys(md *toml.MetaData, cfgs map[string]FlowConfig) FieldErr
 		if !known {
 			continue // reported at the type
 		}
+		if slices.Contains(t.keys, k[4]) {
+			// Inside a key the type takes as a whole (a mapping's
+			// inline table): its compile checks what is in it.
+			continue
+		}
 		keys := "none"
 		if len(t.keys) > 0 {
 			keys = strings.Join(t.keys, ", ")

@@ -142,6 +142,55 @@ type = "workflow_execute"
 config_id = "c"
 workflow_id = "w"
 mappings = { x = "contact.id" }`, "flows.f.actions.a.mappings.x", `start it with "result"`},
+		{"unknown mapping type", `[flows.f]
+start = "a"
+[flows.f.actions.a]
+type = "workflow_execute"
+config_id = "c"
+workflow_id = "w"
+mappings = { x = { path = "result.x", type = "int" } }`, "flows.f.actions.a.mappings.x.type", "must be one of text, digits"},
+		{"enum without values", `[flows.f]
+start = "a"
+[flows.f.actions.a]
+type = "workflow_execute"
+config_id = "c"
+workflow_id = "w"
+mappings = { tier = { path = "result.tier", type = "enum" } }`, "flows.f.actions.a.mappings.tier.values", "an enum mapping lists its values"},
+		{"enum value not a word", `[flows.f]
+start = "a"
+[flows.f.actions.a]
+type = "workflow_execute"
+config_id = "c"
+workflow_id = "w"
+mappings = { tier = { path = "result.tier", type = "enum", values = ["gold", "${x}"] } }`, "flows.f.actions.a.mappings.tier.values", "is not a word"},
+		{"values on a non-enum", `[flows.f]
+start = "a"
+[flows.f.actions.a]
+type = "workflow_execute"
+config_id = "c"
+workflow_id = "w"
+mappings = { ext = { path = "result.ext", type = "digits", values = ["1"] } }`, "flows.f.actions.a.mappings.ext.values", "only an enum mapping"},
+		{"unknown mapping key", `[flows.f]
+start = "a"
+[flows.f.actions.a]
+type = "workflow_execute"
+config_id = "c"
+workflow_id = "w"
+mappings = { ext = { path = "result.ext", kind = "digits" } }`, "flows.f.actions.a.mappings.ext.kind", "unknown key"},
+		{"mapping without path", `[flows.f]
+start = "a"
+[flows.f.actions.a]
+type = "workflow_execute"
+config_id = "c"
+workflow_id = "w"
+mappings = { ext = { type = "digits" } }`, "flows.f.actions.a.mappings.ext.path", "missing"},
+		{"mapping of a number", `[flows.f]
+start = "a"
+[flows.f.actions.a]
+type = "workflow_execute"
+config_id = "c"
+workflow_id = "w"
+mappings = { ext = 5 }`, "flows.f.actions.a.mappings.ext", "must be a path"},
 		{"bad destination", `[flows.f]
 start = "a"
 [flows.f.actions.a]

@@ -20,6 +20,7 @@ type Metrics struct {
 	hangups     prometheus.Counter
 	rebreaks    prometheus.Counter
 	shutdowns   prometheus.Counter
+	mappings    *prometheus.CounterVec
 	breaker     *prometheus.GaugeVec
 }
 
@@ -43,11 +44,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		hangups:     prometheus.NewCounter(prometheus.CounterOpts{Name: "eslapp_step_hangups_total", Help: "Steps ended by the caller hanging up."}),
 		rebreaks:    prometheus.NewCounter(prometheus.CounterOpts{Name: "eslapp_prompt_rebreaks_total", Help: "Prompt applications broken again because they started after their prompt was stopped."}),
 		shutdowns:   prometheus.NewCounter(prometheus.CounterOpts{Name: "eslapp_shutdown_handbacks_total", Help: "Calls still running when the drain ended, handed back OnError."}),
+		mappings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eslapp_mapping_rejected_total", Help: "Mapped values not stored because they did not match their mapping's type.",
+		}, []string{"type"}),
 		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "eslapp_crm_breaker_open", Help: "1 while a workflow's circuit breaker is open or half-open.",
 		}, []string{"config_id", "workflow_id"}),
 	}
-	reg.MustRegister(m.steps, m.crmSeconds, m.decisionSec, m.activeCalls, m.calls, m.refusals, m.hangups, m.rebreaks, m.shutdowns, m.breaker)
+	reg.MustRegister(m.steps, m.crmSeconds, m.decisionSec, m.activeCalls, m.calls, m.refusals, m.hangups, m.rebreaks, m.shutdowns, m.mappings, m.breaker)
 	return m
 }
 
@@ -73,6 +77,12 @@ func (m *Metrics) refused() {
 func (m *Metrics) hangup() {
 	if m != nil {
 		m.hangups.Inc()
+	}
+}
+
+func (m *Metrics) mappingRejected(typ string) {
+	if m != nil {
+		m.mappings.WithLabelValues(typ).Inc()
 	}
 }
 

@@ -339,7 +339,15 @@ func runFlowHostile(t testing.TB, v string) {
 	if !nul {
 		checkVar(t, c, "crm", body)
 	}
-	checkVar(t, c, "crm_v", want)
+	// A text mapping is stored reference-safe: the dialplan's ${crm_v}
+	// yields the value and runs nothing.
+	checkVar(t, c, "crm_v", esl.ReferenceSafe(want))
+	if storable(want) {
+		if got := c.Expand("${crm_v}"); got != want {
+			t.Errorf("${crm_v} in the dialplan gives %.80q, want %.80q", got, want)
+		}
+		checkNoAPI(t, c)
+	}
 	checkVar(t, c, "copied", want)
 
 	// Sink: TTS as the middle element of a file_string.

@@ -244,8 +244,14 @@ func (c *call) applyStep(rep stepReport) {
 				c.log.Warn("mapping finds nothing in the result", "var", m.Var, "path", m.Path.String(), "err", err)
 				continue
 			}
+			text := v.Text()
+			if !m.Type.Accepts(text) {
+				c.log.Warn("mapping value does not match its type; not stored", "var", m.Var, "path", m.Path.String(), "type", m.Type.Name, "bytes", len(text))
+				c.e.metrics.mappingRejected(m.Type.Name)
+				continue
+			}
 			c.vars.Set(m.Var, v)
-			c.setOutput(m.Var, v.Text())
+			c.setOutput(m.Var, m.Type.Stored(text))
 		}
 	}
 }

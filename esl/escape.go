@@ -78,6 +78,15 @@ func escapeForExpansion(s string) string {
 	return b.String()
 }
 
+// ReferenceSafe returns the form of s to store in a channel variable so
+// that one ${var} reference to it in the dialplan yields s, with nothing
+// in it expanded or run: FreeSWITCH expands a variable's value once more
+// when it substitutes it (switch_channel_expand_variables_check recurses
+// into every substituted value), and this is the text that pass turns
+// back into s. A further hop that expands the result again (set x=${var},
+// then ${x}) sees s itself.
+func ReferenceSafe(s string) string { return escapeForExpansion(s) }
+
 // triggersExpansion reports whether FreeSWITCH's expansion pass would touch
 // s (switch_string_var_check_const || switch_string_has_escaped_data).
 func triggersExpansion(s string) bool {

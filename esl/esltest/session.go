@@ -153,6 +153,12 @@ func (c *Call) recordAPI(name, args string) (string, bool) {
 // expand expands like switch_channel_expand_variables.
 func (c *Call) expand(s string) string { return c.exp.Expand(s) }
 
+// Expand is what FreeSWITCH makes of s when the channel's dialplan uses it
+// in an application's argument or a condition field: one expansion pass
+// over the channel's variables now, which expands every substituted value
+// again. An API it would run is recorded in APIExecutions, not run.
+func (c *Call) Expand(s string) string { return c.exp.Expand(s) }
+
 // setVar and delVar change a channel variable under mu (Var reads it).
 func (c *Call) setVar(name, val string) {
 	c.mu.Lock()

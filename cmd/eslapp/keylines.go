@@ -292,7 +292,8 @@ func unescapeKeyByte(c byte) string {
 	return string(c)
 }
 
-// literalString reads '...' or ”'...”' and returns its text.
+// literalString reads a literal string, on one line or, between three
+// single quotes, on several, and returns its text.
 func (s *keyScanner) literalString() string {
 	if strings.HasPrefix(s.data[s.pos:], "'''") {
 		s.pos += 3

@@ -382,6 +382,26 @@ destination = "1000 XML default"
 
 [flows.demo.actions.back]
 type = "continue"
+
+# 7021: CRM data the dialplan uses (see conf/freeswitch, harness_mappings).
+[flows.mapped]
+start = "lookup"
+
+[flows.mapped.actions.lookup]
+type = "workflow_execute"
+config_id = "demo-crm"
+workflow_id = "search-by-phone"
+payload = '{"phone":"{ANI}"}'
+sequence = '"hold.wav"'
+branches = { Default = "back" }
+
+[flows.mapped.actions.lookup.mappings]
+pwn_name = "result.name"
+crm_agent = { path = "result.agent", type = "digits" }
+crm_bad = { path = "result.name", type = "digits" }
+
+[flows.mapped.actions.back]
+type = "continue"
 `, env.listen, metrics, env.esl, env.sounds, crmURL)
 	cfgPath := filepath.Join(dir, "eslapp.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {

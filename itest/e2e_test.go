@@ -117,6 +117,9 @@ func TestEndToEnd(t *testing.T) {
 			t.Run("AniFromCallerProfile", h.aniFromCallerProfile)
 			t.Run("HostileResultVerbatim", h.hostileResult)
 			t.Run("ShutdownHandsCallsBack", h.shutdownHandsBack)
+			if m.ext == nil {
+				t.Run("MappingsInTheDialplan", h.mappingsInTheDialplan)
+			}
 			if m.ext != nil {
 				t.Run("NetRoutesWhenEslappDies", h.netWhenEslappDies)
 				t.Run("NetRoutesWhenNoEslapp", h.netWhenNoEslapp)
@@ -506,5 +509,33 @@ func (h *harness) shutdownHandsBack(t *testing.T) {
 	}
 	if c.crm != nil && !c.crm.cancelled {
 		t.Error("eslapp did not cancel the CRM request")
+	}
+}
+
+// mappingsInTheDialplan: a CRM answer whose name field is a shell command
+// reaches the dialplan through a text mapping, referenced once in a log
+// line, a condition field and bridge data, and runs nothing; the typed
+// agent extension goes through two set hops into a transfer and reaches
+// the agent; the same field under a digits type is not stored.
+func (h *harness) mappingsInTheDialplan(t *testing.T) {
+	pwned := filepath.Join(t.TempDir(), "pwned")
+	name := "${system(touch " + pwned + ")}"
+	body := fmt.Sprintf(`{"name":%q,"agent":"1000"}`, name)
+	c := h.place(t, "7021", "uac_wait_bye.xml", crmPlan{delay: 200 * time.Millisecond, status: 200, body: body})
+	if _, err := os.Stat(pwned); err == nil {
+		t.Fatal("FreeSWITCH ran the command in the mapped CRM field")
+	}
+	want(t, "wfe_branch", c.v("wfe_branch"), "OnSuccess")
+	want(t, "pwn_name (stored reference-safe)", c.v("pwn_name"), `\${system(touch `+pwned+`)}`)
+	want(t, "harness_condition_saw (the condition on ${pwn_name} matched)", c.v("harness_condition_saw"), "yes")
+	want(t, "harness_agent_again (the digits value after two set hops)", c.v("harness_agent_again"), "1000")
+	want(t, "harness_agent (transferred to ${harness_agent_again})", c.v("harness_agent"), "1000")
+	want(t, "crm_bad (a digits mapping of the name)", c.v("crm_bad"), "")
+	if h.env.fs != nil {
+		logged := "harness mapped name [" + name + "]"
+		b, _ := os.ReadFile(h.env.fs.ConsoleLog)
+		if !strings.Contains(string(b), logged) {
+			t.Errorf("FreeSWITCH's log has no line %q: one ${pwn_name} should give the CRM's text", logged)
+		}
 	}
 }

@@ -4,17 +4,20 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"github.com/BurntSushi/toml"
+	"log/slog"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/BurntSushi/toml"
+
 	"github.com/eslapp/eslapp/callflow"
 	"github.com/eslapp/eslapp/crm"
 	"github.com/eslapp/eslapp/esl"
 	"github.com/eslapp/eslapp/esl/esltest"
+	"github.com/eslapp/eslapp/internal/testlog"
 	"github.com/eslapp/eslapp/prompts"
 )
 
@@ -731,5 +734,30 @@ func TestDialplanReferenceReexpands(t *testing.T) {
 	x.Expand("${wfe_branch} XML crm_branches") // routing on the branch is safe
 	if len(ran) != 0 {
 		t.Errorf("routing on wfe_branch ran %q", ran)
+	}
+}
+
+// The shared secret never reaches a log line, at any level, whether the
+// call presents it or not.
+func TestSharedSecretNeverLogged(t *testing.T) {
+	const secret = "s3cr3t-dialplan-0123"
+	for _, presented := range []string{secret, "s3cr3t-dialplan-guess"} {
+		var logs testlog.Buffer
+		log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		e := newEngine(t, "shared_secret = \""+secret+"\"\n"+expandIncludes(t, "@base\n"), log)
+		fs := esltest.New(esltest.Options{Logf: func(string, ...any) {}})
+		c := runCall(t, e, fs, callScript{opts: esltest.CallOptions{CallerIDNumber: "1235550100", Vars: map[string]string{
+			"wfe_config_id": "demo", "wfe_workflow_id": "lookup", "wfe_secret": presented,
+		}}})
+		branch, _ := c.Var("wfe_branch")
+		if want := map[bool]string{true: "OnSuccess", false: "OnError"}[presented == secret]; branch != want {
+			t.Errorf("presented %q: branch %q, want %q", presented, branch, want)
+		}
+		if strings.Contains(logs.String(), "s3cr3t") {
+			t.Errorf("the secret is in the log:\n%s", logs.String())
+		}
+		if _, set := c.Var("wfe_secret"); set {
+			t.Error("wfe_secret is still set when the call leaves")
+		}
 	}
 }

@@ -107,20 +107,9 @@ kind = "fixture"
 delay_ms = 30000
 body = '{}'
 `)
-	ready := make(chan net.Addr, 1)
-	signals := make(chan os.Signal, 2)
-	var stderr syncWriter
-	exit := make(chan int, 1)
-	go func() {
-		defer close(ready)
-		exit <- run([]string{"serve", "-config", path}, &bytes.Buffer{}, &stderr, runHooks{ready: ready, signals: signals})
-	}()
-	a, ok := <-ready
-	if !ok {
-		t.Fatalf("eslapp did not start: exit %d\n%s", <-exit, stderr.String())
-	}
+	srv := startServing(t, path)
 	fs := esltest.New(esltest.Options{Logf: func(string, ...any) {}})
-	c, err := fs.Dial(context.Background(), a.String(), esltest.CallOptions{Vars: map[string]string{
+	c, err := fs.Dial(context.Background(), srv.addr, esltest.CallOptions{Vars: map[string]string{
 		"wfe_config_id": "demo", "wfe_workflow_id": "slow", "wfe_sequence": `"hold.wav"`,
 	}})
 	if err != nil {
@@ -129,26 +118,19 @@ body = '{}'
 	if _, err := c.WaitFor(context.Background(), func(cmd esltest.Command) bool { return cmd.App == "playback" }); err != nil {
 		t.Fatal(err)
 	}
-	signals <- syscall.SIGTERM
-	signals <- syscall.SIGTERM
+	srv.signals <- syscall.SIGTERM
+	srv.signals <- syscall.SIGTERM
 	select {
 	case <-c.Done():
 	case <-time.After(10 * time.Second):
-		t.Fatalf("the call was not handed back\n%s", stderr.String())
+		t.Fatalf("the call was not handed back\n%s", srv.stderr.String())
 	}
 	branch, _ := c.Var("wfe_branch")
 	errVar, _ := c.Var("workflowErrorOutput")
 	if c.Outcome().Kind != esltest.Resumed || branch != "OnError" || errVar != `{"branch":"OnError","message":"eslapp is shutting down"}` {
 		t.Errorf("outcome %v, wfe_branch %q, error %q", c.Outcome().Kind, branch, errVar)
 	}
-	select {
-	case code := <-exit:
-		if code != 0 {
-			t.Fatalf("exit %d\n%s", code, stderr.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("eslapp did not exit\n%s", stderr.String())
-	}
+	srv.wait(t)
 }
 
 // A workflow whose breaker opens shows in eslapp_crm_breaker_open with its
@@ -175,22 +157,11 @@ body = '{"error":"down"}'
 [[integrations.demo.workflows.fine.rules]]
 body = '{}'
 `)
-	ready := make(chan net.Addr, 1)
-	signals := make(chan os.Signal, 1)
-	var stderr syncWriter
-	exit := make(chan int, 1)
-	go func() {
-		defer close(ready)
-		exit <- run([]string{"serve", "-config", path}, &bytes.Buffer{}, &stderr, runHooks{ready: ready, signals: signals})
-	}()
-	a, ok := <-ready
-	if !ok {
-		t.Fatalf("eslapp did not start: exit %d\n%s", <-exit, stderr.String())
-	}
-	defer func() { signals <- syscall.SIGTERM; <-exit }()
+	srv := startServing(t, path)
+	defer srv.stop(t)
 	fs := esltest.New(esltest.Options{Logf: func(string, ...any) {}})
 	for _, wf := range []string{"broken", "fine"} {
-		c, err := fs.Dial(context.Background(), a.String(), esltest.CallOptions{Vars: map[string]string{"wfe_config_id": "demo", "wfe_workflow_id": wf}})
+		c, err := fs.Dial(context.Background(), srv.addr, esltest.CallOptions{Vars: map[string]string{"wfe_config_id": "demo", "wfe_workflow_id": wf}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -218,4 +189,49 @@ func grepLines(s, prefix string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// serving is eslapp serve running in the test on a configuration file.
+type serving struct {
+	addr    string // the Event Socket listener
+	signals chan os.Signal
+	exit    chan int
+	stderr  *syncWriter
+}
+
+// startServing runs serve -config path and waits until it takes calls.
+func startServing(t *testing.T, path string) *serving {
+	t.Helper()
+	s := &serving{signals: make(chan os.Signal, 2), exit: make(chan int, 1), stderr: &syncWriter{}}
+	ready := make(chan net.Addr, 1)
+	go func() {
+		defer close(ready)
+		s.exit <- run([]string{"serve", "-config", path}, &bytes.Buffer{}, s.stderr, runHooks{ready: ready, signals: s.signals})
+	}()
+	a, ok := <-ready
+	if !ok {
+		t.Fatalf("eslapp did not start: exit %d\n%s", <-s.exit, s.stderr.String())
+	}
+	s.addr = a.String()
+	return s
+}
+
+// stop sends SIGTERM and checks that eslapp exits 0 within 10 s.
+func (s *serving) stop(t *testing.T) {
+	t.Helper()
+	s.signals <- syscall.SIGTERM
+	s.wait(t)
+}
+
+// wait checks that eslapp exits 0 within 10 s.
+func (s *serving) wait(t *testing.T) {
+	t.Helper()
+	select {
+	case code := <-s.exit:
+		if code != 0 {
+			t.Errorf("exit %d\n%s", code, s.stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("eslapp did not exit\n%s", s.stderr.String())
+	}
 }

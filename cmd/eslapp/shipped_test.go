@@ -1,20 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/xml"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/eslapp/eslapp/esl"
 	"github.com/eslapp/eslapp/esl/esltest"
 )
 
@@ -230,28 +226,7 @@ func startShipped(t *testing.T, fs *esltest.FreeSWITCH) (addr string, stop func(
 	path := filepath.Join(t.TempDir(), "eslapp.toml")
 	writeFile(t, path, cfg)
 	t.Chdir(root)
-	ready := make(chan net.Addr, 1)
-	signals := make(chan os.Signal, 1)
-	var stderr syncWriter
-	exit := make(chan int, 1)
-	go func() {
-		defer close(ready)
-		exit <- run([]string{"serve", "-config", path}, &bytes.Buffer{}, &stderr, runHooks{ready: ready, signals: signals})
-	}()
-	a, ok := <-ready
-	if !ok {
-		t.Fatalf("eslapp did not start: exit %d\n%s", <-exit, stderr.String())
-	}
-	for deadline := time.Now().Add(10 * time.Second); !fs.InboundSubscribed(esl.DefaultStartSubclass); {
-		if time.Now().After(deadline) {
-			t.Fatalf("eslapp did not subscribe on the inbound connection:\n%s", stderr.String())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return a.String(), func() {
-		signals <- syscall.SIGTERM
-		if code := <-exit; code != 0 {
-			t.Errorf("exit %d\n%s", code, stderr.String())
-		}
-	}
+	srv := startServing(t, path)
+	waitSubscribed(t, fs, srv)
+	return srv.addr, func() { srv.stop(t) }
 }

@@ -1,16 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"net"
-	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/eslapp/eslapp/esl"
 	"github.com/eslapp/eslapp/esl/esltest"
 )
 
@@ -101,25 +98,8 @@ kind = "fixture"
 delay_ms = 200
 body = '{"found":true}'
 `)
-	ready := make(chan net.Addr, 1)
-	signals := make(chan os.Signal, 1)
-	var stderr syncWriter
-	exit := make(chan int, 1)
-	go func() {
-		defer close(ready)
-		exit <- run([]string{"serve", "-config", path}, &bytes.Buffer{}, &stderr, runHooks{ready: ready, signals: signals})
-	}()
-	if _, ok := <-ready; !ok {
-		t.Fatalf("eslapp did not start: exit %d\n%s", <-exit, stderr.String())
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for fs.InboundConnections() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no inbound connection:\n%s", stderr.String())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	time.Sleep(50 * time.Millisecond) // subscribed
+	srv := startServing(t, path)
+	waitSubscribed(t, fs, srv)
 	c, err := fs.Socketless(context.Background(), esltest.SocketlessOptions{
 		CallOptions: esltest.CallOptions{CallerIDNumber: "1235550100", Vars: map[string]string{
 			"wfe_config_id": "demo", "wfe_workflow_id": "lookup", "wfe_payload": `{"phone":"{ANI}"}`,
@@ -133,23 +113,27 @@ body = '{"found":true}'
 	select {
 	case <-c.Done():
 	case <-time.After(10 * time.Second):
-		t.Fatalf("call not over:\n%s", stderr.String())
+		t.Fatalf("call not over:\n%s", srv.stderr.String())
 	}
 	out := c.Outcome()
 	if out.TransferDest != "OnSuccess XML crm_branches" || out.NetFired {
-		t.Errorf("outcome %+v\n%s", out, stderr.String())
+		t.Errorf("outcome %+v\n%s", out, srv.stderr.String())
 	}
 	if v, _ := c.Var("workflowResultOutput"); v != `{"found":true}` {
 		t.Errorf("result %q", v)
 	}
-	signals <- syscall.SIGTERM
-	select {
-	case code := <-exit:
-		if code != 0 {
-			t.Errorf("exit %d\n%s", code, stderr.String())
+	srv.stop(t)
+}
+
+// waitSubscribed waits until eslapp's inbound connection to fs hears
+// socket-less calls.
+func waitSubscribed(t *testing.T, fs *esltest.FreeSWITCH, srv *serving) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !fs.InboundSubscribed(esl.DefaultStartSubclass); {
+		if time.Now().After(deadline) {
+			t.Fatalf("eslapp did not subscribe on the inbound connection:\n%s", srv.stderr.String())
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("eslapp did not stop")
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

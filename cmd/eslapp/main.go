@@ -54,11 +54,14 @@ func run(args []string, stdout, stderr io.Writer, hooks runHooks) int {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
+	if cmd == "graph" {
+		return graphCmd(args, stdout, stderr)
+	}
 	flags := flag.NewFlagSet("eslapp "+cmd, flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	configPath := flags.String("config", conf.DefaultPath, "configuration `file`")
 	flags.Usage = func() {
-		fmt.Fprintf(stderr, "usage: eslapp [serve|check|version] [-config FILE]\n")
+		fmt.Fprintf(stderr, "usage: eslapp [serve|check|version] [-config FILE]\n       eslapp graph [-config FILE] [-flow NAME] [-format mermaid|dot|svg]\n")
 		flags.PrintDefaults()
 	}
 	switch cmd {

@@ -15,13 +15,13 @@ import (
 // right-hand side.
 
 const (
-	svgCharW  = 7.0 // average glyph width of 12 px sans-serif
-	svgLineH  = 16.0
-	svgPadX   = 12.0
-	svgPadY   = 8.0
-	svgGapX   = 40.0
-	svgGapY   = 64.0
-	svgMargin = 24.0
+	svgCharW    = 7.0 // average glyph width of 12 px sans-serif
+	svgLineH    = 16.0
+	svgPadX     = 12.0
+	svgPadY     = 8.0
+	svgGapX     = 40.0
+	svgGapY     = 64.0
+	svgMargin   = 24.0
 	svgMaxChars = 44 // a box is at most this many glyphs wide
 )
 

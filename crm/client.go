@@ -97,7 +97,7 @@ func (s *Service) roundTrip(ctx context.Context, in *integration, wf *workflow, 
 			ev.Status = resp.StatusCode
 			resp.Body.Close()
 		}
-		ev.Err = err
+		ev.Err = scrubURL(err, target)
 		return ev
 	}
 	ev.Status = resp.StatusCode

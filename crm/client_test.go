@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -540,5 +541,75 @@ func TestDebugLogsHideTheURL(t *testing.T) {
 	}
 	if strings.Contains(res.Err.Message, "15551234567") {
 		t.Errorf("the error variable holds the caller's number: %s", res.Err.Message)
+	}
+}
+
+// A workflow path may carry a query, as serverless CRMs are called: secret
+// references in values are resolved at load and query-escaped, {var}s are
+// query-escaped per request and cannot add a parameter.
+func TestWorkflowQueryString(t *testing.T) {
+	crm := newCRM(t, func(w http.ResponseWriter, r *http.Request, _ int64) { jsonReply(w, 200, `{}`) })
+	env := map[string]string{"FN_KEY": "k3y+/=&secret"}
+	s := newService(t, httpConfig(crm.URL, func(ic *IntegrationConfig) {
+		ic.Workflows["fn"] = WorkflowConfig{Method: "GET", Path: "/api/run/{id}?code=${env:FN_KEY}&async=false&phone={phone}&flag"}
+	}), Options{LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+	req := baseRequest("fn")
+	req.PathVars = func(name string) (string, bool) {
+		switch name {
+		case "id":
+			return "42", true
+		case "phone":
+			return "+1 555&admin=1#x", true
+		}
+		return "", false
+	}
+	wantBranch(t, execute(t, s, req), OnSuccess, 200)
+	got := crm.recorded()[0]
+	if want := "code=k3y%2B%2F%3D%26secret&async=false&phone=%2B1+555%26admin%3D1%23x&flag"; got.path != "/api/run/42" || got.rawQuery != want {
+		t.Errorf("path %q query %q, want /api/run/42 and %q", got.path, got.rawQuery, want)
+	}
+	req.PathVars = func(name string) (string, bool) { return "42", name == "id" }
+	if res := execute(t, s, req); res.Branch != OnInvalidInput || !strings.Contains(res.Err.Message, "{phone}") {
+		t.Errorf("missing query var: %+v", res.Err)
+	}
+}
+
+// The query's secret never shows: not in the error variable, not in debug
+// logs, not in check's errors.
+func TestWorkflowQuerySecretRedacted(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	env := map[string]string{"FN_KEY": "sup3rs3cr3tk3y"}
+	s := newService(t, httpConfig(dead, func(ic *IntegrationConfig) {
+		ic.Workflows["fn"] = WorkflowConfig{Path: "/run?code=${env:FN_KEY}"}
+		ic.Retries = intp(0)
+	}), Options{Logger: log, LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+	res := execute(t, s, baseRequest("fn"))
+	if res.Branch != OnError {
+		t.Fatalf("branch %s", res.Branch)
+	}
+	if strings.Contains(logs.String(), "sup3rs3cr3tk3y") || strings.Contains(res.Err.Message, "sup3rs3cr3tk3y") {
+		t.Errorf("the query secret shows:\nerror %s\nlogs %s", res.Err.Message, logs.String())
+	}
+	_, err = New(httpConfig(dead, func(ic *IntegrationConfig) {
+		ic.Workflows["fn"] = WorkflowConfig{Path: "/run?code=${env:FN_KEY}&x=#frag"}
+	}), Options{LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+	if err == nil || strings.Contains(err.Error(), "sup3rs3cr3tk3y") || !strings.Contains(err.Error(), "fragment") {
+		t.Errorf("bad query: %v", err)
+	}
+}
+
+// scrubURL hides a URL in any error text and keeps the chain.
+func TestScrubURL(t *testing.T) {
+	target := "http://crm.example/run?code=sup3rs3cr3t"
+	err := scrubURL(fmt.Errorf("POST %s giving up after 3 attempt(s): %w", target, io.ErrUnexpectedEOF), target)
+	if strings.Contains(err.Error(), "sup3rs3cr3t") || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("%v", err)
 	}
 }

@@ -56,6 +56,7 @@ type workflow struct {
 	id      string
 	method  string
 	path    pathTemplate
+	query   []queryParam // nil: no query string
 	headers []header
 	enabled bool
 	// breaker is this workflow's own: one workflow failing (a slow report
@@ -259,11 +260,17 @@ func (c *checker) workflow(id string, wc WorkflowConfig, key []string, fixture b
 		// Fixture requests are routed by workflow id; its path is unused.
 		p = "/" + url.PathEscape(id)
 	}
+	p, query, hasQuery := strings.Cut(p, "?")
 	t, err := compilePath(p)
 	if err != nil {
 		c.add(sub(key, "path"), "%v", err)
 	}
 	wf.path = t
+	if hasQuery {
+		if wf.query, err = compileQuery(query, c.res); err != nil {
+			c.add(sub(key, "path"), "query: %v", err)
+		}
+	}
 	if !fixture {
 		wf.headers = c.headers(wc.Headers, sub(key, "headers"))
 	}

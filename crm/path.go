@@ -95,8 +95,8 @@ func checkLiteral(s string) error {
 				return fmt.Errorf("%q: '%%' must start an escape such as %%2F", conf.Clip(s, 80))
 			}
 			i += 2
-		case c == '?' || c == '#':
-			return fmt.Errorf("%q: a path cannot hold a query or fragment", conf.Clip(s, 80))
+		case c == '#':
+			return fmt.Errorf("%q: a path cannot hold a fragment", conf.Clip(s, 80))
 		default:
 			return fmt.Errorf("%q: character %q must be percent-escaped", conf.Clip(s, 80), c)
 		}
@@ -165,8 +165,9 @@ func (t pathTemplate) expand(lookup func(string) (string, bool)) (string, error)
 
 // joinURL appends an expanded path to the base URL and checks the result
 // still points at the base's origin: a second line of defence should the
-// escaping above ever be wrong.
-func joinURL(base *url.URL, path string) (*url.URL, error) {
+// escaping above ever be wrong. The query, built by expandQuery, is set
+// after the check.
+func joinURL(base *url.URL, path, query string) (*url.URL, error) {
 	u, err := url.Parse(strings.TrimSuffix(base.String(), "/") + path)
 	if err != nil {
 		return nil, reject(ErrInvalidInput, "request path is not valid")
@@ -180,5 +181,198 @@ func joinURL(base *url.URL, path string) (*url.URL, error) {
 			return nil, reject(ErrInvalidInput, "request path would leave the CRM's base URL")
 		}
 	}
+	u.RawQuery = query
 	return u, nil
+}
+
+// queryParam is one name=value of a workflow's query string, compiled at
+// load: the name a literal, the value literals, secret references resolved
+// then (${env:FN_KEY}: a function key, an API stage) and {var}s filled per
+// request. Every value eslapp inserts is query-escaped, so it stays inside
+// its parameter; secrets never reach a log or an error (see scrubURL).
+type queryParam struct {
+	name  string
+	parts []queryPart
+}
+
+type queryPart struct {
+	lit    string      // as written, when neither of the others
+	secret conf.Secret // a resolved ${env:}/${file:} reference
+	ref    bool        // secret holds this part
+	name   string      // a {var}
+}
+
+// compileQuery checks the query of a workflow path ("a=1&code=${env:K}&p={phone}").
+func compileQuery(q string, res conf.Resolver) ([]queryParam, error) {
+	if q == "" {
+		return nil, errors.New(`empty query after "?"`)
+	}
+	var params []queryParam
+	for _, pair := range strings.Split(q, "&") {
+		name, value, hasValue := strings.Cut(pair, "=")
+		if name == "" {
+			return nil, fmt.Errorf("%q: a query parameter needs a name", conf.Clip(pair, 60))
+		}
+		if err := checkQueryLiteral(name, false); err != nil {
+			return nil, err
+		}
+		p := queryParam{name: name}
+		if !hasValue {
+			params = append(params, p)
+			continue
+		}
+		parts, err := compileQueryValue(value, res)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", conf.Clip(name, 40), err)
+		}
+		p.parts = parts
+		if len(p.parts) == 0 {
+			p.parts = []queryPart{{lit: ""}}
+		}
+		params = append(params, p)
+	}
+	return params, nil
+}
+
+// compileQueryValue splits a value into literals, ${env:}/${file:}
+// references (resolved now) and {var}s.
+func compileQueryValue(v string, res conf.Resolver) ([]queryPart, error) {
+	var parts []queryPart
+	for v != "" {
+		switch {
+		case strings.HasPrefix(v, "${"):
+			end := strings.IndexByte(v, '}')
+			if end < 0 {
+				return nil, errors.New(`"${" without "}"`)
+			}
+			val, _, err := res.Resolve(v[:end+1])
+			if err != nil {
+				return nil, err
+			}
+			parts = append(parts, queryPart{secret: val, ref: true})
+			v = v[end+1:]
+		case v[0] == '{':
+			end := strings.IndexByte(v, '}')
+			if end < 0 {
+				return nil, errors.New(`"{" without "}"`)
+			}
+			name := v[1:end]
+			if !validVarName(name) {
+				return nil, fmt.Errorf("{%s}: a variable name is letters, digits, '_', '.' and '-', starting with a letter or '_'", conf.Clip(name, 40))
+			}
+			parts = append(parts, queryPart{name: name})
+			v = v[end+1:]
+		default:
+			i := strings.IndexAny(v, "{")
+			if j := strings.Index(v, "${"); j >= 0 && (i < 0 || j < i) {
+				i = j
+			}
+			if i < 0 {
+				i = len(v)
+			}
+			if i == 0 { // a lone "$" before "{" is not a reference here
+				i = 1
+			}
+			if err := checkQueryLiteral(v[:i], true); err != nil {
+				return nil, err
+			}
+			parts = append(parts, queryPart{lit: v[:i]})
+			v = v[i:]
+		}
+	}
+	return parts, nil
+}
+
+// checkQueryLiteral allows RFC 3986 query characters and valid %XX
+// escapes; '&' and '=' separate parameters, '#' would start a fragment.
+func checkQueryLiteral(s string, value bool) error {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-._~!$'()*+,:@/?", c) >= 0:
+		case c == '=' && value:
+		case c == ';':
+			return fmt.Errorf("%q: write ';' as %%3B (some servers split a query at it)", conf.Clip(s, 80))
+		case c == '%':
+			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+				return fmt.Errorf("%q: '%%' must start an escape such as %%2F", conf.Clip(s, 80))
+			}
+			i += 2
+		case c == '#':
+			return fmt.Errorf("%q: a path cannot hold a fragment", conf.Clip(s, 80))
+		case c == '{' || c == '}':
+			return fmt.Errorf("%q: unbalanced %q", conf.Clip(s, 80), c)
+		default:
+			return fmt.Errorf("%q: character %q must be percent-escaped", conf.Clip(s, 80), c)
+		}
+	}
+	return nil
+}
+
+// expandQuery builds the query string of a request. The error is an
+// ErrInvalidInput rejection (a {var} without a value).
+func expandQuery(params []queryParam, lookup func(string) (string, bool)) (string, error) {
+	var b strings.Builder
+	for i, p := range params {
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(p.name)
+		if p.parts == nil {
+			continue
+		}
+		b.WriteByte('=')
+		for _, part := range p.parts {
+			switch {
+			case part.ref:
+				b.WriteString(url.QueryEscape(part.secret.Reveal()))
+			case part.name != "":
+				var v string
+				ok := false
+				if lookup != nil {
+					v, ok = lookup(part.name)
+				}
+				if !ok {
+					return "", reject(ErrInvalidInput, "query variable {%s} has no value", part.name)
+				}
+				b.WriteString(url.QueryEscape(v))
+			default:
+				b.WriteString(part.lit)
+			}
+		}
+	}
+	return b.String(), nil
+}
+
+// queryVars lists the query's variable names.
+func queryVars(params []queryParam) []string {
+	var names []string
+	for _, p := range params {
+		for _, part := range p.parts {
+			if part.name != "" {
+				names = append(names, part.name)
+			}
+		}
+	}
+	return names
+}
+
+// scrubbedError is an error whose text had the request URL in it.
+type scrubbedError struct {
+	err  error
+	text string
+}
+
+func (e *scrubbedError) Error() string { return e.text }
+func (e *scrubbedError) Unwrap() error { return e.err }
+
+// scrubURL hides the request URL in err's text: it carries caller data in
+// its path and may carry secrets in its query. errors.Is and As still see
+// err.
+func scrubURL(err error, target string) error {
+	if err == nil || target == "" || !strings.Contains(err.Error(), target) {
+		return err
+	}
+	return &scrubbedError{err: err, text: strings.ReplaceAll(err.Error(), target, "<the CRM request URL>")}
 }

@@ -28,7 +28,7 @@ func FuzzExpandPath(f *testing.F) {
 			}
 			return
 		}
-		u, err := joinURL(base, p)
+		u, err := joinURL(base, p, "")
 		if err != nil {
 			if !errors.Is(err, ErrInvalidInput) {
 				t.Fatalf("join: %v", err)

@@ -56,11 +56,8 @@ func (s *Service) PathVars() []string {
 	var names []string
 	for _, in := range s.integrations {
 		for _, wf := range in.workflows {
-			for _, part := range wf.path.parts {
-				if part.name != "" {
-					names = append(names, part.name)
-				}
-			}
+			names = append(names, wf.path.vars()...)
+			names = append(names, queryVars(wf.query)...)
 		}
 	}
 	return names
@@ -188,7 +185,11 @@ func (s *Service) prepare(req Request) (*integration, *workflow, string, error) 
 	if err != nil {
 		return nil, nil, "", err
 	}
-	u, err := joinURL(in.base, p)
+	q, err := expandQuery(wf.query, req.PathVars)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	u, err := joinURL(in.base, p, q)
 	if err != nil {
 		return nil, nil, "", err
 	}

@@ -130,6 +130,7 @@ func TestShownConfigsAreValid(t *testing.T) {
 	t.Chdir(filepath.Join("..", ".."))
 	t.Setenv("ACME_TOKEN", "example") // the README's example secret
 	t.Setenv("FREESWITCH_ESL_PASSWORD", "example")
+	t.Setenv("FN_KEY", "example")
 	files, _ := filepath.Glob(filepath.Join("conf", "*.toml"))
 	for _, f := range files {
 		_, b, err := loadConfig(f, nil)

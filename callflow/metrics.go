@@ -116,6 +116,14 @@ func (m *Metrics) decision(d time.Duration) {
 	}
 }
 
+// ResetBreakers clears the breaker gauges: a reloaded configuration's
+// breakers start closed.
+func (m *Metrics) ResetBreakers() {
+	if m != nil {
+		m.breaker.Reset()
+	}
+}
+
 // BreakerChanged is crm.Options.OnBreakerChange for these metrics.
 func (m *Metrics) BreakerChanged(configID, workflowID string, _, to crm.BreakerState) {
 	if m == nil {

@@ -129,6 +129,7 @@ type Inbound struct {
 	calls    map[string]*InboundCall
 	draining bool
 	idle     chan struct{} // closed when draining and no call is left
+	maxCalls int           // cfg.MaxCalls, then SetMaxCalls
 
 	connects, failures, started, refused atomic.Uint64
 }
@@ -163,17 +164,26 @@ func NewInbound(cfg InboundConfig) (*Inbound, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	in := &Inbound{
-		cfg:    cfg,
-		log:    cfg.Logger.With("freeswitch", cfg.Address),
-		stop:   make(chan struct{}),
-		served: make(chan struct{}),
-		up:     make(chan struct{}),
-		bye:    make(chan struct{}),
-		calls:  make(map[string]*InboundCall),
-		since:  time.Now(),
+		cfg:      cfg,
+		log:      cfg.Logger.With("freeswitch", cfg.Address),
+		stop:     make(chan struct{}),
+		served:   make(chan struct{}),
+		up:       make(chan struct{}),
+		bye:      make(chan struct{}),
+		calls:    make(map[string]*InboundCall),
+		since:    time.Now(),
+		maxCalls: cfg.MaxCalls,
 	}
 	in.callCtx, in.cancelCall = context.WithCancelCause(context.Background())
 	return in, nil
+}
+
+// SetMaxCalls replaces max_calls (0: no limit) for the calls announced
+// from now on.
+func (in *Inbound) SetMaxCalls(n int) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.maxCalls = max(n, 0)
 }
 
 // Stats reports the connection's state and counters.
@@ -388,7 +398,7 @@ func (in *Inbound) start(body []byte) {
 	switch {
 	case in.draining:
 		why = fmt.Errorf("eslapp is shutting down: %w", ErrShutdown)
-	case in.cfg.MaxCalls > 0 && len(in.calls) >= in.cfg.MaxCalls:
+	case in.maxCalls > 0 && len(in.calls) >= in.maxCalls:
 		why = errors.New("eslapp at max_calls")
 	}
 	in.calls[id] = c

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,8 +112,12 @@ type Server struct {
 	callsCtx    context.Context
 	cancelCalls context.CancelCauseFunc
 
-	draining   atomic.Bool
-	active     atomic.Int64
+	draining atomic.Bool
+	active   atomic.Int64
+	// allow and maxCalls start as cfg's and change with SetLimits (a
+	// configuration reload); they apply to connections accepted after.
+	allow      atomic.Pointer[[]netip.Prefix]
+	maxCalls   atomic.Int64
 	connecting atomic.Int64
 	handlers   sync.WaitGroup // goroutines of accepted connections
 
@@ -157,7 +162,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		cfg.Refuse = func(ctx context.Context, s *Session, _ error) { _ = s.Resume(ctx) }
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
-	return &Server{
+	srv := &Server{
 		cfg:         cfg,
 		log:         cfg.Logger,
 		callsCtx:    ctx,
@@ -165,7 +170,20 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		listeners:   make(map[net.Listener]struct{}),
 		sessions:    make(map[*Session]struct{}),
 		idle:        make(chan struct{}),
-	}, nil
+	}
+	srv.SetLimits(cfg.Allow, cfg.MaxCalls)
+	return srv, nil
+}
+
+// SetLimits replaces the allowed source networks (none: loopback) and
+// max_calls (0: no limit) for the connections accepted from now on.
+func (srv *Server) SetLimits(allow []netip.Prefix, maxCalls int) {
+	if len(allow) == 0 {
+		allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	}
+	allow = slices.Clone(allow)
+	srv.allow.Store(&allow)
+	srv.maxCalls.Store(int64(max(maxCalls, 0)))
 }
 
 // Draining reports whether Shutdown has begun.
@@ -245,7 +263,7 @@ func (srv *Server) allowed(addr net.Addr) bool {
 		return false
 	}
 	ip = ip.Unmap()
-	for _, p := range srv.cfg.Allow {
+	for _, p := range *srv.allow.Load() {
 		if p.Contains(ip) {
 			return true
 		}
@@ -273,7 +291,7 @@ func (srv *Server) handle(nc net.Conn) {
 	switch {
 	case srv.draining.Load():
 		srv.refuse(sess, ErrDraining)
-	case srv.cfg.MaxCalls > 0 && n > int64(srv.cfg.MaxCalls):
+	case srv.maxCalls.Load() > 0 && n > srv.maxCalls.Load():
 		srv.refuse(sess, ErrAtCapacity)
 	default:
 		srv.run(sess)

@@ -130,10 +130,10 @@ func isNotExist(path string) bool {
 	return errors.Is(err, fs.ErrNotExist)
 }
 
-// newLogger logs to w at the configured level and format.
-func newLogger(w io.Writer, s *Settings) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(s.LogLevel))
+// newLogger logs to w at the configured level and format. The level is
+// level's, which a reload may change.
+func newLogger(w io.Writer, s *Settings, level *slog.LevelVar) *slog.Logger {
+	setLogLevel(level, s.LogLevel)
 	opts := &slog.HandlerOptions{Level: level}
 	if s.LogJSON {
 		return slog.New(slog.NewJSONHandler(w, opts))
@@ -141,9 +141,10 @@ func newLogger(w io.Writer, s *Settings) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// serve runs the server until a signal. The first SIGTERM or SIGINT drains:
-// new calls go back to the dialplan, running calls get drain_timeout to end.
-// A second signal ends the calls at once.
+// serve runs the server until a signal. SIGHUP reloads the configuration
+// (reload.go). The first SIGTERM or SIGINT drains: new calls go back to the
+// dialplan, running calls get drain_timeout to end; a second hands the
+// calls left back at once, a third closes every connection.
 func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) int {
 	// In order: the configuration, read once; the logger and the metrics it
 	// asks for; then the services, which report to both from the start.
@@ -153,7 +154,8 @@ func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) i
 		return 1
 	}
 	s := src.set
-	log := newLogger(stderr, s)
+	level := new(slog.LevelVar)
+	log := newLogger(stderr, s, level)
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(s.GoMaxProcs) // 0 leaves Go's default: every CPU
 	}
@@ -167,9 +169,9 @@ func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) i
 	b, err := src.build(log, metrics)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
+		b.close()
 		return 1
 	}
-	defer b.close()
 	log.Info("eslapp starting", "version", versionString(), "config", src.name, "sounds", b.render.SoundsDir, "gomaxprocs", runtime.GOMAXPROCS(0))
 	if b.warnings != nil {
 		for _, w := range b.warnings.lines {
@@ -191,9 +193,15 @@ func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) i
 	engine, err := callflow.New(b.engine)
 	if err != nil {
 		log.Error("engine", "err", err)
+		b.close()
 		return 1
 	}
-	handler, refuse, filter := engine.Handle, esl.RefuseFunc(engine.Refuse), esl.VarFilter(engine.ChannelVars)
+	// Every call runs on the configuration current when it starts; SIGHUP
+	// replaces it for the calls after (reload.go).
+	gens := &generations{}
+	gens.replace(&generation{src: src, b: b, engine: engine})
+	defer func() { gens.p.Load().close() }()
+	handler, refuse, filter := gens.handle, esl.RefuseFunc(gens.refuse), esl.VarFilter(gens.channelVars)
 	if hooks.handler != nil {
 		handler, refuse, filter = hooks.handler, nil, nil
 	}
@@ -217,14 +225,17 @@ func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) i
 		inbound, err = esl.NewInbound(esl.InboundConfig{
 			Address: sl.Address, Password: sl.Password.Reveal(), Subclass: sl.Subclass,
 			CommandTimeout: s.CommandTimeout, ProbeEvery: sl.ProbeEvery, MaxBackoff: sl.MaxBackoff,
-			MaxCalls: s.MaxCalls, VarFilter: esl.VarFilter(engine.ChannelVars), Logger: log,
-			Handler: engine.HandleInbound, Refuse: engine.RefuseInbound,
+			MaxCalls: s.MaxCalls, VarFilter: esl.VarFilter(gens.channelVars), Logger: log,
+			Handler: gens.handleInbound, Refuse: gens.refuseInbound,
 		})
 		if err != nil {
 			log.Error("socket-less connection", "err", err)
 			return 1
 		}
 	}
+	rl := newReloader(&reloader{path: configPath, explicit: explicit, log: log, level: level, metrics: metrics,
+		gens: gens, srv: srv, inbound: inbound}, reg)
+	rl.drain.Store(int64(s.DrainTimeout))
 	if reg != nil {
 		registerServerMetrics(reg, srv, inbound)
 		if inbound != nil {
@@ -255,7 +266,7 @@ func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) i
 	signals := hooks.signals
 	if signals == nil {
 		c := make(chan os.Signal, 2)
-		signal.Notify(c, syscall.SIGTERM, syscall.SIGINT)
+		signal.Notify(c, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 		defer signal.Stop(c)
 		signals = c
 	}
@@ -270,18 +281,26 @@ func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) i
 		hooks.ready <- ln.Addr()
 	}
 
-	select {
-	case err := <-served:
-		log.Error("listener failed", "err", err)
-		srv.Close()
-		if inbound != nil {
-			inbound.Close()
+	for stop := false; !stop; {
+		select {
+		case err := <-served:
+			log.Error("listener failed", "err", err)
+			srv.Close()
+			if inbound != nil {
+				inbound.Close()
+			}
+			return 1
+		case sig := <-signals:
+			if sig == syscall.SIGHUP {
+				log.Info("signal: reloading the configuration", "config", src.name)
+				rl.reload()
+				continue
+			}
+			log.Info("signal: draining; a second signal hands the calls back at once", "signal", sig.String(), "drain_timeout", rl.drainTimeout())
+			stop = true
 		}
-		return 1
-	case sig := <-signals:
-		log.Info("signal: draining; a second signal hands the calls back at once", "signal", sig.String(), "drain_timeout", s.DrainTimeout)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.DrainTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), rl.drainTimeout())
 	defer cancel()
 	stopped := make(chan struct{})
 	defer close(stopped)
@@ -289,21 +308,32 @@ func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) i
 		// A second signal ends the drain now: the calls left are handed
 		// back (OnError, "eslapp is shutting down") as at the deadline. A
 		// third closes every connection without a word.
-		select {
-		case sig := <-signals:
-			log.Warn("second signal: handing the calls back now", "signal", sig.String())
-			cancel()
-		case <-stopped:
+		next := func() (os.Signal, bool) {
+			for {
+				select {
+				case sig := <-signals:
+					if sig == syscall.SIGHUP {
+						log.Warn("signal: no reload while shutting down", "signal", sig.String())
+						continue
+					}
+					return sig, true
+				case <-stopped:
+					return nil, false
+				}
+			}
+		}
+		sig, ok := next()
+		if !ok {
 			return
 		}
-		select {
-		case sig := <-signals:
+		log.Warn("second signal: handing the calls back now", "signal", sig.String())
+		cancel()
+		if sig, ok = next(); ok {
 			log.Warn("third signal: closing every connection", "signal", sig.String())
 			srv.Close()
 			if inbound != nil {
 				inbound.Close()
 			}
-		case <-stopped:
 		}
 	}()
 	start := time.Now()

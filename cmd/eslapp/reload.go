@@ -116,7 +116,7 @@ type reloader struct {
 	failures           prometheus.Counter
 }
 
-func newReloader(r *reloader, reg prometheus.Registerer) *reloader {
+func newReloader(r *reloader, reg *prometheus.Registry) *reloader {
 	r.lastOK = prometheus.NewGauge(prometheus.GaugeOpts{Name: "eslapp_config_last_reload_success_timestamp_seconds",
 		Help: "When the configuration was last loaded (at start or by SIGHUP), Unix seconds."})
 	r.lastFailed = prometheus.NewGauge(prometheus.GaugeOpts{Name: "eslapp_config_last_reload_failure_timestamp_seconds",

@@ -54,14 +54,17 @@ func run(args []string, stdout, stderr io.Writer, hooks runHooks) int {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
-	if cmd == "graph" {
+	switch cmd {
+	case "graph":
 		return graphCmd(args, stdout, stderr)
+	case "try":
+		return tryCmd(args, stdout, stderr)
 	}
 	flags := flag.NewFlagSet("eslapp "+cmd, flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	configPath := flags.String("config", conf.DefaultPath, "configuration `file`")
 	flags.Usage = func() {
-		fmt.Fprintf(stderr, "usage: eslapp [serve|check|version] [-config FILE]\n       eslapp graph [-config FILE] [-flow NAME] [-format mermaid|dot|svg]\n")
+		fmt.Fprintf(stderr, "usage: eslapp [serve|check|version] [-config FILE]\n       eslapp graph [-config FILE] [-flow NAME] [-format mermaid|dot|svg]\n       eslapp try [-config FILE] (-flow NAME | -dialplan VARS.toml) [-var K=V ...] [-crm fixture|live] [-expect BRANCH]\n")
 		flags.PrintDefaults()
 	}
 	switch cmd {

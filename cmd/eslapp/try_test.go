@@ -1,0 +1,85 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// eslapp try runs one call through the engine and the FreeSWITCH double
+// and prints its timeline; the exit status says whether it ended on the
+// expected branch. Times, the call's UUID and the sounds' directory are
+// masked in the golden files (testdata/try/*.golden).
+func TestTryGolden(t *testing.T) {
+	t.Setenv("TRY_TEST_TOKEN", "unused-by-fixtures")
+	cfg := filepath.Join("testdata", "try", "eslapp.toml")
+	sounds, _ := filepath.Abs(filepath.Join("..", "..", "sounds"))
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"flow_success", []string{"-flow", "lookup"}, 0},
+		// Not found is an answer: OnSuccess with {"found":false}.
+		{"flow_not_found", []string{"-flow", "lookup", "-caller", "9995550100"}, 0},
+		{"flow_expect_other", []string{"-flow", "lookup", "-expect", "OnTimeout"}, 2},
+		{"dialplan_error", []string{"-dialplan", filepath.Join("testdata", "try", "broken.vars.toml")}, 2},
+		{"dialplan_error_expected", []string{"-dialplan", filepath.Join("testdata", "try", "broken.vars.toml"), "-expect", "OnError"}, 0},
+		{"dialplan_var", []string{"-dialplan", filepath.Join("testdata", "try", "broken.vars.toml"), "-var", "wfe_workflow_id=lookup"}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := runCmd(t, append([]string{"try", "-config", cfg}, tc.args...)...)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d; stderr %q", code, tc.code, errOut)
+			}
+			out = maskTry(out, sounds)
+			path := filepath.Join("testdata", "try", tc.name+".golden")
+			if *updateGolden {
+				if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out != string(want) {
+				t.Errorf("timeline differs from %s (-update rewrites it):\n%s", path, out)
+			}
+		})
+	}
+}
+
+var (
+	tryTimes = regexp.MustCompile(`\+\d+\.\d{3}s`)
+	tryUUID  = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+	tryMs    = regexp.MustCompile(`wfe_elapsed_ms=\d+`)
+)
+
+func maskTry(s, sounds string) string {
+	s = strings.ReplaceAll(s, sounds, "SOUNDS")
+	s = tryTimes.ReplaceAllString(s, "+T")
+	s = tryUUID.ReplaceAllString(s, "UUID")
+	return tryMs.ReplaceAllString(s, "wfe_elapsed_ms=N")
+}
+
+// try cannot run without a call to make, on an unknown flow, or on a
+// configuration with problems: exit 1.
+func TestTryCannotRun(t *testing.T) {
+	cfg := filepath.Join("testdata", "try", "eslapp.toml")
+	t.Setenv("TRY_TEST_TOKEN", "x")
+	for _, args := range [][]string{
+		{"try", "-config", cfg},
+		{"try", "-config", cfg, "-flow", "nope"},
+		{"try", "-config", cfg, "-flow", "lookup", "-crm", "maybe"},
+		{"try", "-config", cfg, "-flow", "lookup", "-var", "not a var"},
+		{"try", "-config", filepath.Join("testdata", "graph", "broken.toml"), "-flow", "broken"},
+	} {
+		if code, _, errOut := runCmd(t, args...); code != 1 || errOut == "" {
+			t.Errorf("%q: exit %d, stderr %q", args, code, errOut)
+		}
+	}
+}

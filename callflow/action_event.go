@@ -32,9 +32,10 @@ const (
 	headerElapsedMs  = "Workflow-Elapsed-Ms"
 	headerConfigID   = "Workflow-Config-Id"
 	headerWorkflowID = "Workflow-Id"
+	headerLatencyMs  = "Workflow-Latency-Ms" // a late result: from the step's timeout to the answer
 )
 
-var eslappHeaders = []string{headerCallUUID, headerBranch, headerElapsedMs, headerConfigID, headerWorkflowID}
+var eslappHeaders = []string{headerCallUUID, headerBranch, headerElapsedMs, headerConfigID, headerWorkflowID, headerLatencyMs}
 
 type customEventConfig struct {
 	Subclass string            `toml:"subclass"`

@@ -17,7 +17,7 @@ import (
 
 var workflowExecuteType = actionType{
 	keys: []string{"tenant", "config_id", "workflow_id", "payload", "sequence", "timeout_ms", "result_var", "error_var",
-		"prompt_policy", "grace_ms", "mappings", "agent_event", "branches"},
+		"prompt_policy", "grace_ms", "mappings", "agent_event", "branches", "late_result_ms", "late_result_var"},
 	compile: compileStep,
 }
 
@@ -35,6 +35,10 @@ type stepConfig struct {
 	Mappings     map[string]any    `toml:"mappings"`
 	AgentEvent   bool              `toml:"agent_event"`
 	Branches     map[string]string `toml:"branches"`
+	// LateResultMs keeps the request open that long past an OnTimeout
+	// and delivers a late answer to the agent (late.go); 0: off.
+	LateResultMs  int64  `toml:"late_result_ms"`
+	LateResultVar string `toml:"late_result_var"`
 }
 
 // StepSpec is a workflow_execute step's inputs, from a flow action or from
@@ -54,6 +58,11 @@ type StepSpec struct {
 	Mappings     []Mapping
 	AgentEvent   bool
 	Branches     map[string]string
+	// LateResultMs is the late-result window (0: none), LateResultVar the
+	// channel variable a late answer goes to (default
+	// workflowLateResultOutput).
+	LateResultMs  int64
+	LateResultVar string
 }
 
 // Mapping copies a part of the step's result to a channel variable
@@ -119,6 +128,15 @@ func compileStep(d *decoder) node {
 	}
 	if s.GraceMs < 0 {
 		d.errorf(key("grace_ms"), "must be 0 or more, in milliseconds")
+	}
+	if d.written("late_result_ms") {
+		if err := crm.CheckTimeoutMs(cfg.LateResultMs); err != nil {
+			d.errorf(key("late_result_ms"), "%v", err)
+		}
+		s.LateResultMs = cfg.LateResultMs
+	}
+	if s.LateResultVar = cfg.LateResultVar; s.LateResultVar != "" && !esl.IsVarName(s.LateResultVar) {
+		d.errorf(key("late_result_var"), "%q is not a variable name", s.LateResultVar)
 	}
 	if s.ResultVar == "" {
 		s.ResultVar = DefaultResultVar

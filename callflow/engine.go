@@ -74,6 +74,10 @@ type Config struct {
 	// call leaves, so it does not travel on in the channel's events.
 	SharedSecret    conf.Secret
 	SharedSecretVar string
+
+	// Late delivers the late results of steps with a window (late.go);
+	// nil: they are logged, not delivered.
+	Late LateSink
 }
 
 // Engine runs calls: dialplan-mode steps and flows.
@@ -414,6 +418,24 @@ func (e *Engine) parseDialplanInputs(get func(name string) string) (*StepSpec, e
 		}
 	}
 	spec.AgentEvent = esl.IsTrue(get("wfe_agent_event"))
+	if v := get("wfe_late_result_ms"); v != "" {
+		ms, err := strconv.ParseInt(v, 10, 64)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Sprintf("wfe_late_result_ms: %q is not a number of milliseconds", v))
+		case crm.CheckTimeoutMs(ms) != nil:
+			errs = append(errs, fmt.Sprintf("wfe_late_result_ms: %v", crm.CheckTimeoutMs(ms)))
+		default:
+			spec.LateResultMs = ms
+		}
+	}
+	if v := get("wfe_late_result_var"); v != "" {
+		if esl.IsVarName(v) {
+			spec.LateResultVar = v
+		} else {
+			errs = append(errs, fmt.Sprintf("wfe_late_result_var: %q is not a variable name", v))
+		}
+	}
 	if len(errs) > 0 {
 		return spec, errors.New(strings.Join(errs, "; "))
 	}

@@ -92,7 +92,7 @@ func soundsDir(t testing.TB) string {
 }
 
 // newEngine builds an engine from a configuration snippet.
-func newEngine(t testing.TB, cfgText string, log *slog.Logger) *callflow.Engine {
+func newEngine(t testing.TB, cfgText string, log *slog.Logger, mutate ...func(*callflow.Config)) *callflow.Engine {
 	t.Helper()
 	var cfg goldenConfig
 	md, err := toml.Decode(cfgText, &cfg)
@@ -125,6 +125,9 @@ func newEngine(t testing.TB, cfgText string, log *slog.Logger) *callflow.Engine 
 	}
 	if cfg.SharedSecret != "" {
 		ecfg.SharedSecret, ecfg.SharedSecretVar = conf.NewSecret(cfg.SharedSecret), "wfe_secret"
+	}
+	for _, m := range mutate {
+		m(&ecfg)
 	}
 	e, err := callflow.New(ecfg)
 	if err != nil {

@@ -21,6 +21,7 @@ type Metrics struct {
 	rebreaks    prometheus.Counter
 	shutdowns   prometheus.Counter
 	mappings    *prometheus.CounterVec
+	late        *prometheus.CounterVec
 	breaker     *prometheus.GaugeVec
 }
 
@@ -47,11 +48,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		mappings: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eslapp_mapping_rejected_total", Help: "Mapped values not stored because they did not match their mapping's type.",
 		}, []string{"type"}),
+		late: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eslapp_late_results_total", Help: "Steps with a late-result window that timed out, by what came of it: delivered, expired (no answer in the window), undelivered.",
+		}, []string{"result"}),
 		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "eslapp_crm_breaker_open", Help: "1 while a workflow's circuit breaker is open or half-open.",
 		}, []string{"config_id", "workflow_id"}),
 	}
-	reg.MustRegister(m.steps, m.crmSeconds, m.decisionSec, m.activeCalls, m.calls, m.refusals, m.hangups, m.rebreaks, m.shutdowns, m.mappings, m.breaker)
+	reg.MustRegister(m.steps, m.crmSeconds, m.decisionSec, m.activeCalls, m.calls, m.refusals, m.hangups, m.rebreaks, m.shutdowns, m.mappings, m.late, m.breaker)
 	return m
 }
 
@@ -77,6 +81,12 @@ func (m *Metrics) refused() {
 func (m *Metrics) hangup() {
 	if m != nil {
 		m.hangups.Inc()
+	}
+}
+
+func (m *Metrics) lateResult(what string) {
+	if m != nil {
+		m.late.WithLabelValues(what).Inc()
 	}
 }
 

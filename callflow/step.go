@@ -75,6 +75,7 @@ func (c *call) runStep(ctx context.Context, spec *StepSpec, inputErr error) step
 		steps = c.renderSequence(spec.Sequence)
 	}
 	req.Timeout = c.e.crm.Timeout(req.ConfigID, spec.TimeoutMs, c.chanVar("timeoutMilliSec"))
+	req.LateWindow, req.OnLate = c.lateResult(spec, req.ConfigID, req.WorkflowID)
 	req.PathVars = c.pathVar
 	for _, w := range warnings {
 		c.log.Warn("step input references an unknown value", "step", rep.id, "warning", w)

@@ -38,6 +38,14 @@ type Request struct {
 	// be rendered. The step is OnInvalidInput, unless an earlier check of
 	// BRIEF §1 (agent integrations disabled) applies; nothing is sent.
 	InputError error
+	// LateWindow, when above 0, keeps the request open that long past the
+	// step timeout, and past the caller's hangup: the step still ends
+	// OnTimeout (or Hangup) on time, and an answer that comes within the
+	// window is given to OnLate, from another goroutine (OnTimeout when
+	// none came: OnLate is called once either way). Zero (the
+	// default): the request is cancelled at the timeout and at a hangup.
+	LateWindow time.Duration
+	OnLate     func(Result)
 }
 
 // Service executes workflows for every configured integration. It is safe
@@ -214,6 +222,9 @@ func (s *Service) send(ctx context.Context, in *integration, wf *workflow, req R
 	// the integration's own timeout_ms: a caller's wfe_timeout_ms=200 on a
 	// 400 ms workflow says nothing about the CRM's health.
 	ownsTimeout := timeout >= s.integrationTimeout(in)
+	if req.LateWindow > 0 && req.OnLate != nil {
+		return s.sendLate(ctx, in, wf, req, target, timeout, probe, ownsTimeout)
+	}
 	stepCtx, cancel := context.WithTimeoutCause(ctx, timeout, ErrStepTimeout)
 	defer cancel()
 	ev := s.roundTrip(stepCtx, in, wf, req, target)
@@ -223,6 +234,50 @@ func (s *Service) send(ctx context.Context, in *integration, wf *workflow, req R
 	}
 	s.breakerDone(in, wf, probe, healthOf(ev, ownsTimeout))
 	return ev
+}
+
+// sendLate is send for a step with a late-result window: the request runs
+// on its own context (not the call's), for the step timeout plus the
+// window. The step gets OnTimeout at its timeout, or Hangup when the caller
+// leaves first; an answer within the window then goes to req.OnLate.
+func (s *Service) sendLate(ctx context.Context, in *integration, wf *workflow, req Request, target string, timeout time.Duration, probe, ownsTimeout bool) Evidence {
+	reqCtx, cancel := context.WithTimeoutCause(context.WithoutCancel(ctx), timeout+req.LateWindow, ErrStepTimeout)
+	done := make(chan Evidence, 1)
+	go func() {
+		defer cancel()
+		ev := s.roundTrip(reqCtx, in, wf, req, target)
+		if ev.Err != nil {
+			ev.Cause = context.Cause(reqCtx)
+		}
+		done <- ev
+	}()
+	step := time.NewTimer(timeout)
+	defer step.Stop()
+	var now Evidence
+	select {
+	case ev := <-done:
+		s.breakerDone(in, wf, probe, healthOf(ev, ownsTimeout))
+		return ev
+	case <-step.C:
+		now = Evidence{Err: context.DeadlineExceeded, Cause: ErrStepTimeout, InvalidWorkflowStatus: in.invalidStatus}
+	case <-ctx.Done():
+		now = Evidence{Err: ctx.Err(), Cause: context.Cause(ctx)}
+	}
+	start := time.Now()
+	go func() {
+		ev := <-done
+		s.breakerDone(in, wf, probe, healthOf(ev, ownsTimeout))
+		res := Classify(ev)
+		res.Latency = time.Since(start)
+		if res.Branch == OnTimeout {
+			s.log.Info("crm: no late result within the window", "call", req.CallUUID, "config", in.id, "workflow", wf.id, "window", req.LateWindow)
+			req.OnLate(res)
+			return
+		}
+		s.log.Info("crm: late result", "call", req.CallUUID, "config", in.id, "workflow", wf.id, "branch", res.Branch, "status", res.Status)
+		req.OnLate(res)
+	}()
+	return now
 }
 
 // healthOf is what a step says about the CRM: failures the CRM owns (a

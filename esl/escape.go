@@ -136,6 +136,37 @@ func escapeField(s string, delim byte) string {
 	return b.String()
 }
 
+// UUIDSetVarArgs are the arguments of "api uuid_setvar UUID NAME VALUE"
+// that store value verbatim on a channel eslapp does not control: the api
+// runs no expansion, and uuid_setvar splits its argument with
+// switch_separate_string on blanks into at most three parts, the last
+// keeping the rest of the text, spaces included. value must not start or
+// end with white space nor hold control characters (compact JSON holds
+// neither).
+func UUIDSetVarArgs(uuid, name, value string) (APIArgs, error) {
+	switch {
+	case !isChannelID(uuid):
+		return APIArgs{}, &UnsafeValueError{Sink: "uuid_setvar", Reason: "not a channel UUID"}
+	case !IsVarName(name):
+		return APIArgs{}, &UnsafeValueError{Sink: "uuid_setvar", Reason: fmt.Sprintf("%q is not a variable name", name)}
+	case value == "" || value != strings.TrimSpace(value) || hasControl(value):
+		return APIArgs{}, &UnsafeValueError{Sink: "uuid_setvar", Reason: "an empty value, white space at an end, or a control character"}
+	}
+	// The last part is not split further, but the cleanup still drops the
+	// backslash before \ ' and ", and a leading quote would open a quoted
+	// part: a backslash before each of those three keeps them.
+	var b strings.Builder
+	b.Grow(len(uuid) + len(name) + len(value) + 8)
+	b.WriteString(uuid + " " + name + " ")
+	for i := range len(value) {
+		if c := value[i]; c == '\\' || c == '\'' || c == '"' {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(value[i])
+	}
+	return APIArgs{s: b.String()}, nil
+}
+
 // SetArg is the argument of "set NAME=VALUE" that stores value verbatim,
 // whatever it holds: quotes, braces, ${...}, backslashes, newlines, 32 KiB of
 // JSON. set expands its value once itself (base_set), so the value is

@@ -304,3 +304,22 @@ func TestRegressionIsTrueIsSwitchTrue(t *testing.T) {
 	arg, _ := esl.SetArg("workflowResultOutput", `{"name":"${system(touch pwned)}"}`)
 	set(x, x.Expand(arg.Wire(!esl.IsTrue("enable"))))
 }
+
+// uuid_setvar's argument round-trips through switch_separate_string (the
+// double's port) for every value UUIDSetVarArgs takes.
+func FuzzUUIDSetVarArgs(f *testing.F) {
+	for _, v := range []string{`{"a":"b c"}`, `a\b`, `'q' "d"`, `${system(x)} $${h}`, `a  b\ c`, `x\`, `^^|a|b`} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		const uuid = "0f8fad5b-d9cb-469f-a165-70867728950e"
+		args, err := esl.UUIDSetVarArgs(uuid, "late", v)
+		if err != nil {
+			return
+		}
+		argv := esltest.SeparateString(args.String(), ' ', 3)
+		if len(argv) != 3 || argv[0] != uuid || argv[1] != "late" || argv[2] != v {
+			t.Fatalf("%q: uuid_setvar would read %q", v, argv)
+		}
+	})
+}

@@ -178,6 +178,32 @@ func NewInbound(cfg InboundConfig) (*Inbound, error) {
 	return in, nil
 }
 
+// SendEvent fires a CUSTOM event over the shared connection, for no call
+// in particular (late results to the agent).
+func (in *Inbound) SendEvent(ctx context.Context, subclass string, headers []EventHeader, body []byte) error {
+	msg, err := sendEventMessage(subclass, headers, body)
+	if err != nil {
+		return err
+	}
+	_, err = in.send(ctx, "sendevent", msg)
+	return err
+}
+
+// SetVar stores value verbatim in a channel variable of any channel
+// (api uuid_setvar); ErrHangup when the channel is gone.
+func (in *Inbound) SetVar(ctx context.Context, uuid, name, value string) error {
+	args, err := UUIDSetVarArgs(uuid, name, value)
+	if err != nil {
+		return err
+	}
+	_, err = in.send(ctx, "api uuid_setvar", "api uuid_setvar "+args.s)
+	var re *ReplyError
+	if errors.As(err, &re) && strings.Contains(re.Text, "No such channel") {
+		return fmt.Errorf("uuid_setvar: %w (%s)", ErrHangup, re.Text)
+	}
+	return err
+}
+
 // SetMaxCalls replaces max_calls (0: no limit) for the calls announced
 // from now on.
 func (in *Inbound) SetMaxCalls(n int) {

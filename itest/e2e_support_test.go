@@ -402,6 +402,24 @@ crm_bad = { path = "result.name", type = "digits" }
 
 [flows.mapped.actions.back]
 type = "continue"
+
+# 7022: a late result (see conf/freeswitch, harness_late_result).
+[flows.late]
+start = "find"
+
+[flows.late.actions.find]
+type = "workflow_execute"
+config_id = "demo-crm"
+workflow_id = "search-by-phone"
+payload = '{"phone":"{ANI}"}'
+sequence = '"hold.wav"'
+timeout_ms = 500
+late_result_ms = 5000
+late_result_var = "late_answer"
+branches = { Default = "back" }
+
+[flows.late.actions.back]
+type = "continue"
 `, env.listen, metrics, env.esl, env.sounds, crmURL)
 	cfgPath := filepath.Join(dir, "eslapp.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {

@@ -87,7 +87,7 @@ func TestEndToEnd(t *testing.T) {
 	if out, err := esl.API("global_getvar eslapp_sounds"); err != nil || out != env.sounds {
 		t.Fatalf("FreeSWITCH's eslapp_sounds is %q (%v) but eslapp's sounds dir is %q: set ESLAPP_SOUNDS_DIR to the path both see", out, err, env.sounds)
 	}
-	if _, err := esl.Command("event plain CHANNEL_HANGUP_COMPLETE PLAYBACK_START PLAYBACK_STOP DTMF CUSTOM eslapp::workflow_result"); err != nil {
+	if _, err := esl.Command("event plain CHANNEL_HANGUP_COMPLETE PLAYBACK_START PLAYBACK_STOP DTMF CUSTOM eslapp::workflow_result eslapp::workflow_late_result"); err != nil {
 		t.Fatal(err)
 	}
 	go func() {
@@ -119,6 +119,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Run("ShutdownHandsCallsBack", h.shutdownHandsBack)
 			if m.ext == nil {
 				t.Run("MappingsInTheDialplan", h.mappingsInTheDialplan)
+				t.Run("LateResult", h.lateResult)
 			}
 			if m.ext != nil {
 				t.Run("NetRoutesWhenEslappDies", h.netWhenEslappDies)
@@ -538,4 +539,31 @@ func (h *harness) mappingsInTheDialplan(t *testing.T) {
 			t.Errorf("FreeSWITCH's log has no line %q: one ${pwn_name} should give the CRM's text", logged)
 		}
 	}
+}
+
+// lateResult: the flow gives the CRM 500 ms and goes on (OnTimeout); the
+// CRM answers at 1.5 s, its request kept open for the window, and the
+// answer reaches the agent: the CUSTOM eslapp::workflow_late_result event
+// with the body, and late_answer on the call, verbatim through
+// uuid_setvar (quotes, a backslash, spaces, ${...}).
+func (h *harness) lateResult(t *testing.T) {
+	body := `{"note":"b c 'q' \"d\" \\ ${x}","id":7}`
+	c := h.place(t, "7022", "uac_wait_bye.xml", crmPlan{delay: 1500 * time.Millisecond, status: 200, body: body})
+	want(t, "wfe_branch", c.v("wfe_branch"), "OnTimeout")
+	want(t, "late_answer", c.v("late_answer"), body)
+	if c.crm != nil && c.crm.cancelled {
+		t.Error("eslapp cancelled the request at the step timeout")
+	}
+	var late *Event
+	for i, ev := range c.events {
+		if ev.Name() == "CUSTOM eslapp::workflow_late_result" {
+			late = &c.events[i]
+		}
+	}
+	if late == nil {
+		t.Fatal("no CUSTOM eslapp::workflow_late_result event for the call")
+	}
+	want(t, "Call-UUID", late.Get("Call-UUID"), c.hangup.Get("Unique-ID"))
+	want(t, "Workflow-Branch", late.Get("Workflow-Branch"), "OnSuccess")
+	want(t, "late event body", late.Body, body)
 }

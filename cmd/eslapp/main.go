@@ -193,17 +193,9 @@ func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) i
 		}
 		metricsSrv = newMetricsServer(mux, s.Pprof)
 	}
-	engine, err := callflow.New(b.engine)
-	if err != nil {
-		log.Error("engine", "err", err)
-		b.close()
-		return 1
-	}
 	// Every call runs on the configuration current when it starts; SIGHUP
 	// replaces it for the calls after (reload.go).
 	gens := &generations{}
-	gens.replace(&generation{src: src, b: b, engine: engine})
-	defer func() { gens.p.Load().close() }()
 	handler, refuse, filter := gens.handle, esl.RefuseFunc(gens.refuse), esl.VarFilter(gens.channelVars)
 	if hooks.handler != nil {
 		handler, refuse, filter = hooks.handler, nil, nil
@@ -233,9 +225,19 @@ func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) i
 		})
 		if err != nil {
 			log.Error("socket-less connection", "err", err)
+			b.close()
 			return 1
 		}
+		b.engine.Late = inbound // late results go to the agent over it
 	}
+	engine, err := callflow.New(b.engine)
+	if err != nil {
+		log.Error("engine", "err", err)
+		b.close()
+		return 1
+	}
+	gens.replace(&generation{src: src, b: b, engine: engine})
+	defer func() { gens.p.Load().close() }()
 	rl := newReloader(&reloader{path: configPath, explicit: explicit, log: log, level: level, metrics: metrics,
 		gens: gens, srv: srv, inbound: inbound}, reg)
 	rl.drain.Store(int64(s.DrainTimeout))

@@ -150,6 +150,9 @@ func (r *reloader) reload() bool {
 		b.close()
 		return r.logProblems(fail, err)
 	}
+	if r.inbound != nil {
+		b.engine.Late = r.inbound
+	}
 	engine, err := callflow.New(b.engine)
 	if err != nil {
 		b.close()

@@ -392,17 +392,24 @@ func (e *Engine) parseDialplanInputs(get func(name string) string) (*StepSpec, e
 		}
 		spec.Sequence = q
 	}
-	if v := get("wfe_timeout_ms"); v != "" {
+	// A duration in milliseconds, by crm.CheckTimeoutMs's rule.
+	millis := func(name string, into *int64) {
+		v := get(name)
+		if v == "" {
+			return
+		}
 		ms, err := strconv.ParseInt(v, 10, 64)
 		switch {
 		case err != nil:
-			errs = append(errs, fmt.Sprintf("wfe_timeout_ms: %q is not a number of milliseconds", v))
+			errs = append(errs, fmt.Sprintf("%s: %q is not a number of milliseconds", name, v))
 		case crm.CheckTimeoutMs(ms) != nil:
-			errs = append(errs, fmt.Sprintf("wfe_timeout_ms: %v", crm.CheckTimeoutMs(ms)))
+			errs = append(errs, fmt.Sprintf("%s: %v", name, crm.CheckTimeoutMs(ms)))
 		default:
-			spec.TimeoutMs = ms
+			*into = ms
 		}
 	}
+	millis("wfe_timeout_ms", &spec.TimeoutMs)
+	millis("wfe_late_result_ms", &spec.LateResultMs)
 	if p := get("wfe_prompt_policy"); p != "" {
 		if policy, err := ParsePolicy(p); err != nil {
 			errs = append(errs, fmt.Sprintf("wfe_prompt_policy: %v", err))
@@ -418,17 +425,6 @@ func (e *Engine) parseDialplanInputs(get func(name string) string) (*StepSpec, e
 		}
 	}
 	spec.AgentEvent = esl.IsTrue(get("wfe_agent_event"))
-	if v := get("wfe_late_result_ms"); v != "" {
-		ms, err := strconv.ParseInt(v, 10, 64)
-		switch {
-		case err != nil:
-			errs = append(errs, fmt.Sprintf("wfe_late_result_ms: %q is not a number of milliseconds", v))
-		case crm.CheckTimeoutMs(ms) != nil:
-			errs = append(errs, fmt.Sprintf("wfe_late_result_ms: %v", crm.CheckTimeoutMs(ms)))
-		default:
-			spec.LateResultMs = ms
-		}
-	}
 	if v := get("wfe_late_result_var"); v != "" {
 		if esl.IsVarName(v) {
 			spec.LateResultVar = v

@@ -84,12 +84,16 @@ func (t pathTemplate) shape() string {
 }
 
 // checkLiteral allows RFC 3986 path characters and valid %XX escapes.
-func checkLiteral(s string) error {
+func checkLiteral(s string) error { return checkURIText(s, "-._~!$&'()*+,;=:@/") }
+
+// checkURIText allows letters, digits, the bytes of allowed and valid %XX
+// escapes in s, a literal of a workflow path or query.
+func checkURIText(s, allowed string) error {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
 		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("-._~!$&'()*+,;=:@/", c) >= 0:
+		case strings.IndexByte(allowed, c) >= 0:
 		case c == '%':
 			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
 				return fmt.Errorf("%q: '%%' must start an escape such as %%2F", conf.Clip(s, 80))
@@ -284,30 +288,23 @@ func compileQueryValue(v string, res conf.Resolver) ([]queryPart, error) {
 }
 
 // checkQueryLiteral allows RFC 3986 query characters and valid %XX
-// escapes; '&' and '=' separate parameters, '#' would start a fragment.
+// escapes; '&' separates parameters, '=' a name from its value (a value
+// may hold more), '#' would start a fragment, and ';' must be escaped
+// (some servers split a query at it).
 func checkQueryLiteral(s string, value bool) error {
+	allowed := "-._~!$'()*+,:@/?"
+	if value {
+		allowed += "="
+	}
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("-._~!$'()*+,:@/?", c) >= 0:
-		case c == '=' && value:
-		case c == ';':
+		switch s[i] {
+		case ';':
 			return fmt.Errorf("%q: write ';' as %%3B (some servers split a query at it)", conf.Clip(s, 80))
-		case c == '%':
-			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
-				return fmt.Errorf("%q: '%%' must start an escape such as %%2F", conf.Clip(s, 80))
-			}
-			i += 2
-		case c == '#':
-			return fmt.Errorf("%q: a path cannot hold a fragment", conf.Clip(s, 80))
-		case c == '{' || c == '}':
-			return fmt.Errorf("%q: unbalanced %q", conf.Clip(s, 80), c)
-		default:
-			return fmt.Errorf("%q: character %q must be percent-escaped", conf.Clip(s, 80), c)
+		case '{', '}':
+			return fmt.Errorf("%q: unbalanced %q", conf.Clip(s, 80), s[i])
 		}
 	}
-	return nil
+	return checkURIText(s, allowed)
 }
 
 // expandQuery builds the query string of a request. The error is an

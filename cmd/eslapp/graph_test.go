@@ -34,22 +34,28 @@ func TestGraphGolden(t *testing.T) {
 					checkXML(t, out)
 				}
 				ext := map[string]string{"mermaid": ".mmd", "dot": ".dot", "svg": ".svg"}[format]
-				path := filepath.Join("testdata", "graph", tc.golden+ext)
-				if *updateGolden {
-					if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
-						t.Fatal(err)
-					}
-					return
-				}
-				want, err := os.ReadFile(path)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if out != string(want) {
-					t.Errorf("graph differs from %s (go test ./cmd/eslapp -run GraphGolden -update rewrites it):\n%s", path, out)
-				}
+				checkGolden(t, filepath.Join("testdata", "graph", tc.golden+ext), out)
 			})
 		}
+	}
+}
+
+// checkGolden compares got with the golden file at path, or rewrites the
+// file with -update.
+func checkGolden(t *testing.T, path, got string) {
+	t.Helper()
+	if *updateGolden {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (go test ./cmd/eslapp -update rewrites it):\n%s", path, got)
 	}
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -34,21 +33,7 @@ func TestTryGolden(t *testing.T) {
 			if code != tc.code {
 				t.Errorf("exit %d, want %d; stderr %q", code, tc.code, errOut)
 			}
-			out = maskTry(out, sounds)
-			path := filepath.Join("testdata", "try", tc.name+".golden")
-			if *updateGolden {
-				if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if out != string(want) {
-				t.Errorf("timeline differs from %s (-update rewrites it):\n%s", path, out)
-			}
+			checkGolden(t, filepath.Join("testdata", "try", tc.name+".golden"), maskTry(out, sounds))
 		})
 	}
 }

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -66,5 +70,40 @@ func TestTryCannotRun(t *testing.T) {
 		if code, _, errOut := runCmd(t, args...); code != 1 || errOut == "" {
 			t.Errorf("%q: exit %d, stderr %q", args, code, errOut)
 		}
+	}
+}
+
+// -crm live sends the real request: the CRM here is a test server that
+// records it.
+func TestTryLiveCRM(t *testing.T) {
+	var got atomic.Value
+	crm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Store(r.Method + " " + r.URL.Path + " " + r.Header.Get("Authorization"))
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"live":true}`)
+	}))
+	defer crm.Close()
+	t.Setenv("TRY_TEST_TOKEN", "t0k")
+	cfg := filepath.Join(t.TempDir(), "eslapp.toml")
+	sounds, _ := filepath.Abs(filepath.Join("..", "..", "sounds"))
+	writeFile(t, cfg, `[sounds]
+dir = "`+sounds+`"
+[integrations.crm]
+base_url = "`+crm.URL+`"
+headers = { Authorization = "Bearer ${env:TRY_TEST_TOKEN}" }
+[[integrations.crm.workflows.lookup.rules]]
+body = '{"fixture":true}'
+`)
+	vars := filepath.Join(t.TempDir(), "vars.toml")
+	writeFile(t, vars, "wfe_config_id = \"crm\"\nwfe_workflow_id = \"lookup\"\nwfe_payload = '{\"phone\":\"{ANI}\"}'\n")
+	code, out, errOut := runCmd(t, "try", "-config", cfg, "-dialplan", vars, "-crm", "live")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if g, _ := got.Load().(string); g != "POST /lookup Bearer t0k" {
+		t.Errorf("the CRM saw %q", g)
+	}
+	if !strings.Contains(out, `workflowResultOutput={"live":true}`) {
+		t.Errorf("timeline:\n%s", out)
 	}
 }

@@ -49,10 +49,11 @@ type GraphEdge struct {
 // target of continue, and of a step's outcomes without a branch.
 const DialplanNode = "(dialplan)"
 
-// FlowGraph draws flow name of cfgs; flows is what CompileFlows made of
-// them (partial when the configuration has errors: an action that did not
-// compile is drawn as such).
-func FlowGraph(name string, cfg FlowConfig, flows map[string]*Flow) Graph {
+// FlowGraph draws flow name of cfgs; flows and errs are what CompileFlows
+// made of them (partial when the configuration has errors: an action that
+// did not compile is drawn as such, and each action carries the problems
+// check reports at its keys).
+func FlowGraph(name string, cfg FlowConfig, flows map[string]*Flow, errs FieldErrors) Graph {
 	g := Graph{Flow: name, Start: cfg.Start}
 	f := flows[name]
 	compiled := func(id string) *Action {
@@ -85,12 +86,31 @@ func FlowGraph(name string, cfg FlowConfig, flows map[string]*Flow) Graph {
 			order = append(order, id)
 		}
 	}
+	// check's problems by action; an action that does not compile hides
+	// where it leads, so "nothing leads here" is only certain without one.
+	problems := map[string][]string{}
+	broken := false
+	for _, e := range errs {
+		if len(e.Key) >= 4 && e.Key[0] == "flows" && e.Key[1] == name && e.Key[2] == "actions" {
+			what := e.Msg
+			if len(e.Key) > 4 {
+				what = strings.Join(e.Key[4:], ".") + ": " + e.Msg
+			}
+			problems[e.Key[3]] = append(problems[e.Key[3]], what)
+		}
+	}
+	for id := range cfg.Actions {
+		broken = broken || compiled(id) == nil
+	}
 	toDialplan := false
 	for _, id := range order {
 		n := GraphNode{ID: id}
 		a := compiled(id)
+		n.Problems = append(n.Problems, problems[id]...)
 		if a == nil {
-			n.Problems = append(n.Problems, "does not compile (eslapp check says why)")
+			if len(problems[id]) == 0 {
+				n.Problems = append(n.Problems, "does not compile (eslapp check says why)")
+			}
 		} else {
 			n.Type, n.Caption, n.Detail, n.Ends = a.Type, a.Caption, nodeDetail(a), a.ends()
 			for _, t := range a.targets() {
@@ -112,7 +132,11 @@ func FlowGraph(name string, cfg FlowConfig, flows map[string]*Flow) Graph {
 				toDialplan = true
 			}
 		}
-		if !reached[id] {
+		switch {
+		case reached[id]:
+		case broken:
+			n.Problems = append(n.Problems, "not reached from the start (an action that does not compile may lead here)")
+		default:
 			n.Problems = append(n.Problems, "nothing leads here")
 		}
 		g.Nodes = append(g.Nodes, n)

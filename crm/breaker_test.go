@@ -222,3 +222,44 @@ func TestBreakerPerWorkflow(t *testing.T) {
 		t.Errorf("transitions %q", got)
 	}
 }
+
+// A half-open probe with a late-result window reports to the breaker when
+// its step ends, not when the window does: the breaker is not held
+// half-open for the window.
+func TestBreakerProbeWithLateWindow(t *testing.T) {
+	var healthy atomic.Bool
+	crm := newCRM(t, func(w http.ResponseWriter, r *http.Request, _ int64) {
+		if healthy.Load() {
+			jsonReply(w, 200, `{}`)
+			return
+		}
+		select {
+		case <-time.After(2 * time.Second):
+			jsonReply(w, 200, `{}`)
+		case <-r.Context().Done():
+		}
+	})
+	clock := newFakeClock()
+	s := newService(t, httpConfig(crm.URL, func(ic *IntegrationConfig) {
+		ic.BreakerFailures = intp(1)
+		ic.TimeoutMS = 100
+		ic.Retries = intp(0)
+	}), Options{Now: clock.Now})
+	req := baseRequest("wf")
+	req.Timeout = 100 * time.Millisecond
+	wantBranch(t, execute(t, s, req), OnTimeout, 0) // opens the breaker
+	clock.Advance(DefaultBreakerCooldown)
+	late := make(chan Result, 1)
+	req.LateWindow, req.OnLate = 5*time.Second, func(r Result) { late <- r }
+	wantBranch(t, execute(t, s, req), OnTimeout, 0) // the probe times out: open again
+	if st := s.BreakerState("crm", "wf"); st != BreakerOpen {
+		t.Fatalf("after the probe's step: %v, want open at once", st)
+	}
+	clock.Advance(DefaultBreakerCooldown)
+	healthy.Store(true)
+	plain := baseRequest("wf")
+	wantBranch(t, execute(t, s, plain), OnSuccess, 200) // a new probe is allowed
+	if r := <-late; r.Branch != OnSuccess {
+		t.Errorf("late result %v", r.Branch)
+	}
+}

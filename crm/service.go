@@ -8,6 +8,7 @@ import (
 	"github.com/eslapp/eslapp/conf"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -56,6 +57,30 @@ type Service struct {
 	onBreaker    func(configID, workflowID string, from, to BreakerState)
 	tenants      map[string]bool // tenant -> agent integrations enabled
 	integrations map[string]*integration
+	// lateSlots bounds the requests kept open past their step for a late
+	// result (a request takes a slot until it ends; without one the step
+	// runs without a window); late counts those still open.
+	lateSlots chan struct{}
+	late      sync.WaitGroup
+}
+
+// MaxLateRequests bounds the requests one Service keeps open for late
+// results at once: each holds a connection to the CRM (or an HTTP/2
+// stream) for up to the step timeout plus its window.
+const MaxLateRequests = 1024
+
+// WaitLate waits until the requests kept open for late results have ended
+// and their results are delivered, or ctx ends; it reports how many were
+// still open then.
+func (s *Service) WaitLate(ctx context.Context) int {
+	done := make(chan struct{})
+	go func() { s.late.Wait(); close(done) }()
+	select {
+	case <-done:
+		return 0
+	case <-ctx.Done():
+		return len(s.lateSlots)
+	}
 }
 
 // PathVars are the variable names the workflow paths of every integration
@@ -89,6 +114,7 @@ func New(cfg Config, opts Options) (*Service, error) {
 		onBreaker:    opts.OnBreakerChange,
 		tenants:      tenants,
 		integrations: integrations,
+		lateSlots:    make(chan struct{}, MaxLateRequests),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -223,7 +249,12 @@ func (s *Service) send(ctx context.Context, in *integration, wf *workflow, req R
 	// 400 ms workflow says nothing about the CRM's health.
 	ownsTimeout := timeout >= s.integrationTimeout(in)
 	if req.LateWindow > 0 && req.OnLate != nil {
-		return s.sendLate(ctx, in, wf, req, target, timeout, probe, ownsTimeout)
+		select {
+		case s.lateSlots <- struct{}{}:
+			return s.sendLate(ctx, in, wf, req, target, timeout, probe, ownsTimeout)
+		default:
+			s.log.Warn("crm: too many requests open for late results; this step has no window", "call", req.CallUUID, "max", MaxLateRequests)
+		}
 	}
 	stepCtx, cancel := context.WithTimeoutCause(ctx, timeout, ErrStepTimeout)
 	defer cancel()
@@ -243,6 +274,7 @@ func (s *Service) send(ctx context.Context, in *integration, wf *workflow, req R
 func (s *Service) sendLate(ctx context.Context, in *integration, wf *workflow, req Request, target string, timeout time.Duration, probe, ownsTimeout bool) Evidence {
 	reqCtx, cancel := context.WithTimeoutCause(context.WithoutCancel(ctx), timeout+req.LateWindow, ErrStepTimeout)
 	done := make(chan Evidence, 1)
+	s.late.Add(1)
 	go func() {
 		defer cancel()
 		ev := s.roundTrip(reqCtx, in, wf, req, target)
@@ -263,10 +295,14 @@ func (s *Service) sendLate(ctx context.Context, in *integration, wf *workflow, r
 	case <-ctx.Done():
 		now = Evidence{Err: ctx.Err(), Cause: context.Cause(ctx)}
 	}
+	// The breaker hears of the step now, as without a window: a probe must
+	// not hold the breaker half-open for the window, and a CRM that hangs
+	// must count as down when the step gives up on it.
+	s.breakerDone(in, wf, probe, healthOf(now, ownsTimeout))
 	start := time.Now()
 	go func() {
+		defer func() { <-s.lateSlots; s.late.Done() }()
 		ev := <-done
-		s.breakerDone(in, wf, probe, healthOf(ev, ownsTimeout))
 		res := Classify(ev)
 		res.Latency = time.Since(start)
 		if res.Branch == OnTimeout {

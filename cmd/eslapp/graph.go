@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -57,7 +58,9 @@ func graphCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	flows, cerr := callflow.CompileFlows(&src.md, src.cfg.Flows, renderer)
-	g := callflow.FlowGraph(name, cfg, flows)
+	var problems callflow.FieldErrors
+	errors.As(cerr, &problems)
+	g := callflow.FlowGraph(name, cfg, flows, problems)
 	switch *format {
 	case "mermaid":
 		io.WriteString(stdout, g.Mermaid())

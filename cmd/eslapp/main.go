@@ -149,6 +149,15 @@ func newLogger(w io.Writer, s *Settings, level *slog.LevelVar) *slog.Logger {
 // dialplan, running calls get drain_timeout to end; a second hands the
 // calls left back at once, a third closes every connection.
 func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) int {
+	// Signals first: a SIGHUP while eslapp starts must not end it (the
+	// default action); it is handled once serving.
+	signals := hooks.signals
+	if signals == nil {
+		c := make(chan os.Signal, 4)
+		signal.Notify(c, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+		defer signal.Stop(c)
+		signals = c
+	}
 	// In order: the configuration, read once; the logger and the metrics it
 	// asks for; then the services, which report to both from the start.
 	src, err := load(configPath, explicit)
@@ -268,13 +277,6 @@ func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) i
 		defer metricsSrv.Close()
 		log.Info("metrics", "addr", mln.Addr().String())
 	}
-	signals := hooks.signals
-	if signals == nil {
-		c := make(chan os.Signal, 2)
-		signal.Notify(c, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-		defer signal.Stop(c)
-		signals = c
-	}
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -353,6 +355,14 @@ func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) i
 	ended, _ := srv.Shutdown(ctx)
 	ended += <-inboundEnded
 	<-served
+	// Late results still on their way: a few seconds to deliver them.
+	if g := gens.p.Load(); g.b.crm != nil {
+		lctx, lcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if n := g.b.crm.WaitLate(lctx); n > 0 {
+			log.Warn("late results still pending at exit are dropped", "requests", n)
+		}
+		lcancel()
+	}
 	log.Info("eslapp stopped", "drained_in", time.Since(start).Round(time.Millisecond), "calls_ended", ended)
 	return 0
 }

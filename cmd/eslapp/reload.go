@@ -171,6 +171,7 @@ func (r *reloader) reload() bool {
 		{"server.pprof", was.Pprof != now.Pprof},
 		{"server.command_timeout", was.CommandTimeout != now.CommandTimeout},
 		{"server.max_connecting", was.MaxConnecting != now.MaxConnecting},
+		{"integrations.*.max_payload_bytes (the bound of a connect reply)", was.MaxConnectBytes != now.MaxConnectBytes},
 		{"log.format", was.LogJSON != now.LogJSON},
 		{"socketless", !reflect.DeepEqual(socketlessKey(was.Socketless), socketlessKey(now.Socketless))},
 	} {
@@ -179,8 +180,8 @@ func (r *reloader) reload() bool {
 		}
 	}
 	// Keep what did not change for the rest of this process.
-	now.Listen, now.MetricsListen, now.Pprof, now.CommandTimeout, now.MaxConnecting, now.LogJSON, now.Socketless =
-		was.Listen, was.MetricsListen, was.Pprof, was.CommandTimeout, was.MaxConnecting, was.LogJSON, was.Socketless
+	now.Listen, now.MetricsListen, now.Pprof, now.CommandTimeout, now.MaxConnecting, now.MaxConnectBytes, now.LogJSON, now.Socketless =
+		was.Listen, was.MetricsListen, was.Pprof, was.CommandTimeout, was.MaxConnecting, was.MaxConnectBytes, was.LogJSON, was.Socketless
 
 	r.srv.SetLimits(now.Allow, now.MaxCalls)
 	if r.inbound != nil {
@@ -189,7 +190,11 @@ func (r *reloader) reload() bool {
 	r.drain.Store(int64(now.DrainTimeout))
 	setLogLevel(r.level, now.LogLevel)
 	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(now.GoMaxProcs)
+		if now.GoMaxProcs == 0 {
+			runtime.SetDefaultGOMAXPROCS() // every CPU; GOMAXPROCS(0) would only read it
+		} else {
+			runtime.GOMAXPROCS(now.GoMaxProcs)
+		}
 	}
 	r.metrics.ResetBreakers()
 	r.gens.replace(&generation{src: src, b: b, engine: engine})

@@ -109,12 +109,20 @@ func tryCmd(args []string, stdout, stderr io.Writer) int {
 			return tryCannot
 		}
 	}
-	if *crmMode == "fixture" {
-		fixtureIntegrations(src.cfg.Integrations)
-	}
 	// A dry run talks to no FreeSWITCH: the socket-less connection's
 	// settings (its password's environment variable) do not matter here.
 	src.errs = slices.DeleteFunc(src.errs, func(e *conf.FieldError) bool { return len(e.Key) > 0 && e.Key[0] == "socketless" })
+	if *crmMode == "fixture" {
+		// The configuration as it will run must pass check first (paths,
+		// queries, headers and their secrets): a fixture skips them.
+		checked, err := src.build(nil, nil)
+		checked.close()
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return tryCannot
+		}
+		fixtureIntegrations(src.cfg.Integrations)
+	}
 	b, err := src.build(nil, nil)
 	defer b.close()
 	if err != nil {
@@ -135,7 +143,7 @@ func tryCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "eslapp try:", err)
 		return tryCannot
 	}
-	branch := tl.print(stdout, c, channel, *crmMode)
+	branch := tl.print(stdout, c, channel, *crmMode, cfg.CRM.(*recordingCRM).lastBranch())
 	if branch == *expect {
 		return tryExpected
 	}
@@ -206,12 +214,16 @@ func runTryCall(engine *callflow.Engine, catalog *prompts.Catalog, caller string
 type recordingCRM struct {
 	callflow.Workflows
 	tl *timeline
+
+	mu   sync.Mutex
+	last crm.Branch // the last step's outcome
 }
 
 func (r *recordingCRM) Execute(ctx context.Context, req crm.Request) crm.Result {
 	r.tl.add("CRM", fmt.Sprintf("request  %s / %s  %s", req.ConfigID, req.WorkflowID, clipLine(string(req.Payload))))
 	res := r.Workflows.Execute(ctx, req)
 	r.tl.add("CRM", "answer   "+describeResult(res))
+	r.note(res)
 	return res
 }
 
@@ -219,8 +231,23 @@ func (r *recordingCRM) Precheck(req crm.Request) (crm.Result, bool) {
 	res, rejected := r.Workflows.Precheck(req)
 	if rejected {
 		r.tl.add("CRM", "no request: "+describeResult(res))
+		r.note(res)
 	}
 	return res, rejected
+}
+
+func (r *recordingCRM) note(res crm.Result) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.last = res.Branch
+}
+
+// lastBranch is the last step's outcome: the branch of a call whose flow
+// ended in a hangup, which sets no outputs.
+func (r *recordingCRM) lastBranch() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return string(r.last)
 }
 
 func describeResult(res crm.Result) string {
@@ -266,8 +293,9 @@ func (tl *timeline) since(t time.Time) string {
 	return fmt.Sprintf("+%.3fs", t.Sub(tl.start).Seconds())
 }
 
-// print writes the call's timeline and returns its branch.
-func (tl *timeline) print(w io.Writer, c *esltest.Call, vars map[string]string, crmMode string) string {
+// print writes the call's timeline and returns its branch: wfe_branch as
+// eslapp set it, else (a flow that hung up) the last step's outcome.
+func (tl *timeline) print(w io.Writer, c *esltest.Call, vars map[string]string, crmMode, lastStep string) string {
 	mode := "dialplan mode"
 	if f := vars["wfe_flow"]; f != "" {
 		mode = "flow " + f
@@ -311,7 +339,12 @@ func (tl *timeline) print(w io.Writer, c *esltest.Call, vars map[string]string, 
 		fmt.Fprintf(w, "  %s  %s\n", tl.since(cmd.At), clipLine(line))
 	}
 	branch, _ := c.Var("wfe_branch")
-	fmt.Fprintf(w, "\nbranch  %s\n", branch)
+	if branch == "" && lastStep != "" {
+		branch = lastStep
+		fmt.Fprintf(w, "\nbranch  %s (the last step's: the call ended without outputs)\n", branch)
+	} else {
+		fmt.Fprintf(w, "\nbranch  %s\n", branch)
+	}
 	out := c.Outcome()
 	switch out.Kind {
 	case esltest.Transferred:

@@ -107,3 +107,51 @@ body = '{"fixture":true}'
 		t.Errorf("timeline:\n%s", out)
 	}
 }
+
+// -crm fixture still checks the configuration as it would run: an http
+// integration whose path needs a secret that is not set cannot pass.
+func TestTryChecksBeforeFixtures(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "eslapp.toml")
+	sounds, _ := filepath.Abs(filepath.Join("..", "..", "sounds"))
+	writeFile(t, cfg, `[sounds]
+dir = "`+sounds+`"
+[integrations.crm]
+base_url = "https://crm.invalid"
+[integrations.crm.workflows.lookup]
+path = "/run?code=${env:TRY_TEST_UNSET_KEY}"
+`)
+	vars := filepath.Join(t.TempDir(), "vars.toml")
+	writeFile(t, vars, "wfe_config_id = \"crm\"\nwfe_workflow_id = \"lookup\"\n")
+	if code, _, errOut := runCmd(t, "try", "-config", cfg, "-dialplan", vars); code != 1 || !strings.Contains(errOut, "TRY_TEST_UNSET_KEY") {
+		t.Errorf("exit %d: %s", code, errOut)
+	}
+}
+
+// A flow that ends in a hangup sets no outputs: its branch is the last
+// step's outcome.
+func TestTryFlowEndingInHangup(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "eslapp.toml")
+	sounds, _ := filepath.Abs(filepath.Join("..", "..", "sounds"))
+	writeFile(t, cfg, `[sounds]
+dir = "`+sounds+`"
+[prompts]
+hold_music = ""
+[integrations.crm]
+kind = "fixture"
+[[integrations.crm.workflows.lookup.rules]]
+body = '{}'
+[flows.bye]
+start = "find"
+[flows.bye.actions.find]
+type = "workflow_execute"
+config_id = "crm"
+workflow_id = "lookup"
+branches = { Default = "end" }
+[flows.bye.actions.end]
+type = "hangup"
+`)
+	code, out, errOut := runCmd(t, "try", "-config", cfg, "-flow", "bye")
+	if code != 0 || !strings.Contains(out, "branch  OnSuccess (the last step's") {
+		t.Errorf("exit %d: %s%s", code, out, errOut)
+	}
+}

@@ -288,10 +288,11 @@ func (srv *Server) handle(nc net.Conn) {
 
 	n := srv.active.Add(1)
 	defer srv.callEnded()
+	limit := srv.maxCalls.Load()
 	switch {
 	case srv.draining.Load():
 		srv.refuse(sess, ErrDraining)
-	case srv.maxCalls.Load() > 0 && n > srv.maxCalls.Load():
+	case limit > 0 && n > limit:
 		srv.refuse(sess, ErrAtCapacity)
 	default:
 		srv.run(sess)

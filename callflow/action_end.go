@@ -61,11 +61,16 @@ func (n *hangupNode) ends() bool                 { return true }
 func (n *hangupNode) reads() map[string][]string { return nil }
 
 func (n *hangupNode) run(ctx context.Context, c *call, log *slog.Logger) string {
+	// The outputs first: the call's CDR and hangup events carry them (and
+	// not the shared secret, which they unset).
+	if err := c.flushOutputs(ctx); err != nil {
+		log.Warn("outputs not set", "err", err)
+	}
+	c.left = true
 	if err := c.ch.Hangup(ctx, n.cause); err != nil {
 		log.Warn("hangup", "err", err)
 		return ""
 	}
-	c.left = true
 	// Wait for FreeSWITCH to report the hangup, so that the call is known
 	// to be over and nothing more is sent.
 	t := time.NewTimer(hangupWait)

@@ -79,14 +79,12 @@ func (n *transferNode) run(ctx context.Context, c *call, log *slog.Logger) strin
 	if err := c.flushOutputs(ctx); err != nil {
 		log.Warn("outputs not set", "err", err)
 	}
-	if err := c.ch.Transfer(ctx, ext, dp, cx); err != nil {
-		if ctx.Err() == nil {
-			log.Error("transfer failed; handing the call back", "err", err)
-			c.e.leave(ctx, c)
-		}
-		return ""
+	c.left = true // on its way: a shutdown must not hand the call back as well
+	if err := c.ch.Transfer(ctx, ext, dp, cx); err != nil && ctx.Err() == nil {
+		log.Error("transfer failed; handing the call back", "err", err)
+		c.left = false
+		c.e.leave(ctx, c)
 	}
-	c.left = true
 	return ""
 }
 

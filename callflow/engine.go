@@ -143,6 +143,11 @@ func (e *Engine) Run(ctx context.Context, ch Channel, log *slog.Logger) {
 	e.metrics.callStarted()
 	defer e.metrics.callEnded()
 	c := e.newCall(ch, log)
+	if e.cfg.SharedSecret.Reveal() != "" && e.cfg.SharedSecretVar != "" {
+		// Unset with the outputs, whichever way the call leaves, so that
+		// the secret does not travel on in its events and CDR.
+		c.setOutput(e.cfg.SharedSecretVar, "")
+	}
 	if err := ch.Subscribe(ctx); err != nil {
 		c.log.Warn("call not run: subscribing to its events failed", "err", err)
 		return
@@ -210,7 +215,6 @@ func (e *Engine) authentic(ctx context.Context, c *call) bool {
 		return true
 	}
 	got, _ := c.ch.Var(e.cfg.SharedSecretVar)
-	c.setOutput(e.cfg.SharedSecretVar, "")
 	want, have := sha256.Sum256([]byte(secret)), sha256.Sum256([]byte(got))
 	if subtle.ConstantTimeCompare(want[:], have[:]) == 1 {
 		return true
@@ -299,11 +303,12 @@ func (e *Engine) leave(ctx context.Context, c *call) {
 	if ctx.Err() != nil {
 		return // hung up: nothing but exit
 	}
+	// Left once the hand-back is on its way: a shutdown landing before its
+	// reply must not hand the call back a second time.
+	c.left = true
 	if err := c.ch.HandBack(ctx, branch); err != nil {
 		c.log.Warn("handing the call back", "err", err)
-		return
 	}
-	c.left = true
 }
 
 // shutdownHandback bounds the hand-back of a call ended by shutdown: the
@@ -323,16 +328,24 @@ func (e *Engine) handBackOnShutdown(ctx context.Context, c *call) {
 	}
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownHandback)
 	defer cancel()
-	if err := c.ch.Break(hctx, true); err != nil {
+	// Through the prompter when it plays, so that an application the break
+	// raced with (hold music, looping) is watched and broken too.
+	var err error
+	if c.prompt != nil && c.prompt.active() {
+		_, err = c.prompt.stop(hctx)
+	} else {
+		err = c.ch.Break(hctx, true)
+	}
+	if err != nil {
 		if errors.Is(err, esl.ErrHangup) {
 			return
 		}
 		c.log.Warn("uuid_break at shutdown", "err", err)
 	}
 	c.fail(crm.OnError, "eslapp is shutting down")
-	e.metrics.shutdownHandback()
 	e.leave(hctx, c)
 	if c.left {
+		e.metrics.shutdownHandback()
 		c.log.Warn("call handed back at shutdown", "branch", string(crm.OnError))
 	}
 }

@@ -263,3 +263,23 @@ func TestBreakerProbeWithLateWindow(t *testing.T) {
 		t.Errorf("late result %v", r.Branch)
 	}
 }
+
+// A step answered within its timeout gives its late-result slot back: a
+// window is never switched off by answers that came on time.
+func TestLateSlotsFreedOnTimelyAnswers(t *testing.T) {
+	crm := newCRM(t, func(w http.ResponseWriter, _ *http.Request, _ int64) { jsonReply(w, 200, `{}`) })
+	s := newService(t, httpConfig(crm.URL, nil), Options{})
+	for range 5 {
+		req := baseRequest("wf")
+		req.LateWindow, req.OnLate = time.Second, func(Result) { t.Error("a timely answer was delivered as late") }
+		wantBranch(t, execute(t, s, req), OnSuccess, 200)
+	}
+	if n := len(s.lateSlots); n != 0 {
+		t.Errorf("%d late slots still held", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if n := s.WaitLate(ctx); n != 0 {
+		t.Errorf("WaitLate: %d pending", n)
+	}
+}

@@ -288,6 +288,9 @@ func (s *Service) sendLate(ctx context.Context, in *integration, wf *workflow, r
 	var now Evidence
 	select {
 	case ev := <-done:
+		// Answered within the step: no late result, the slot is free.
+		<-s.lateSlots
+		s.late.Done()
 		s.breakerDone(in, wf, probe, healthOf(ev, ownsTimeout))
 		return ev
 	case <-step.C:

@@ -443,9 +443,17 @@ func (in *Inbound) run(c *InboundCall, why error) {
 			c.log.Error("panic running the call; the dialplan's safety net will route it", "panic", fmt.Sprint(p))
 		}
 	}()
+	// A refused call is handed back even when eslapp is shutting down
+	// (its calls' context is cancelled then): with a deadline of its own.
+	ctx := c.ctx
+	if why != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(c.ctx), 2*in.cfg.CommandTimeout)
+		defer cancel()
+	}
 	// Subscribe before anything is executed: the call's events pass the
 	// connection's filters from here on.
-	if _, err := in.send(c.ctx, "filter", "filter Unique-ID "+c.uuid); err != nil {
+	if _, err := in.send(ctx, "filter", "filter Unique-ID "+c.uuid); err != nil {
 		c.log.Warn("call not taken: subscribing to its events failed; the dialplan's safety net will route it", "err", err)
 		return
 	}
@@ -454,9 +462,9 @@ func (in *Inbound) run(c *InboundCall, why error) {
 		in.refused.Add(1)
 		c.log.Info("call handed back to the dialplan", "why", why.Error())
 		if in.cfg.Refuse != nil {
-			in.cfg.Refuse(c.ctx, c, why)
+			in.cfg.Refuse(ctx, c, why)
 		} else {
-			_ = c.HandBack(c.ctx, "OnError")
+			_ = c.HandBack(ctx, "OnError")
 		}
 		return
 	}

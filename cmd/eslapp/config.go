@@ -153,6 +153,9 @@ type source struct {
 
 // readConfig reads a configuration file; see parseSource.
 func readConfig(path string) (*source, error) {
+	if fi, err := os.Stat(path); err == nil && fi.Size() > maxConfigBytes {
+		return nil, &configProblems{lines: []configLine{{text: fmt.Sprintf("%s: %d bytes, over the limit of %d MiB for a configuration file", path, fi.Size(), maxConfigBytes>>20)}}}
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)

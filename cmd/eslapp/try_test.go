@@ -127,8 +127,8 @@ path = "/run?code=${env:TRY_TEST_UNSET_KEY}"
 	}
 }
 
-// A flow that ends in a hangup sets no outputs: its branch is the last
-// step's outcome.
+// A flow that ends in a hangup: its outputs are set before the hangup,
+// and its branch is the last step's outcome.
 func TestTryFlowEndingInHangup(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "eslapp.toml")
 	sounds, _ := filepath.Abs(filepath.Join("..", "..", "sounds"))
@@ -151,7 +151,7 @@ branches = { Default = "end" }
 type = "hangup"
 `)
 	code, out, errOut := runCmd(t, "try", "-config", cfg, "-flow", "bye")
-	if code != 0 || !strings.Contains(out, "branch  OnSuccess (the last step's") {
+	if code != 0 || !strings.Contains(out, "branch  OnSuccess") {
 		t.Errorf("exit %d: %s%s", code, out, errOut)
 	}
 }

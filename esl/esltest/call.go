@@ -357,7 +357,17 @@ func (c *Call) PressDTMF(digit rune) {
 // read and recorded but held unprocessed (events keep flowing). With false
 // the held commands are processed, in order, and their replies sent late.
 func (c *Call) StallReplies(on bool) {
+	// Wait until the call's goroutine has it (ctrl is buffered): a command
+	// sent after StallReplies(true) returns must be held.
+	applied := make(chan struct{})
+	defer func() {
+		select {
+		case <-applied:
+		case <-c.done:
+		}
+	}()
 	c.do(func() {
+		defer close(applied)
 		c.stall = on
 		if !on {
 			held := c.held

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/BurntSushi/toml"
 
@@ -26,6 +27,9 @@ type built struct {
 	flows    map[string]*callflow.Flow
 	engine   callflow.Config
 	warnings *configProblems // nil when there are none
+	// reporting: this configuration's breakers set the metrics (until a
+	// reload replaces it).
+	reporting atomic.Bool
 }
 
 func (b *built) close() {
@@ -83,8 +87,15 @@ func (src *source) build(logger *slog.Logger, metrics *callflow.Metrics) (*built
 
 	// CRM.
 	opts := crm.Options{Logger: logger, BaseDir: src.baseDir}
+	b.reporting.Store(true)
 	if metrics != nil {
-		opts.OnBreakerChange = metrics.BreakerChanged
+		// Only while this configuration is the current one: after a
+		// reload the calls still on it must not set the new one's gauges.
+		opts.OnBreakerChange = func(configID, workflowID string, from, to crm.BreakerState) {
+			if b.reporting.Load() {
+				metrics.BreakerChanged(configID, workflowID, from, to)
+			}
+		}
 	}
 	if b.crm, err = crm.New(crm.Config{Tenants: cfg.Tenants, Integrations: cfg.Integrations}, opts); err != nil {
 		addErr(err, "integrations")

@@ -196,6 +196,7 @@ func (r *reloader) reload() bool {
 			runtime.GOMAXPROCS(now.GoMaxProcs)
 		}
 	}
+	old.b.reporting.Store(false)
 	r.metrics.ResetBreakers()
 	r.gens.replace(&generation{src: src, b: b, engine: engine})
 	for _, w := range warningLines(b) {

@@ -148,6 +148,28 @@ func (n *customEventNode) run(ctx context.Context, c *call, log *slog.Logger) st
 	return n.next
 }
 
+// resultEvent is the headers and body of an event carrying a step's
+// result to the agent: the call, the branch, timing (timeHeader), the
+// integration and workflow, and the result JSON (or the error JSON).
+func resultEvent(uuid, configID, workflowID string, res crm.Result, timeHeader, timeValue string) ([]esl.EventHeader, []byte) {
+	headers := []esl.EventHeader{
+		{Name: headerCallUUID, Value: uuid},
+		{Name: headerBranch, Value: string(res.Branch)},
+		{Name: timeHeader, Value: timeValue},
+	}
+	if crm.ValidID(configID) {
+		headers = append(headers, esl.EventHeader{Name: headerConfigID, Value: configID})
+	}
+	if crm.ValidID(workflowID) {
+		headers = append(headers, esl.EventHeader{Name: headerWorkflowID, Value: workflowID})
+	}
+	body := []byte(res.Body)
+	if len(body) == 0 && res.Err != nil {
+		body, _ = json.Marshal(res.Err)
+	}
+	return headers, body
+}
+
 // agentEvent fires the CUSTOM event of BRIEF §5 after a step, when the step
 // asks for it: headers name the call and the step, the body is the result
 // (or the error) JSON.
@@ -155,21 +177,7 @@ func (e *Engine) agentEvent(ctx context.Context, c *call, rep stepReport) {
 	if !rep.spec.AgentEvent || ctx.Err() != nil {
 		return
 	}
-	headers := []esl.EventHeader{
-		{Name: headerCallUUID, Value: c.ch.UUID()},
-		{Name: headerBranch, Value: string(rep.res.Branch)},
-		{Name: headerElapsedMs, Value: elapsedMs(rep.elapsed)},
-	}
-	if crm.ValidID(rep.configID) {
-		headers = append(headers, esl.EventHeader{Name: headerConfigID, Value: rep.configID})
-	}
-	if crm.ValidID(rep.workflowID) {
-		headers = append(headers, esl.EventHeader{Name: headerWorkflowID, Value: rep.workflowID})
-	}
-	body := []byte(rep.res.Body)
-	if len(body) == 0 && rep.res.Err != nil {
-		body, _ = json.Marshal(rep.res.Err)
-	}
+	headers, body := resultEvent(c.ch.UUID(), rep.configID, rep.workflowID, rep.res, headerElapsedMs, elapsedMs(rep.elapsed))
 	if _, err := c.ch.SendEvent(ctx, DefaultSubclass, headers, body); err != nil {
 		c.log.Warn("agent event not sent", "err", err)
 	}

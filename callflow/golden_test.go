@@ -286,6 +286,14 @@ func runCall(t testing.TB, e *callflow.Engine, fs *esltest.FreeSWITCH, cs callSc
 	if err != nil {
 		t.Fatal(err)
 	}
+	return play(t, c, cs, start, func() { go srv.Shutdown(expired()) })
+}
+
+// play acts out the call script's caller and FreeSWITCH actions on c, from
+// start, and waits for the call to end; shutdown stands for eslapp's drain
+// deadline passing.
+func play(t testing.TB, c *esltest.Call, cs callScript, start time.Time, shutdown func()) *esltest.Call {
+	t.Helper()
 	for _, a := range cs.actions {
 		time.Sleep(time.Until(start.Add(a.after)))
 		switch a.what {
@@ -296,9 +304,7 @@ func runCall(t testing.TB, e *callflow.Engine, fs *esltest.FreeSWITCH, cs callSc
 		case "dtmf":
 			c.PressDTMF(rune(a.arg[0]))
 		case "shutdown":
-			// eslapp's drain deadline, already over: the calls left
-			// are ended at once.
-			go srv.Shutdown(expired())
+			shutdown() // the drain deadline, already over: the calls left end at once
 		}
 	}
 	select {

@@ -2,7 +2,6 @@ package callflow
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"strconv"
@@ -69,21 +68,7 @@ func (e *Engine) deliverLate(log *slog.Logger, uuid, configID, workflowID, varNa
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), lateDeliveryTimeout)
 	defer cancel()
-	headers := []esl.EventHeader{
-		{Name: headerCallUUID, Value: uuid},
-		{Name: headerBranch, Value: string(res.Branch)},
-		{Name: headerLatencyMs, Value: strconv.FormatInt(res.Latency.Milliseconds(), 10)},
-	}
-	if crm.ValidID(configID) {
-		headers = append(headers, esl.EventHeader{Name: headerConfigID, Value: configID})
-	}
-	if crm.ValidID(workflowID) {
-		headers = append(headers, esl.EventHeader{Name: headerWorkflowID, Value: workflowID})
-	}
-	body := []byte(res.Body)
-	if len(body) == 0 && res.Err != nil {
-		body, _ = json.Marshal(res.Err)
-	}
+	headers, body := resultEvent(uuid, configID, workflowID, res, headerLatencyMs, strconv.FormatInt(res.Latency.Milliseconds(), 10))
 	if err := e.cfg.Late.SendEvent(ctx, LateSubclass, headers, body); err != nil {
 		e.metrics.lateResult("undelivered")
 		log.Warn("late result event not sent", "err", err)

@@ -141,21 +141,5 @@ func runSocketless(t testing.TB, e *callflow.Engine, fs *esltest.FreeSWITCH, cs 
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range cs.actions {
-		time.Sleep(time.Until(start.Add(a.after)))
-		switch a.what {
-		case "hangup":
-			c.Hangup("NORMAL_CLEARING")
-		case "dtmf":
-			c.PressDTMF(rune(a.arg[0]))
-		case "shutdown":
-			go in.Shutdown(expired())
-		}
-	}
-	select {
-	case <-c.Done():
-	case <-time.After(30 * time.Second):
-		t.Fatalf("call not over after 30 s; commands:\n%s", renderCommands(c, cs.opts.UUID, soundsDir(t)))
-	}
-	return c
+	return play(t, c, cs, start, func() { go in.Shutdown(expired()) })
 }

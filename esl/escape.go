@@ -67,10 +67,18 @@ func escapeForExpansion(s string) string {
 	if !triggersExpansion(s) {
 		return s
 	}
+	return backslashBefore(s, `\$`)
+}
+
+// backslashBefore puts a backslash before every byte of s that is in set.
+func backslashBefore(s, set string) string {
+	if !strings.ContainsAny(s, set) {
+		return s
+	}
 	var b strings.Builder
 	b.Grow(len(s) + 8)
 	for i := range len(s) {
-		if c := s[i]; c == '\\' || c == '$' {
+		if strings.IndexByte(set, s[i]) >= 0 {
 			b.WriteByte('\\')
 		}
 		b.WriteByte(s[i])
@@ -122,18 +130,7 @@ func triggersExpansion(s string) bool {
 // not start or end with white space (the cleanup trims it) and must not hold
 // control characters; callers check that.
 func escapeField(s string, delim byte) string {
-	if !strings.ContainsAny(s, `\'`+string(delim)) {
-		return s
-	}
-	var b strings.Builder
-	b.Grow(len(s) + 8)
-	for i := range len(s) {
-		if c := s[i]; c == '\\' || c == '\'' || c == delim {
-			b.WriteByte('\\')
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return backslashBefore(s, `\'`+string(delim))
 }
 
 // UUIDSetVarArgs are the arguments of "api uuid_setvar UUID NAME VALUE"
@@ -155,16 +152,7 @@ func UUIDSetVarArgs(uuid, name, value string) (APIArgs, error) {
 	// The last part is not split further, but the cleanup still drops the
 	// backslash before \ ' and ", and a leading quote would open a quoted
 	// part: a backslash before each of those three keeps them.
-	var b strings.Builder
-	b.Grow(len(uuid) + len(name) + len(value) + 8)
-	b.WriteString(uuid + " " + name + " ")
-	for i := range len(value) {
-		if c := value[i]; c == '\\' || c == '\'' || c == '"' {
-			b.WriteByte('\\')
-		}
-		b.WriteByte(value[i])
-	}
-	return APIArgs{s: b.String()}, nil
+	return APIArgs{s: uuid + " " + name + " " + backslashBefore(value, `\'"`)}, nil
 }
 
 // SetArg is the argument of "set NAME=VALUE" that stores value verbatim,

@@ -180,45 +180,35 @@ func (s *keyScanner) value(key toml.Key, depth int) {
 	case '\'':
 		s.literalString()
 	case '[':
-		s.pos++
-		for s.err == nil && s.pos < len(s.data) {
-			s.skipSpace()
-			if s.pos >= len(s.data) || s.data[s.pos] == ']' {
-				s.pos++
-				return
-			}
-			if s.data[s.pos] == ',' {
-				s.pos++
-				continue
-			}
-			start := s.pos
-			s.value(key, depth+1)
-			if s.pos == start {
-				s.pos++
-			}
-		}
+		s.items(']', func() { s.value(key, depth+1) })
 	case '{':
-		s.pos++
-		for s.err == nil && s.pos < len(s.data) {
-			s.skipSpace()
-			if s.pos >= len(s.data) || s.data[s.pos] == '}' {
-				s.pos++
-				return
-			}
-			if s.data[s.pos] == ',' {
-				s.pos++
-				continue
-			}
-			start := s.pos
-			s.keyValue(key, depth+1)
-			if s.pos == start {
-				s.pos++
-			}
-		}
+		s.items('}', func() { s.keyValue(key, depth+1) })
 	default:
 		// A number, date, boolean: up to what ends it.
 		for s.pos < len(s.data) && !strings.ContainsRune(",]}#\n", rune(s.data[s.pos])) {
 			s.pos++
+		}
+	}
+}
+
+// items reads the comma-separated items of an array or inline table, each
+// with item, up to and past end.
+func (s *keyScanner) items(end byte, item func()) {
+	s.pos++
+	for s.err == nil && s.pos < len(s.data) {
+		s.skipSpace()
+		if s.pos >= len(s.data) || s.data[s.pos] == end {
+			s.pos++
+			return
+		}
+		if s.data[s.pos] == ',' {
+			s.pos++
+			continue
+		}
+		start := s.pos
+		item()
+		if s.pos == start {
+			s.pos++ // not TOML: move on
 		}
 	}
 }

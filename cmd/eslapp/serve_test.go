@@ -136,12 +136,7 @@ body = '{}'
 // A workflow whose breaker opens shows in eslapp_crm_breaker_open with its
 // integration and workflow; the integration's other workflows stay closed.
 func TestServeBreakerMetric(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	metricsAddr := ln.Addr().String()
-	ln.Close()
+	metricsAddr := freeAddr(t)
 	path := filepath.Join(t.TempDir(), "eslapp.toml")
 	writeFile(t, path, `[server]
 listen = "127.0.0.1:0"

@@ -220,9 +220,9 @@ type recordingCRM struct {
 }
 
 func (r *recordingCRM) Execute(ctx context.Context, req crm.Request) crm.Result {
-	r.tl.add("CRM", fmt.Sprintf("request  %s / %s  %s", req.ConfigID, req.WorkflowID, clipLine(string(req.Payload))))
+	r.tl.add(fmt.Sprintf("request  %s / %s  %s", req.ConfigID, req.WorkflowID, clipLine(string(req.Payload))))
 	res := r.Workflows.Execute(ctx, req)
-	r.tl.add("CRM", "answer   "+describeResult(res))
+	r.tl.add("answer   " + describeResult(res))
 	r.note(res)
 	return res
 }
@@ -230,7 +230,7 @@ func (r *recordingCRM) Execute(ctx context.Context, req crm.Request) crm.Result 
 func (r *recordingCRM) Precheck(req crm.Request) (crm.Result, bool) {
 	res, rejected := r.Workflows.Precheck(req)
 	if rejected {
-		r.tl.add("CRM", "no request: "+describeResult(res))
+		r.tl.add("no request: " + describeResult(res))
 		r.note(res)
 	}
 	return res, rejected
@@ -269,8 +269,8 @@ func clipLine(s string) string {
 	return conf.Clip(s, 160)
 }
 
-// timeline is what happened, by source, with the time since the call
-// started.
+// timeline is what the CRM was asked and answered, with the time since
+// the call started; the rest of the call's timeline is the double's record.
 type timeline struct {
 	mu     sync.Mutex
 	start  time.Time
@@ -278,15 +278,14 @@ type timeline struct {
 }
 
 type tlEvent struct {
-	at     time.Duration
-	source string
-	text   string
+	at   time.Duration
+	text string
 }
 
-func (tl *timeline) add(source, text string) {
+func (tl *timeline) add(text string) {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
-	tl.events = append(tl.events, tlEvent{at: time.Since(tl.start), source: source, text: text})
+	tl.events = append(tl.events, tlEvent{at: time.Since(tl.start), text: text})
 }
 
 func (tl *timeline) since(t time.Time) string {

@@ -91,6 +91,10 @@ type Engine struct {
 	metrics   *Metrics
 	holdMusic *prompts.Step
 	pathReads map[string]bool // variables the CRM's workflow paths read, lower case
+	// secretVar is the shared secret's channel variable ("" when none is
+	// configured), secretLower its lower case, secretSum the secret's hash.
+	secretVar, secretLower string
+	secretSum              [sha256.Size]byte
 }
 
 // New checks cfg and returns an Engine.
@@ -114,6 +118,10 @@ func New(cfg Config) (*Engine, error) {
 	e.pathReads = map[string]bool{}
 	for _, name := range cfg.CRM.PathVars() {
 		e.pathReads[lowerASCII(name)] = true
+	}
+	if secret := cfg.SharedSecret.Reveal(); secret != "" && cfg.SharedSecretVar != "" {
+		e.secretVar, e.secretLower = cfg.SharedSecretVar, lowerASCII(cfg.SharedSecretVar)
+		e.secretSum = sha256.Sum256([]byte(secret))
 	}
 	if cfg.HoldMusic != "" {
 		path, err := cfg.Renderer.FilePath(cfg.HoldMusic)
@@ -143,10 +151,10 @@ func (e *Engine) Run(ctx context.Context, ch Channel, log *slog.Logger) {
 	e.metrics.callStarted()
 	defer e.metrics.callEnded()
 	c := e.newCall(ch, log)
-	if e.cfg.SharedSecret.Reveal() != "" && e.cfg.SharedSecretVar != "" {
+	if e.secretVar != "" {
 		// Unset with the outputs, whichever way the call leaves, so that
 		// the secret does not travel on in its events and CDR.
-		c.setOutput(e.cfg.SharedSecretVar, "")
+		c.setOutput(e.secretVar, "")
 	}
 	if err := ch.Subscribe(ctx); err != nil {
 		c.log.Warn("call not run: subscribing to its events failed", "err", err)
@@ -210,16 +218,15 @@ var builtinVars = []struct {
 // constant time, and unsets the variable in the call's outputs. A call
 // without it is handed back OnError, unrun; the value is never logged.
 func (e *Engine) authentic(ctx context.Context, c *call) bool {
-	secret := e.cfg.SharedSecret.Reveal()
-	if secret == "" || e.cfg.SharedSecretVar == "" {
+	if e.secretVar == "" {
 		return true
 	}
-	got, _ := c.ch.Var(e.cfg.SharedSecretVar)
-	want, have := sha256.Sum256([]byte(secret)), sha256.Sum256([]byte(got))
-	if subtle.ConstantTimeCompare(want[:], have[:]) == 1 {
+	got, _ := c.ch.Var(e.secretVar)
+	have := sha256.Sum256([]byte(got))
+	if subtle.ConstantTimeCompare(e.secretSum[:], have[:]) == 1 {
 		return true
 	}
-	c.log.Warn("call refused: it did not present eslapp's shared secret", "var", e.cfg.SharedSecretVar, "present", got != "")
+	c.log.Warn("call refused: it did not present eslapp's shared secret", "var", e.secretVar, "present", got != "")
 	c.fail(crm.OnError, "the call did not present eslapp's shared secret")
 	e.metrics.refused()
 	e.leave(ctx, c)
@@ -589,7 +596,7 @@ func (e *Engine) ChannelVars(lookup func(name string) (string, bool)) func(name 
 	return func(name string) bool {
 		l := lowerASCII(name)
 		return strings.HasPrefix(l, "wfe_") || channelVarsRead[l] || reads[l] || e.pathReads[l] ||
-			l == lowerASCII(e.cfg.SharedSecretVar)
+			(e.secretLower != "" && l == e.secretLower)
 	}
 }
 

@@ -178,14 +178,10 @@ func sendEventAccepts(t *testing.T, rule, v string) bool {
 		headers = append(headers, esl.EventHeader{Name: v, Value: "v"})
 	}
 	accepted := make(chan bool, 1)
-	addr := serve(t, esl.ServerConfig{Logger: testLog(t), Handler: func(ctx context.Context, s *esl.Session) {
-		if err := s.Subscribe(ctx); err != nil {
-			accepted <- false
-			return
-		}
-		_, err := s.SendEvent(ctx, subclass, headers, nil)
+	addr := serve(t, esl.RunnerConfig{Logger: testLog(t), Handler: func(ctx context.Context, c *esl.Call) {
+		_, err := c.SendEvent(ctx, subclass, headers, nil)
 		accepted <- err == nil
-	}})
+	}}, esl.ServerConfig{Logger: testLog(t)})
 	fs := esltest.New(esltest.Options{Logf: func(string, ...any) {}})
 	if _, err := fs.Dial(context.Background(), addr, esltest.CallOptions{}); err != nil {
 		t.Fatal(err)

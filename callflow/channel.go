@@ -7,19 +7,20 @@ import (
 	"github.com/eslapp/eslapp/esl"
 )
 
-// Channel is what the engine needs from a call: its own outbound socket
-// (*esl.Session, through FromSession) or, socket-less, the shared inbound
-// connection (*esl.InboundCall, through FromInbound); tests use a fake.
+// Channel is what the engine needs from a call: an *esl.Call (through
+// FromCall), whichever way it reached eslapp; tests use a fake. The call is
+// claimed (its events subscribed) before the engine gets it.
 type Channel interface {
 	UUID() string
-	// Full reports whether the socket runs "async full", which uuid_break
-	// and sendevent need.
+	// Full reports whether FreeSWITCH takes api and sendevent for the
+	// call, which uuid_break and the agent event need (a socket without
+	// "async full" refuses them).
 	Full() bool
-	// Var is a channel variable as it was when eslapp connected.
+	// Var is a channel variable as it was when eslapp got the call.
 	Var(name string) (string, bool)
-	// Header is a header of the connect data, e.g. Caller-Caller-ID-Number.
+	// Header is a header of the call's channel data, e.g.
+	// Caller-Caller-ID-Number.
 	Header(name string) string
-	Subscribe(ctx context.Context) error
 	// Start queues an application; the handle reports its start and end.
 	Start(ctx context.Context, app string, arg esl.AppArg, opts esl.ExecOptions) (Running, error)
 	// Break stops what plays; all also drops the applications queued
@@ -45,59 +46,26 @@ type Running interface {
 	Result() (esl.AppResult, error)
 }
 
-// FromSession adapts an ESL session to Channel.
-func FromSession(s *esl.Session) Channel { return sessionChannel{s} }
+// FromCall adapts an esl.Call to Channel.
+func FromCall(c *esl.Call) Channel { return callChannel{c} }
 
-type sessionChannel struct{ *esl.Session }
+type callChannel struct{ *esl.Call }
 
-var _ Channel = sessionChannel{}
+var _ Channel = callChannel{}
 
-func (c sessionChannel) Var(name string) (string, bool) { return c.Data().Var(name) }
-func (c sessionChannel) Header(name string) string      { return c.Data().Header(name) }
-func (c sessionChannel) Subscribe(ctx context.Context) error {
-	return c.Session.Subscribe(ctx)
-}
+func (c callChannel) Var(name string) (string, bool) { return c.Data().Var(name) }
+func (c callChannel) Header(name string) string      { return c.Data().Header(name) }
 
-func (c sessionChannel) HandBack(ctx context.Context, _ string) error { return c.Resume(ctx) }
-
-func (c sessionChannel) Start(ctx context.Context, app string, arg esl.AppArg, opts esl.ExecOptions) (Running, error) {
-	a, err := c.Session.Start(ctx, app, arg, opts)
+func (c callChannel) Start(ctx context.Context, app string, arg esl.AppArg, opts esl.ExecOptions) (Running, error) {
+	a, err := c.Call.Start(ctx, app, arg, opts)
 	if err != nil {
-		return nil, err
-	}
-	return a, nil
-}
-
-func (c sessionChannel) SetVars(ctx context.Context, vars []esl.Var, within time.Duration) (Running, error) {
-	a, err := c.Session.StartSetVars(ctx, vars, within)
-	if err != nil || a == nil {
 		return nil, err // never a typed nil in the interface
 	}
 	return a, nil
 }
 
-// FromInbound adapts a socket-less call to Channel.
-func FromInbound(c *esl.InboundCall) Channel { return inboundChannel{c} }
-
-type inboundChannel struct{ *esl.InboundCall }
-
-var _ Channel = inboundChannel{}
-
-func (c inboundChannel) Full() bool                      { return true }
-func (c inboundChannel) Var(name string) (string, bool)  { return c.Data().Var(name) }
-func (c inboundChannel) Header(name string) string       { return c.Data().Header(name) }
-func (c inboundChannel) Subscribe(context.Context) error { return nil } // the connection's filter, before the handler ran
-
-func (c inboundChannel) Start(ctx context.Context, app string, arg esl.AppArg, opts esl.ExecOptions) (Running, error) {
-	a, err := c.InboundCall.Start(ctx, app, arg, opts)
-	if err != nil {
-		return nil, err
-	}
-	return a, nil
-}
-
-func (c inboundChannel) SetVars(ctx context.Context, vars []esl.Var, within time.Duration) (Running, error) {
-	a, err := c.InboundCall.StartSetVars(ctx, vars, within)
+func (c callChannel) SetVars(ctx context.Context, vars []esl.Var, within time.Duration) (Running, error) {
+	a, err := c.Call.StartSetVars(ctx, vars, within)
 	if err != nil || a == nil {
 		return nil, err
 	}

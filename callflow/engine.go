@@ -141,9 +141,10 @@ func New(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// Handle runs one call: it is the esl.Handler of eslapp's server.
-func (e *Engine) Handle(ctx context.Context, s *esl.Session) {
-	e.Run(ctx, FromSession(s), s.Logger())
+// Handle runs one call, whichever way it came: it is the esl.Handler of
+// eslapp's runner.
+func (e *Engine) Handle(ctx context.Context, c *esl.Call) {
+	e.Run(ctx, FromCall(c), c.Logger())
 }
 
 // Run runs one call on any Channel.
@@ -155,10 +156,6 @@ func (e *Engine) Run(ctx context.Context, ch Channel, log *slog.Logger) {
 		// Unset with the outputs, whichever way the call leaves, so that
 		// the secret does not travel on in its events and CDR.
 		c.setOutput(e.secretVar, "")
-	}
-	if err := ch.Subscribe(ctx); err != nil {
-		c.log.Warn("call not run: subscribing to its events failed", "err", err)
-		return
 	}
 	if !ch.Full() {
 		// Without "full" FreeSWITCH refuses uuid_break: a prompt could not
@@ -235,39 +232,18 @@ func (e *Engine) authentic(ctx context.Context, c *call) bool {
 
 // Refuse hands a call back to the dialplan without running it (eslapp at
 // max_calls, shutting down, or failed on it): in dialplan terms the step
-// ended OnError, and the error variable says why. It is the server's
+// ended OnError, and the error variable says why. It is the runner's
 // esl.RefuseFunc.
-func (e *Engine) Refuse(ctx context.Context, s *esl.Session, why error) {
-	e.refuse(ctx, FromSession(s), s.Logger(), why)
+func (e *Engine) Refuse(ctx context.Context, call *esl.Call, why error) {
+	e.RefuseChannel(ctx, FromCall(call), call.Logger(), why)
 }
 
-// HandleInbound runs one socket-less call: the esl.InboundConfig Handler.
-func (e *Engine) HandleInbound(ctx context.Context, c *esl.InboundCall) {
-	e.Run(ctx, FromInbound(c), c.Logger())
-}
-
-// RefuseInbound hands a socket-less call back unrun, like Refuse: the
-// esl.InboundConfig Refuse.
-func (e *Engine) RefuseInbound(ctx context.Context, c *esl.InboundCall, why error) {
-	e.refuse(ctx, FromInbound(c), c.Logger(), why)
-}
-
-func (e *Engine) refuse(ctx context.Context, ch Channel, log *slog.Logger, why error) {
+// RefuseChannel is Refuse on any Channel.
+func (e *Engine) RefuseChannel(ctx context.Context, ch Channel, log *slog.Logger, why error) {
 	c := e.newCall(ch, log)
 	e.metrics.refused()
-	if err := c.ch.Subscribe(ctx); err != nil && !isAlreadySubscribed(err) {
-		_ = c.ch.HandBack(ctx, string(crm.OnError))
-		return
-	}
 	c.fail(crm.OnError, why.Error())
 	e.leave(ctx, c)
-}
-
-// isAlreadySubscribed: a panic handed back after Subscribe (FreeSWITCH
-// answers a second myevents with "-ERR aready enabled.").
-func isAlreadySubscribed(err error) bool {
-	var re *esl.ReplyError
-	return errors.As(err, &re) && strings.Contains(re.Text, "enabled")
 }
 
 // fail records a step-less outcome (unknown flow, refusal) in the outputs.
@@ -319,7 +295,7 @@ func (e *Engine) leave(ctx context.Context, c *call) {
 }
 
 // shutdownHandback bounds the hand-back of a call ended by shutdown: the
-// server gives handlers esl.ServerConfig.ShutdownGrace (2 s) before it
+// runner gives handlers esl.RunnerConfig.ShutdownGrace (2 s) before it
 // closes their connections.
 const shutdownHandback = 1500 * time.Millisecond
 
@@ -560,7 +536,7 @@ var channelVarsRead = map[string]bool{"timeoutmillisec": true, "playback_termina
 // templates, which may read any channel variable.
 var dialplanTemplateInputs = []string{"wfe_config_id", "wfe_workflow_id", "wfe_tenant", "wfe_payload", "wfe_sequence"}
 
-// ChannelVars is the server's esl.VarFilter: from a call's wfe_* variables
+// ChannelVars is the runner's esl.VarFilter: from a call's wfe_* variables
 // it works out every channel variable the call may read — its flow's
 // templates, or in dialplan mode the templates of its wfe_* inputs, and the
 // workflow paths — and keeps only those.

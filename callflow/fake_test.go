@@ -2,8 +2,6 @@ package callflow_test
 
 import (
 	"context"
-	"errors"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,12 +15,11 @@ import (
 // fakeChannel is a hand-written callflow.Channel that records what the
 // engine asks for. Applications start and end at once unless hold is set.
 type fakeChannel struct {
-	mu           sync.Mutex
-	vars         map[string]string
-	calls        []string
-	subscribeErr error
-	full         bool
-	set          map[string]string
+	mu    sync.Mutex
+	vars  map[string]string
+	calls []string
+	full  bool
+	set   map[string]string
 }
 
 var _ callflow.Channel = (*fakeChannel)(nil)
@@ -40,10 +37,6 @@ func (f *fakeChannel) Var(name string) (string, bool) {
 	return v, ok
 }
 func (f *fakeChannel) Header(string) string { return "" }
-func (f *fakeChannel) Subscribe(context.Context) error {
-	f.record("subscribe")
-	return f.subscribeErr
-}
 func (f *fakeChannel) Start(_ context.Context, app string, arg esl.AppArg, _ esl.ExecOptions) (callflow.Running, error) {
 	f.record("start " + app + " " + arg.String())
 	return doneApp{}, nil
@@ -120,16 +113,6 @@ func fakeEngine(t *testing.T, w callflow.Workflows) *callflow.Engine {
 		t.Fatal(err)
 	}
 	return eng
-}
-
-// When FreeSWITCH refuses the subscription, the engine sends nothing more.
-func TestRunStopsWhenSubscribeFails(t *testing.T) {
-	ch := &fakeChannel{subscribeErr: errors.New("no"), full: true, vars: map[string]string{"wfe_config_id": "x", "wfe_workflow_id": "y"}}
-	c := &fakeCRM{res: crm.Result{Branch: crm.OnSuccess}}
-	fakeEngine(t, c).Run(context.Background(), ch, testLog(t))
-	if strings.Join(ch.calls, ",") != "subscribe" || len(c.seen) != 0 {
-		t.Fatalf("calls %v, CRM requests %d", ch.calls, len(c.seen))
-	}
 }
 
 // A caller hanging up while the CRM works: the request is cancelled and

@@ -280,13 +280,14 @@ func runCall(t testing.TB, e *callflow.Engine, fs *esltest.FreeSWITCH, cs callSc
 	}
 	// The hostile values (64 KiB caller names) make connect replies larger
 	// than any SIP message could: allow them.
-	addr, srv := serveServer(t, esl.ServerConfig{Handler: e.Handle, Refuse: e.Refuse, VarFilter: e.ChannelVars, Logger: log, CommandTimeout: 3 * time.Second, MaxConnectBytes: 8 << 20})
+	addr, r := serveServer(t, esl.RunnerConfig{Handler: e.Handle, Refuse: e.Refuse, VarFilter: e.ChannelVars, Logger: log, CommandTimeout: 3 * time.Second},
+		esl.ServerConfig{Logger: log, CommandTimeout: 3 * time.Second, MaxConnectBytes: 8 << 20})
 	start := time.Now()
 	c, err := fs.Dial(context.Background(), addr, cs.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return play(t, c, cs, start, func() { go srv.Shutdown(expired()) })
+	return play(t, c, cs, start, func() { go r.Shutdown(expired()) })
 }
 
 // play acts out the call script's caller and FreeSWITCH actions on c, from
@@ -479,15 +480,19 @@ func expandIncludes(t *testing.T, cfg string) string {
 
 // serve runs an eslapp server on a free port for the test's length and
 // returns its address.
-func serve(t testing.TB, cfg esl.ServerConfig) string {
+func serve(t testing.TB, rcfg esl.RunnerConfig, cfg esl.ServerConfig) string {
 	t.Helper()
-	addr, _ := serveServer(t, cfg)
+	addr, _ := serveServer(t, rcfg, cfg)
 	return addr
 }
 
-func serveServer(t testing.TB, cfg esl.ServerConfig) (string, *esl.Server) {
+func serveServer(t testing.TB, rcfg esl.RunnerConfig, cfg esl.ServerConfig) (string, *esl.Runner) {
 	t.Helper()
-	srv, err := esl.NewServer(cfg)
+	r, err := esl.NewRunner(rcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := esl.NewServer(r, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -496,6 +501,6 @@ func serveServer(t testing.TB, cfg esl.ServerConfig) (string, *esl.Server) {
 		t.Fatal(err)
 	}
 	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(srv.Close)
-	return ln.Addr().String(), srv
+	t.Cleanup(r.Close)
+	return ln.Addr().String(), r
 }

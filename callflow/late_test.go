@@ -19,7 +19,7 @@ func lateEngine(t *testing.T, fs *esltest.FreeSWITCH) *callflow.Engine {
 	e := newEngine(t, expandIncludes(t, "@base\n"), testLog(t), func(c *callflow.Config) {
 		c.Late = lateSinkFunc(func() callflow.LateSink { return in })
 	})
-	in = startInbound(t, e, fs, nil)
+	in, _ = startInbound(t, e, fs)
 	return e
 }
 
@@ -92,7 +92,7 @@ type = "continue"
 `), testLog(t), func(c *callflow.Config) {
 		c.Late = lateSinkFunc(func() callflow.LateSink { return in })
 	})
-	in = startInbound(t, e, fs, nil)
+	in, _ = startInbound(t, e, fs)
 	c := runCall(t, e, fs, callScript{opts: esltest.CallOptions{CallerIDNumber: "1235550100", Vars: map[string]string{"wfe_flow": "late"},
 		Media: func(string) (time.Duration, bool) { return 3 * time.Second, true }}})
 	if b, _ := c.Var("wfe_branch"); b != "OnTimeout" {

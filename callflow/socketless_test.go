@@ -2,6 +2,7 @@ package callflow_test
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -83,35 +84,36 @@ func socketlessOutcome(c *esltest.Call) string {
 	return strings.TrimSpace(renderOutcome(c))
 }
 
-// startInbound connects an Inbound with the engine to the double.
-func startInbound(t testing.TB, e *callflow.Engine, fs *esltest.FreeSWITCH, mutate func(*esl.InboundConfig)) *esl.Inbound {
+// startInbound connects an Inbound with the engine to the double, and
+// returns it with its runner.
+func startInbound(t testing.TB, e *callflow.Engine, fs *esltest.FreeSWITCH) (*esl.Inbound, *esl.Runner) {
 	t.Helper()
 	addr, err := fs.ListenInbound("ClueCon")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := esl.InboundConfig{
-		Address: addr, Password: "ClueCon",
-		Handler: e.HandleInbound, Refuse: e.RefuseInbound, VarFilter: e.ChannelVars,
-		CommandTimeout: 3 * time.Second, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
-	}
+	var log *slog.Logger
 	if _, bench := t.(*testing.B); !bench {
-		cfg.Logger = testLog(t)
+		log = testLog(t)
 	}
-	if mutate != nil {
-		mutate(&cfg)
+	r, err := esl.NewRunner(esl.RunnerConfig{Handler: e.Handle, Refuse: e.Refuse, VarFilter: e.ChannelVars, CommandTimeout: 3 * time.Second, Logger: log})
+	if err != nil {
+		t.Fatal(err)
 	}
-	in, err := esl.NewInbound(cfg)
+	in, err := esl.NewInbound(r, esl.InboundConfig{
+		Address: addr, Password: "ClueCon", Logger: log,
+		CommandTimeout: 3 * time.Second, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	go in.Serve()
 	t.Cleanup(func() {
-		in.Close()
+		r.Close()
 		fs.StopInbound()
 	})
 	waitConnected(t, in)
-	return in
+	return in, r
 }
 
 func waitConnected(t testing.TB, in *esl.Inbound) {
@@ -128,7 +130,7 @@ func waitConnected(t testing.TB, in *esl.Inbound) {
 // runSocketless runs one call on the socket-less path.
 func runSocketless(t testing.TB, e *callflow.Engine, fs *esltest.FreeSWITCH, cs callScript) *esltest.Call {
 	t.Helper()
-	in := startInbound(t, e, fs, nil)
+	_, r := startInbound(t, e, fs)
 	opts := cs.opts
 	opts.Vars = map[string]string{esl.ContextVar: "crm_branches"}
 	for k, v := range cs.opts.Vars {
@@ -141,5 +143,5 @@ func runSocketless(t testing.TB, e *callflow.Engine, fs *esltest.FreeSWITCH, cs 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return play(t, c, cs, start, func() { go in.Shutdown(expired()) })
+	return play(t, c, cs, start, func() { go r.Shutdown(expired()) })
 }

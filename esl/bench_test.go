@@ -54,16 +54,15 @@ func benchPeer() int {
 // Run it with a fixed count: go test -run XXX -bench IdleCall -benchtime 2000x ./esl
 func BenchmarkIdleCall(b *testing.B) {
 	var ready atomic.Int64
-	srv, addr := startServer(b, esl.ServerConfig{
-		Logger: nil,
-		Handler: func(ctx context.Context, s *esl.Session) {
+	r, addr := startServer(b, esl.RunnerConfig{
+		Handler: onSession(func(ctx context.Context, s *esl.Session) {
 			if s.Subscribe(ctx, "PLAYBACK_START", "PLAYBACK_STOP") == nil && s.Linger(ctx) == nil {
 				ready.Add(1)
 			}
 			<-ctx.Done()
-		},
-	})
-	defer srv.Close()
+		}),
+	}, esl.ServerConfig{})
+	defer r.Close()
 	before := memNow()
 
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -140,8 +139,8 @@ func BenchmarkAPIRoundTrip(b *testing.B) {
 
 func benchOnCall(b *testing.B, op func(ctx context.Context, s *esl.Session) error) {
 	done := make(chan struct{})
-	_, addr := startServer(b, esl.ServerConfig{
-		Handler: func(ctx context.Context, s *esl.Session) {
+	_, addr := startServer(b, esl.RunnerConfig{
+		Handler: onSession(func(ctx context.Context, s *esl.Session) {
 			defer close(done)
 			if err := s.Subscribe(ctx); err != nil {
 				b.Error(err)
@@ -156,8 +155,8 @@ func benchOnCall(b *testing.B, op func(ctx context.Context, s *esl.Session) erro
 				}
 			}
 			b.StopTimer()
-		},
-	})
+		}),
+	}, esl.ServerConfig{})
 	fs := esltest.New(esltest.Options{NoRecordFrames: true, Logf: func(string, ...any) {}})
 	if _, err := fs.Dial(context.Background(), addr, esltest.CallOptions{}); err != nil {
 		b.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -45,19 +44,8 @@ type InboundConfig struct {
 	// attempts, which doubles from the first to the second, with jitter.
 	// Defaults 200 ms and 10 s.
 	MinBackoff, MaxBackoff time.Duration
-	// MaxCalls refuses calls beyond this many at once (0: no limit).
-	MaxCalls int
-	// VarFilter chooses the channel variables a call keeps; nil keeps all.
-	VarFilter VarFilter
 	// Logger gets the connection's log; calls log with their UUID.
 	Logger *slog.Logger
-	// Handler runs one call; it must hand the call on (InboundCall.HandBack,
-	// Transfer or Hangup) before it returns, else the dialplan's safety
-	// net routes it.
-	Handler func(ctx context.Context, c *InboundCall)
-	// Refuse hands back a call eslapp will not run (MaxCalls, draining);
-	// nil hands it back with HandBack("OnError") and no outputs.
-	Refuse func(ctx context.Context, c *InboundCall, why error)
 }
 
 // InboundState is the state of the shared connection.
@@ -91,15 +79,17 @@ type InboundStats struct {
 	// Connects counts successful connections, Failures failed attempts
 	// and lost connections.
 	Connects, Failures uint64
-	// Calls is the number of calls running; Started counts the calls
-	// taken, Refused those handed back unrun.
+	// Calls is the number of this connection's calls running; Started
+	// counts the calls taken, Refused those handed back unrun.
 	Calls            int
 	Started, Refused uint64
 	Wire             WireStats
 }
 
-// Inbound is eslapp's shared inbound connection. NewInbound, then Serve
-// until Shutdown or Close.
+// Inbound is eslapp's shared inbound connection to one FreeSWITCH: it
+// hears the calls that FreeSWITCH announces and hands each to its Runner,
+// then carries the calls' commands and events. NewInbound, then Serve
+// until the runner's Shutdown or Close (or Close).
 //
 // It runs on eslapp's own framing, like a call's socket: one read loop that
 // matches replies to commands in order and applies events in the order
@@ -108,39 +98,35 @@ type InboundStats struct {
 // disconnect goroutines read without a lock, so every connection that ends
 // is a data race, and it hands each event to a goroutine of its own.)
 type Inbound struct {
-	cfg InboundConfig
-	log *slog.Logger
+	cfg    InboundConfig
+	log    *slog.Logger
+	runner *Runner
 
-	callCtx    context.Context
-	cancelCall context.CancelCauseFunc
-	stop       chan struct{} // closed by Shutdown/Close: no more connections
-	stopOnce   sync.Once
-	served     chan struct{} // closed when Serve has returned
-	handlers   sync.WaitGroup
-	wire       wireCounters
+	stop     chan struct{} // closed by close: no more connections
+	stopOnce sync.Once
+	handlers sync.WaitGroup
+	wire     wireCounters
+	counts   callCounts
 
-	mu       sync.Mutex
-	conn     *inboundConn  // nil while disconnected
-	up       chan struct{} // closed while connected; replaced when lost
-	bye      chan struct{} // closed by Close: the connection's end is not a failure
-	state    InboundState
-	since    time.Time
-	lastErr  string
-	calls    map[string]*InboundCall
-	draining bool
-	idle     chan struct{} // closed when draining and no call is left
-	maxCalls int           // cfg.MaxCalls, then SetMaxCalls
+	mu      sync.Mutex
+	conn    *conn         // nil while disconnected
+	up      chan struct{} // closed while connected; replaced when lost
+	state   InboundState
+	since   time.Time
+	lastErr string
+	calls   map[string]*Call
 
-	connects, failures, started, refused atomic.Uint64
+	connects, failures atomic.Uint64
 }
 
-// NewInbound checks the configuration; Serve connects.
-func NewInbound(cfg InboundConfig) (*Inbound, error) {
+// NewInbound checks the configuration and returns a way in for r's calls;
+// Serve connects.
+func NewInbound(r *Runner, cfg InboundConfig) (*Inbound, error) {
+	if r == nil {
+		return nil, errors.New("esl: inbound connection without a runner")
+	}
 	if cfg.Address == "" {
 		return nil, errors.New("esl: inbound connection without an address")
-	}
-	if cfg.Handler == nil {
-		return nil, errors.New("esl: inbound connection without a handler")
 	}
 	if cfg.Subclass == "" {
 		cfg.Subclass = DefaultStartSubclass
@@ -152,31 +138,36 @@ func NewInbound(cfg InboundConfig) (*Inbound, error) {
 		cfg.CommandTimeout = DefaultCommandTimeout
 	}
 	if cfg.ProbeEvery <= 0 {
-		cfg.ProbeEvery = 5 * time.Second
+		cfg.ProbeEvery = DefaultProbeEvery
 	}
 	if cfg.MinBackoff <= 0 {
-		cfg.MinBackoff = 200 * time.Millisecond
+		cfg.MinBackoff = DefaultMinBackoff
 	}
 	if cfg.MaxBackoff < cfg.MinBackoff {
-		cfg.MaxBackoff = max(10*time.Second, cfg.MinBackoff)
+		cfg.MaxBackoff = max(DefaultMaxBackoff, cfg.MinBackoff)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	in := &Inbound{
-		cfg:      cfg,
-		log:      cfg.Logger.With("freeswitch", cfg.Address),
-		stop:     make(chan struct{}),
-		served:   make(chan struct{}),
-		up:       make(chan struct{}),
-		bye:      make(chan struct{}),
-		calls:    make(map[string]*InboundCall),
-		since:    time.Now(),
-		maxCalls: cfg.MaxCalls,
+		cfg:    cfg,
+		log:    cfg.Logger.With("freeswitch", cfg.Address),
+		runner: r,
+		stop:   make(chan struct{}),
+		up:     make(chan struct{}),
+		calls:  make(map[string]*Call),
+		since:  time.Now(),
 	}
-	in.callCtx, in.cancelCall = context.WithCancelCause(context.Background())
+	r.add(in)
 	return in, nil
 }
+
+// Defaults of InboundConfig.
+const (
+	DefaultProbeEvery = 5 * time.Second
+	DefaultMinBackoff = 200 * time.Millisecond
+	DefaultMaxBackoff = 10 * time.Second
+)
 
 // SendEvent fires a CUSTOM event over the shared connection, for no call
 // in particular (late results to the agent).
@@ -204,14 +195,6 @@ func (in *Inbound) SetVar(ctx context.Context, uuid, name, value string) error {
 	return err
 }
 
-// SetMaxCalls replaces max_calls (0: no limit) for the calls announced
-// from now on.
-func (in *Inbound) SetMaxCalls(n int) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	in.maxCalls = max(n, 0)
-}
-
 // Stats reports the connection's state and counters.
 func (in *Inbound) Stats() InboundStats {
 	in.mu.Lock()
@@ -219,17 +202,16 @@ func (in *Inbound) Stats() InboundStats {
 	return InboundStats{
 		State: in.state, Since: in.since, LastError: in.lastErr,
 		Connects: in.connects.Load(), Failures: in.failures.Load(),
-		Calls: len(in.calls), Started: in.started.Load(), Refused: in.refused.Load(),
+		Calls: len(in.calls), Started: in.counts.taken.Load(), Refused: in.counts.refused.Load(),
 		Wire: in.wire.stats(),
 	}
 }
 
-// Serve keeps the connection up until Shutdown or Close: it connects,
-// subscribes, and reconnects with backoff whenever the connection fails or
-// is lost. Calls running when it is lost go on: their commands wait for the
-// next connection, within their timeout.
+// Serve keeps the connection up until the runner stops or Close: it
+// connects, subscribes, and reconnects with backoff whenever the
+// connection fails or is lost. Calls running when it is lost go on: their
+// commands wait for the next connection, within their timeout.
 func (in *Inbound) Serve() {
-	defer close(in.served)
 	backoff := in.cfg.MinBackoff
 	for {
 		select {
@@ -290,8 +272,8 @@ func jitter(d time.Duration) time.Duration {
 // connect dials, authenticates and subscribes: the filters first, so that
 // no event of another call is ever serialised for eslapp, then the events,
 // then the filters of the calls still running.
-func (in *Inbound) connect() (*inboundConn, error) {
-	conn, err := dialInbound(in, in.cfg.Address, in.cfg.Password)
+func (in *Inbound) connect() (*conn, error) {
+	conn, err := dialInbound(in.cfg.Address, in.cfg.Password, in.cfg.CommandTimeout, &in.wire, func() *slog.Logger { return in.log }, in)
 	if err != nil {
 		return nil, err
 	}
@@ -325,7 +307,7 @@ func (in *Inbound) connect() (*inboundConn, error) {
 
 // hold watches a connection until it is lost or stopped, probing it
 // meanwhile. It returns why it ended.
-func (in *Inbound) hold(conn *inboundConn) string {
+func (in *Inbound) hold(conn *conn) string {
 	t := time.NewTicker(in.cfg.ProbeEvery)
 	defer t.Stop()
 	for {
@@ -343,7 +325,7 @@ func (in *Inbound) hold(conn *inboundConn) string {
 }
 
 // drop forgets a lost connection: commands wait for the next one.
-func (in *Inbound) drop(conn *inboundConn, why string) {
+func (in *Inbound) drop(conn *conn, why string) {
 	in.mu.Lock()
 	if in.conn == conn {
 		in.conn = nil
@@ -378,6 +360,8 @@ func (in *Inbound) send(ctx context.Context, what, cmd string) (string, error) {
 		case <-up:
 		case <-ctx.Done():
 			return "", fmt.Errorf("%s: %w (no connection to FreeSWITCH)", what, ErrDisconnected)
+		case <-in.stop:
+			return "", fmt.Errorf("%s: %w (the connection is closed)", what, ErrDisconnected)
 		}
 		in.mu.Lock()
 		conn = in.conn
@@ -389,9 +373,10 @@ func (in *Inbound) send(ctx context.Context, what, cmd string) (string, error) {
 	return conn.cmds.send(ctx, what, cmd)
 }
 
-// onEvent applies one event, on the connection's read loop: a start event
-// starts a call; any other goes to the call its Unique-ID names.
-func (in *Inbound) onEvent(ev Event, body []byte) {
+// event applies one event, on the connection's read loop (frameHandler): a
+// start event starts a call; any other goes to the call its Unique-ID
+// names.
+func (in *Inbound) event(ev Event, body []byte) {
 	if ev.Name == "CUSTOM" {
 		if ev.Subclass == in.cfg.Subclass {
 			in.start(body)
@@ -406,130 +391,72 @@ func (in *Inbound) onEvent(ev Event, body []byte) {
 	}
 }
 
+// notice: a disconnect notice on the shared connection ends it
+// (frameHandler); Serve reconnects.
+func (in *Inbound) notice(f *Frame) error {
+	return fmt.Errorf("disconnect notice: %s", strings.TrimSpace(string(f.Body)))
+}
+
 // start takes a call the dialplan handed over.
 func (in *Inbound) start(body []byte) {
-	data, err := channelDataFromEvent(body, in.cfg.VarFilter)
+	b := in.runner.bind()
+	data, err := channelDataFromEvent(body, b.VarFilter)
 	if err != nil {
+		b.Release()
 		in.log.Warn("start event not taken: the dialplan's safety net will route the call", "err", err)
 		return
 	}
 	id := data.UUID()
-	c := newInboundCall(in, data)
 	in.mu.Lock()
 	if _, dup := in.calls[id]; dup {
 		in.mu.Unlock()
+		b.Release()
 		return
 	}
-	var why error
-	switch {
-	case in.draining:
-		why = fmt.Errorf("eslapp is shutting down: %w", ErrShutdown)
-	case in.maxCalls > 0 && len(in.calls) >= in.maxCalls:
-		why = errors.New("eslapp at max_calls")
-	}
+	c := newCall(callConfig{leg: &inboundLeg{in: in}, data: data, log: in.log, parent: in.runner.ctx, holder: "park"})
 	in.calls[id] = c
 	in.handlers.Add(1)
 	in.mu.Unlock()
-	go in.run(c, why)
+	go in.run(c, b)
 }
 
-// run is a call's goroutine: subscribe to its events, run it (or refuse
-// it), then stop its events.
-func (in *Inbound) run(c *InboundCall, why error) {
+// run is a call's goroutine: the runner runs it; then it is forgotten.
+func (in *Inbound) run(c *Call, b Binding) {
 	defer in.handlers.Done()
-	defer in.forget(c)
 	defer func() {
-		if p := recover(); p != nil {
-			c.log.Error("panic running the call; the dialplan's safety net will route it", "panic", fmt.Sprint(p))
-		}
-	}()
-	// A refused call is handed back even when eslapp is shutting down
-	// (its calls' context is cancelled then): with a deadline of its own.
-	ctx := c.ctx
-	if why != nil {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(context.WithoutCancel(c.ctx), 2*in.cfg.CommandTimeout)
-		defer cancel()
-	}
-	// Subscribe before anything is executed: the call's events pass the
-	// connection's filters from here on.
-	if _, err := in.send(ctx, "filter", "filter Unique-ID "+c.uuid); err != nil {
-		c.log.Warn("call not taken: subscribing to its events failed; the dialplan's safety net will route it", "err", err)
-		return
-	}
-	c.filtered = true
-	if why != nil {
-		in.refused.Add(1)
-		c.log.Info("call handed back to the dialplan", "why", why.Error())
-		if in.cfg.Refuse != nil {
-			in.cfg.Refuse(ctx, c, why)
-		} else {
-			_ = c.HandBack(ctx, "OnError")
-		}
-		return
-	}
-	in.started.Add(1)
-	in.cfg.Handler(c.ctx, c)
-}
-
-// forget stops a call's events and drops it.
-func (in *Inbound) forget(c *InboundCall) {
-	if c.filtered {
-		// Best effort: a filter left behind costs FreeSWITCH a comparison
-		// per event until the connection ends, nothing more.
-		ctx, cancel := context.WithTimeout(context.Background(), in.cfg.CommandTimeout)
-		_, err := in.send(ctx, "filter delete", "filter delete Unique-ID "+c.uuid)
-		cancel()
-		if err != nil {
-			c.log.Debug("filter not deleted", "err", err)
-		}
-	}
-	c.end(fmt.Errorf("%w: the call left eslapp", ErrHangup))
-	in.mu.Lock()
-	delete(in.calls, c.uuid)
-	if in.draining && len(in.calls) == 0 && in.idle != nil {
-		close(in.idle)
-		in.idle = nil
-	}
-	in.mu.Unlock()
-}
-
-// Shutdown stops taking calls (new ones are handed back), waits for the
-// running ones until ctx ends, then ends them, and closes the connection.
-// It returns the number of calls ended by the deadline.
-func (in *Inbound) Shutdown(ctx context.Context) (ended int) {
-	in.mu.Lock()
-	in.draining = true
-	idle := make(chan struct{})
-	if len(in.calls) == 0 {
-		close(idle)
-	} else {
-		in.idle = idle
-	}
-	in.mu.Unlock()
-	select {
-	case <-idle:
-	case <-ctx.Done():
 		in.mu.Lock()
-		ended = len(in.calls)
+		delete(in.calls, c.uuid)
 		in.mu.Unlock()
-		in.cancelCall(ErrShutdown)
-	}
-	in.handlers.Wait()
-	in.stopOnce.Do(func() { close(in.stop) })
-	<-in.served
-	return ended
+	}()
+	in.runner.run(c, b, &in.counts)
 }
 
-// Close ends calls and the connection at once.
-func (in *Inbound) Close() {
-	in.mu.Lock()
-	in.draining = true
-	in.mu.Unlock()
-	in.cancelCall(ErrShutdown)
+// drainStarted: the runner hands new calls back while it drains.
+func (in *Inbound) drainStarted() {}
+
+// close stops the connection: no reconnection, the current connection
+// closed under the calls' last commands, their goroutines awaited.
+func (in *Inbound) close() {
 	in.stopOnce.Do(func() { close(in.stop) })
+	in.mu.Lock()
+	conn := in.conn
+	calls := make([]*Call, 0, len(in.calls))
+	for _, c := range in.calls {
+		calls = append(calls, c)
+	}
+	in.mu.Unlock()
+	if conn != nil {
+		conn.close()
+	}
+	for _, c := range calls {
+		c.end(ErrDisconnected, ErrDisconnected)
+	}
 	in.handlers.Wait()
 }
+
+// Close stops this connection at once: its calls' commands fail and the
+// calls end. (Runner.Shutdown drains every way in.)
+func (in *Inbound) Close() { in.close() }
 
 // channelDataFromEvent is the channel data a start event carries: the
 // event's headers are those of a connect reply (switch_channel_event_set_data).
@@ -549,33 +476,22 @@ func firstWord(s string) string {
 	return w
 }
 
-// inboundConn is one inbound Event Socket connection: the command queue
-// and the read loop, which ends the connection on its first error.
-type inboundConn struct {
-	in   *Inbound
-	nc   net.Conn
-	fr   *FrameReader
-	cmds commands
-
-	done      chan struct{} // the read loop has ended
-	closeOnce sync.Once
-	mu        sync.Mutex
-	err       error
-}
-
 // dialInbound connects and authenticates: FreeSWITCH greets with
 // auth/request, eslapp answers "auth PASSWORD", FreeSWITCH accepts with
-// "+OK accepted" (else "-ERR invalid" and it closes).
-func dialInbound(in *Inbound, addr, password string) (*inboundConn, error) {
-	d := net.Dialer{Timeout: in.cfg.CommandTimeout, KeepAlive: -1}
+// "+OK accepted" (else "-ERR invalid" and it closes). The connection's
+// read loop hands its events and notices to h.
+func dialInbound(addr, password string, timeout time.Duration, wire *wireCounters, log func() *slog.Logger, h frameHandler) (*conn, error) {
+	if strings.ContainsAny(password, "\r\n") {
+		return nil, errors.New("the password holds a line break")
+	}
+	d := net.Dialer{Timeout: timeout, KeepAlive: -1}
 	nc, err := d.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	c := &inboundConn{in: in, nc: nc, fr: NewFrameReader(nc), done: make(chan struct{})}
+	c := newConn(nc, timeout, wire, log)
 	c.fr.SetLimits(defaultMaxFrame, defaultMaxFrame)
-	c.cmds = commands{nc: nc, timeout: in.cfg.CommandTimeout, wire: &in.wire, log: func() *slog.Logger { return in.log }, fail: c.close}
-	_ = nc.SetReadDeadline(time.Now().Add(in.cfg.CommandTimeout))
+	_ = nc.SetReadDeadline(time.Now().Add(timeout))
 	f, err := c.fr.Next()
 	if err != nil {
 		nc.Close()
@@ -586,11 +502,7 @@ func dialInbound(in *Inbound, addr, password string) (*inboundConn, error) {
 		return nil, fmt.Errorf("%w: greeting %q instead of %s", errProtocol, f.ContentType, contentAuth)
 	}
 	_ = nc.SetReadDeadline(time.Time{})
-	go c.readLoop()
-	if strings.ContainsAny(password, "\r\n") {
-		c.close()
-		return nil, errors.New("the password holds a line break")
-	}
+	go c.readLoop(nil, h, nil)
 	if _, err := c.cmds.send(context.Background(), "auth", "auth "+password); err != nil {
 		c.close()
 		var re *ReplyError
@@ -602,64 +514,10 @@ func dialInbound(in *Inbound, addr, password string) (*inboundConn, error) {
 	return c, nil
 }
 
-func (c *inboundConn) readLoop() {
-	var err error
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("esl: panic reading from FreeSWITCH: %v", p)
-			c.in.log.Error("panic in the inbound read loop; reconnecting", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-		}
-		c.mu.Lock()
-		c.err = err
-		c.mu.Unlock()
-		c.cmds.shut()
-		close(c.done)
-		c.close()
-	}()
-	for {
-		f, rerr := c.fr.Next()
-		if rerr != nil {
-			err = rerr
-			return
-		}
-		switch f.ContentType {
-		case contentReply:
-			err = c.cmds.deliver(reply{text: f.Get("Reply-Text")})
-		case contentAPI:
-			err = c.cmds.deliver(reply{text: string(f.Body)})
-		case contentEventPlain:
-			c.in.wire.events.Add(1)
-			c.in.wire.eventBytes.Add(uint64(len(f.Header) + len(f.Body)))
-			var ev Event
-			if ev, err = parseEvent(f.Body, time.Now()); err == nil {
-				c.in.onEvent(ev, f.Body)
-			}
-		case contentDisconnect:
-			err = fmt.Errorf("disconnect notice: %s", strings.TrimSpace(string(f.Body)))
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// why is what ended the read loop.
-func (c *inboundConn) why() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err == nil {
-		return "connection closed"
-	}
-	return c.err.Error()
-}
-
-func (c *inboundConn) close() { c.closeOnce.Do(func() { _ = c.nc.Close() }) }
-
 // CheckInbound connects to FreeSWITCH's inbound Event Socket, logs in and
 // leaves: what `eslapp check` reports about the socket-less connection.
 func CheckInbound(addr, password string, timeout time.Duration) error {
-	in := &Inbound{cfg: InboundConfig{CommandTimeout: timeout}, log: slog.New(slog.DiscardHandler)}
-	c, err := dialInbound(in, addr, password)
+	c, err := dialInbound(addr, password, timeout, nil, func() *slog.Logger { return slog.New(slog.DiscardHandler) }, discardFrames{})
 	if err != nil {
 		return err
 	}
@@ -667,3 +525,9 @@ func CheckInbound(addr, password string, timeout time.Duration) error {
 	c.close()
 	return nil
 }
+
+// discardFrames takes a connection's events and notices and does nothing.
+type discardFrames struct{}
+
+func (discardFrames) event(Event, []byte)  {}
+func (discardFrames) notice(*Frame) error { return nil }

@@ -23,7 +23,7 @@ type inboundFixture struct {
 	in   *esl.Inbound
 }
 
-func newInboundFixture(t *testing.T, handler func(ctx context.Context, c *esl.InboundCall), mutate func(*esl.InboundConfig)) *inboundFixture {
+func newInboundFixture(t *testing.T, handler esl.Handler, mutate func(*esl.RunnerConfig, *esl.InboundConfig)) *inboundFixture {
 	t.Helper()
 	fs := esltest.New(esltest.Options{Logf: t.Logf})
 	addr, err := fs.ListenInbound("ClueCon")
@@ -36,22 +36,27 @@ func newInboundFixture(t *testing.T, handler func(ctx context.Context, c *esl.In
 	return f
 }
 
-func (f *inboundFixture) start(t *testing.T, handler func(ctx context.Context, c *esl.InboundCall), mutate func(*esl.InboundConfig)) *esl.Inbound {
+func (f *inboundFixture) start(t *testing.T, handler esl.Handler, mutate func(*esl.RunnerConfig, *esl.InboundConfig)) *esl.Inbound {
 	t.Helper()
+	rcfg := esl.RunnerConfig{Handler: handler, Logger: testlog.Logger(t), CommandTimeout: 2 * time.Second}
 	cfg := esl.InboundConfig{
-		Address: f.addr, Password: "ClueCon", Handler: handler, Logger: testlog.Logger(t),
+		Address: f.addr, Password: "ClueCon", Logger: testlog.Logger(t),
 		CommandTimeout: 2 * time.Second, ProbeEvery: 100 * time.Millisecond,
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
 	}
 	if mutate != nil {
-		mutate(&cfg)
+		mutate(&rcfg, &cfg)
 	}
-	in, err := esl.NewInbound(cfg)
+	r, err := esl.NewRunner(rcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := esl.NewInbound(r, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	go in.Serve()
-	t.Cleanup(in.Close)
+	t.Cleanup(r.Close)
 	waitState(t, in, esl.InboundConnected)
 	return in
 }
@@ -97,7 +102,7 @@ func waitDone(t *testing.T, c *esltest.Call, within time.Duration) esltest.Outco
 // safety net is cancelled before the transfer.
 func TestInboundRunsACall(t *testing.T) {
 	hostile := `{"name":"${system(touch pwned)} $${hostname}","note":"a|b!c \\ 'q'` + "\nline2\"}"
-	f := newInboundFixture(t, func(ctx context.Context, c *esl.InboundCall) {
+	f := newInboundFixture(t, func(ctx context.Context, c *esl.Call) {
 		if _, err := c.Start(ctx, "playback", esl.Fixed("/s/hold.wav"), esl.ExecOptions{EventLock: true}); err != nil {
 			t.Error(err)
 			return
@@ -156,7 +161,7 @@ func TestInboundNotConnectedNetRoutes(t *testing.T) {
 // the call's events again, and finishes the call.
 func TestInboundReconnectsMidCall(t *testing.T) {
 	resume, playing := make(chan struct{}), make(chan struct{})
-	f := newInboundFixture(t, func(ctx context.Context, c *esl.InboundCall) {
+	f := newInboundFixture(t, func(ctx context.Context, c *esl.Call) {
 		if _, err := c.Start(ctx, "playback", esl.Fixed("/s/hold.wav"), esl.ExecOptions{EventLock: true}); err != nil {
 			t.Error(err)
 			return
@@ -192,7 +197,7 @@ func TestInboundReconnectsMidCall(t *testing.T) {
 // retrying, with backoff), comes back; the next call runs.
 func TestInboundSurvivesFreeSWITCHRestart(t *testing.T) {
 	var ran atomic.Int32
-	f := newInboundFixture(t, func(ctx context.Context, c *esl.InboundCall) {
+	f := newInboundFixture(t, func(ctx context.Context, c *esl.Call) {
 		ran.Add(1)
 		_ = c.HandBack(ctx, "OnSuccess")
 	}, nil)
@@ -216,7 +221,7 @@ func TestInboundSurvivesFreeSWITCHRestart(t *testing.T) {
 // the safety net; a new eslapp takes the next call.
 func TestInboundEslappRestartNetRoutesParkedCall(t *testing.T) {
 	taken := make(chan struct{})
-	f := newInboundFixture(t, func(ctx context.Context, c *esl.InboundCall) {
+	f := newInboundFixture(t, func(ctx context.Context, c *esl.Call) {
 		close(taken)
 		<-ctx.Done() // a CRM that never answers
 	}, nil)
@@ -227,7 +232,7 @@ func TestInboundEslappRestartNetRoutesParkedCall(t *testing.T) {
 	if !out.NetFired || out.TransferDest != netDest {
 		t.Errorf("outcome %+v", out)
 	}
-	f.start(t, func(ctx context.Context, c *esl.InboundCall) { _ = c.HandBack(ctx, "OnSuccess") }, nil)
+	f.start(t, func(ctx context.Context, c *esl.Call) { _ = c.HandBack(ctx, "OnSuccess") }, nil)
 	out = waitDone(t, f.call(t, 5*time.Second), 3*time.Second)
 	if out.NetFired || out.TransferDest != "OnSuccess XML crm_branches" {
 		t.Errorf("after restart: %+v", out)
@@ -237,7 +242,7 @@ func TestInboundEslappRestartNetRoutesParkedCall(t *testing.T) {
 // The caller hangs up: the call's context ends with ErrHangup.
 func TestInboundHangupEndsCall(t *testing.T) {
 	cause := make(chan error, 1)
-	f := newInboundFixture(t, func(ctx context.Context, c *esl.InboundCall) {
+	f := newInboundFixture(t, func(ctx context.Context, c *esl.Call) {
 		if _, err := c.Start(ctx, "playback", esl.Fixed("/s/hold.wav"), esl.ExecOptions{EventLock: true}); err != nil && !errors.Is(err, esl.ErrHangup) {
 			t.Error(err)
 		}
@@ -267,7 +272,11 @@ func TestInboundWrongPassword(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(fs.StopInbound)
-	in, err := esl.NewInbound(esl.InboundConfig{Address: addr, Password: "wrong", Handler: func(context.Context, *esl.InboundCall) {},
+	r, err := esl.NewRunner(esl.RunnerConfig{Handler: func(context.Context, *esl.Call) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := esl.NewInbound(r, esl.InboundConfig{Address: addr, Password: "wrong",
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -287,13 +296,13 @@ func TestInboundWrongPassword(t *testing.T) {
 // is cancelled.
 func TestInboundMaxCallsHandsBack(t *testing.T) {
 	release := make(chan struct{})
-	f := newInboundFixture(t, func(ctx context.Context, c *esl.InboundCall) {
+	f := newInboundFixture(t, func(ctx context.Context, c *esl.Call) {
 		select {
 		case <-release:
 		case <-ctx.Done():
 		}
 		_ = c.HandBack(ctx, "OnSuccess")
-	}, func(cfg *esl.InboundConfig) { cfg.MaxCalls = 1 })
+	}, func(rcfg *esl.RunnerConfig, _ *esl.InboundConfig) { rcfg.MaxCalls = 1 })
 	first := f.call(t, 5*time.Second)
 	deadline := time.Now().Add(3 * time.Second)
 	for f.in.Stats().Calls != 1 {

@@ -1,6 +1,9 @@
 package esl
 
-import "strings"
+import (
+	"math"
+	"strings"
+)
 
 // Checks for the words eslapp puts into commands: names that FreeSWITCH
 // takes as they are, so they may only contain what such names are made of.
@@ -74,4 +77,46 @@ func isWord(s, extra string) bool {
 		}
 	}
 	return true
+}
+
+// IsTrue is FreeSWITCH's switch_true, exactly: how it reads a boolean
+// variable. Call.Start relies on it to know whether FreeSWITCH expands
+// an argument (app_disable_expand_variables); reading a value as true where
+// FreeSWITCH does not would send outside data unescaped.
+func IsTrue(v string) bool {
+	switch strings.ToLower(v) {
+	case "yes", "on", "true", "t", "enabled", "active", "allow":
+		return true
+	}
+	// switch_is_number: one optional sign, then digits and dots.
+	p := v
+	if p != "" && (p[0] == '+' || p[0] == '-') {
+		p = p[1:]
+	}
+	if p == "" {
+		return false
+	}
+	for i := range len(p) {
+		if p[i] != '.' && (p[i] < '0' || p[i] > '9') {
+			return false
+		}
+	}
+	// atoi: strtol saturates at the range of long, and the cast to int keeps
+	// the low 32 bits.
+	neg := v[0] == '-'
+	var n int64
+	for i := len(v) - len(p); i < len(v) && v[i] >= '0' && v[i] <= '9'; i++ {
+		d := int64(v[i] - '0')
+		switch {
+		case neg && n < (math.MinInt64+d)/10:
+			n = math.MinInt64
+		case !neg && n > (math.MaxInt64-d)/10:
+			n = math.MaxInt64
+		case neg:
+			n = n*10 - d
+		default:
+			n = n*10 + d
+		}
+	}
+	return int32(n) != 0
 }

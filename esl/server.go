@@ -1,7 +1,6 @@
 package esl
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,38 +13,18 @@ import (
 	"time"
 )
 
-// Handler runs one call. ctx is the call's context (Session.Context): it ends
-// on hangup, on a lost connection and at the end of a shutdown's drain. When
-// Handler returns, the server sends exit (unless the call hung up and the
-// socket is already gone) and closes the connection.
-type Handler func(ctx context.Context, s *Session)
-
-// RefuseFunc hands a call back to the dialplan without running it, because
-// eslapp is at max_calls, is draining, or the handler panicked. why says
-// which. It must return promptly; the server sends exit afterwards.
-type RefuseFunc func(ctx context.Context, s *Session, why error)
-
-// Reasons a call is refused, passed to RefuseFunc.
-var (
-	ErrAtCapacity = errors.New("eslapp at max_calls")
-	ErrDraining   = errors.New("eslapp is shutting down")
-	ErrPanic      = errors.New("eslapp failed on this call")
-)
-
 // ServerConfig is what a Server needs; cmd/eslapp fills it from [server].
 type ServerConfig struct {
 	// Allow lists the networks FreeSWITCH may connect from. Connections from
 	// elsewhere are closed before a byte is read. Empty means loopback only.
 	Allow []netip.Prefix
-	// MaxCalls is how many calls run at once; the ones over it are handed
-	// back to the dialplan at once. 0 means no limit.
-	MaxCalls int
 	// CommandTimeout bounds each ESL command.
 	CommandTimeout time.Duration
-	// ShutdownGrace is how long handlers get to return after their calls
-	// were ended at the drain deadline, before connections are closed
-	// under them. Default 2s.
-	ShutdownGrace time.Duration
+	// StopListeningOnDrain closes the listener as soon as a drain starts,
+	// so that FreeSWITCH's "socket A|B" moves on to the next eslapp at
+	// once. Without it the listener stays open until the drain is over
+	// and new calls are handed back to the dialplan (OnError).
+	StopListeningOnDrain bool
 	// MaxConnectBytes bounds what a peer may send before connect
 	// completes: the connect reply, which carries every channel variable
 	// URL-encoded. Default DefaultMaxConnect.
@@ -55,12 +34,7 @@ type ServerConfig struct {
 	// socket application then returns and the dialplan goes on). Default
 	// DefaultMaxConnecting.
 	MaxConnecting int
-	// VarFilter chooses the channel variables each call keeps (nil: all).
-	VarFilter VarFilter
-	Logger    *slog.Logger
-	Handler   Handler
-	// Refuse hands a refused call back; nil means Resume then exit.
-	Refuse RefuseFunc
+	Logger *slog.Logger
 }
 
 // DefaultMaxConnecting is the default bound on connections that have not
@@ -77,6 +51,8 @@ type ServerStats struct {
 	RefusedConnecting uint64 // closed: MaxConnecting connections were already connecting
 	ConnectFailed     uint64 // closed: no valid connect reply in time (probes, broken peers)
 	Connecting        int64  // connections connecting now
+	Calls             uint64 // calls run by the handler
+	CallsRefused      uint64 // calls handed back unrun
 	Wire              WireStats
 }
 
@@ -102,26 +78,21 @@ func (w *wireCounters) stats() WireStats {
 		Events: w.events.Load(), EventBytes: w.eventBytes.Load(), Replies: w.replies.Load()}
 }
 
-// Server accepts FreeSWITCH's outbound socket connections, one call each.
+// Server accepts FreeSWITCH's outbound socket connections, one call each,
+// and hands each call to its Runner.
 type Server struct {
-	cfg ServerConfig
-	log *slog.Logger
+	cfg    ServerConfig
+	log    *slog.Logger
+	runner *Runner
 
-	// callsCtx is the parent of every call's context; cancelling it with
-	// ErrShutdown ends the calls still running at the drain deadline.
-	callsCtx    context.Context
-	cancelCalls context.CancelCauseFunc
-
-	draining atomic.Bool
-	active   atomic.Int64
-	// allow and maxCalls start as cfg's and change with SetLimits (a
-	// configuration reload); they apply to connections accepted after.
+	// allow starts as cfg's and changes with SetAllow (a configuration
+	// reload); it applies to connections accepted after.
 	allow      atomic.Pointer[[]netip.Prefix]
-	maxCalls   atomic.Int64
 	connecting atomic.Int64
 	handlers   sync.WaitGroup // goroutines of accepted connections
 
 	wire              wireCounters
+	counts            callCounts
 	refusedSource     atomic.Uint64
 	refusedConnecting atomic.Uint64
 	connectFailed     atomic.Uint64
@@ -132,13 +103,13 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	sessions  map[*Session]struct{}
-	idle      chan struct{} // closed when active drops to 0 while draining
+	closed    bool // close has run: a listener served from now on closes at once
 }
 
-// NewServer checks cfg and returns a server ready to Serve.
-func NewServer(cfg ServerConfig) (*Server, error) {
-	if cfg.Handler == nil {
-		return nil, errors.New("esl: server without a handler")
+// NewServer checks cfg and returns a server of r's calls, ready to Serve.
+func NewServer(r *Runner, cfg ServerConfig) (*Server, error) {
+	if r == nil {
+		return nil, errors.New("esl: server without a runner")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -146,67 +117,57 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.CommandTimeout <= 0 {
 		cfg.CommandTimeout = DefaultCommandTimeout
 	}
-	if cfg.ShutdownGrace <= 0 {
-		cfg.ShutdownGrace = 2 * time.Second
-	}
 	if cfg.MaxConnectBytes <= 0 {
 		cfg.MaxConnectBytes = DefaultMaxConnect
 	}
 	if cfg.MaxConnecting <= 0 {
 		cfg.MaxConnecting = DefaultMaxConnecting
 	}
-	if len(cfg.Allow) == 0 {
-		cfg.Allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
-	}
-	if cfg.Refuse == nil {
-		cfg.Refuse = func(ctx context.Context, s *Session, _ error) { _ = s.Resume(ctx) }
-	}
-	ctx, cancel := context.WithCancelCause(context.Background())
 	srv := &Server{
-		cfg:         cfg,
-		log:         cfg.Logger,
-		callsCtx:    ctx,
-		cancelCalls: cancel,
-		listeners:   make(map[net.Listener]struct{}),
-		sessions:    make(map[*Session]struct{}),
-		idle:        make(chan struct{}),
+		cfg:       cfg,
+		log:       cfg.Logger,
+		runner:    r,
+		listeners: make(map[net.Listener]struct{}),
+		sessions:  make(map[*Session]struct{}),
 	}
-	srv.SetLimits(cfg.Allow, cfg.MaxCalls)
+	srv.SetAllow(cfg.Allow)
+	r.add(srv)
 	return srv, nil
 }
 
-// SetLimits replaces the allowed source networks (none: loopback) and
-// max_calls (0: no limit) for the connections accepted from now on.
-func (srv *Server) SetLimits(allow []netip.Prefix, maxCalls int) {
+// SetAllow replaces the allowed source networks (none: loopback) for the
+// connections accepted from now on.
+func (srv *Server) SetAllow(allow []netip.Prefix) {
 	if len(allow) == 0 {
 		allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 	}
 	allow = slices.Clone(allow)
 	srv.allow.Store(&allow)
-	srv.maxCalls.Store(int64(max(maxCalls, 0)))
 }
 
-// Draining reports whether Shutdown has begun.
-func (srv *Server) Draining() bool { return srv.draining.Load() }
-
-// ActiveCalls is the number of calls being handled now.
-func (srv *Server) ActiveCalls() int { return int(srv.active.Load()) }
-
-// Stats reports what the server refused so far.
+// Stats reports what the server refused so far and what its calls
+// exchanged with FreeSWITCH.
 func (srv *Server) Stats() ServerStats {
 	return ServerStats{
 		RefusedSource:     srv.refusedSource.Load(),
 		RefusedConnecting: srv.refusedConnecting.Load(),
 		ConnectFailed:     srv.connectFailed.Load(),
 		Connecting:        srv.connecting.Load(),
+		Calls:             srv.counts.taken.Load(),
+		CallsRefused:      srv.counts.refused.Load(),
 		Wire:              srv.wire.stats(),
 	}
 }
 
-// Serve accepts connections on ln until ln is closed (by Close, or by
-// Shutdown once the drain is over). It returns nil then.
+// Serve accepts connections on ln until ln is closed (by the runner's
+// Shutdown or Close, or by Close). It returns nil then.
 func (srv *Server) Serve(ln net.Listener) error {
 	srv.mu.Lock()
+	if srv.closed {
+		srv.mu.Unlock()
+		_ = ln.Close()
+		return nil
+	}
 	srv.listeners[ln] = struct{}{}
 	srv.mu.Unlock()
 	defer func() {
@@ -271,37 +232,30 @@ func (srv *Server) allowed(addr net.Addr) bool {
 	return false
 }
 
-// handle runs one connection: connect, then the handler or a refusal, then
-// exit. A panic anywhere in it ends this call alone.
+// handle runs one connection: connect, then the call through the runner.
 func (srv *Server) handle(nc net.Conn) {
 	defer srv.handlers.Done()
-	sess, err := srv.connect(nc)
+	b := srv.runner.bind()
+	sess, err := srv.connect(nc, b.VarFilter)
 	if err != nil {
+		b.Release()
 		srv.connectFailed.Add(1)
 		srv.connectWarn.log(srv.log, "call not started: no connect reply", "remote", nc.RemoteAddr().String(), "err", err)
 		_ = nc.Close()
 		return
 	}
-	srv.track(sess, true)
-	defer srv.track(sess, false)
-	defer srv.finish(sess)
-
-	n := srv.active.Add(1)
-	defer srv.callEnded()
-	limit := srv.maxCalls.Load()
-	switch {
-	case srv.draining.Load():
-		srv.refuse(sess, ErrDraining)
-	case limit > 0 && n > limit:
-		srv.refuse(sess, ErrAtCapacity)
-	default:
-		srv.run(sess)
+	if !srv.track(sess, true) {
+		sess.Close() // the server closed meanwhile
+		b.Release()
+		return
 	}
+	defer srv.track(sess, false)
+	srv.runner.run(sess.Call, b, &srv.counts)
 }
 
 // connect starts the session: connect and its reply. It counts as
 // connecting until then, and a panic in it closes this connection alone.
-func (srv *Server) connect(nc net.Conn) (sess *Session, err error) {
+func (srv *Server) connect(nc net.Conn, filter VarFilter) (sess *Session, err error) {
 	defer srv.connecting.Add(-1)
 	defer func() {
 		if p := recover(); p != nil {
@@ -309,125 +263,54 @@ func (srv *Server) connect(nc net.Conn) (sess *Session, err error) {
 			sess, err = nil, fmt.Errorf("%w: panic: %v", ErrPanic, p)
 		}
 	}()
-	return newSession(srv.callsCtx, nc, sessionConfig{
+	return newSession(srv.runner.ctx, nc, sessionConfig{
 		commandTimeout: srv.cfg.CommandTimeout,
 		logger:         srv.log,
 		maxConnect:     srv.cfg.MaxConnectBytes,
-		varFilter:      srv.cfg.VarFilter,
+		varFilter:      filter,
 		wire:           &srv.wire,
 	})
 }
 
-// run calls the handler, recovering from a panic in it.
-func (srv *Server) run(sess *Session) {
-	defer func() {
-		if p := recover(); p != nil {
-			sess.Logger().Error("panic in call handler; handing the call back to the dialplan",
-				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			srv.refuse(sess, ErrPanic)
-		}
-	}()
-	srv.cfg.Handler(sess.Context(), sess)
-}
-
-// refuse hands a call back to the dialplan. It uses its own deadline: the
-// call's context may already be over (a panic during shutdown).
-func (srv *Server) refuse(sess *Session, why error) {
-	defer func() {
-		if p := recover(); p != nil {
-			sess.Logger().Error("panic while refusing a call", "panic", fmt.Sprint(p))
-		}
-	}()
-	if sess.HungUp() {
-		return
-	}
-	sess.Logger().Info("call handed back to the dialplan", "why", why.Error())
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(sess.Context()), 2*srv.cfg.CommandTimeout)
-	defer cancel()
-	srv.cfg.Refuse(ctx, sess, why)
-}
-
-// finish ends the conversation with FreeSWITCH: exit if the socket is still
-// up, then close.
-func (srv *Server) finish(sess *Session) {
-	defer func() {
-		if p := recover(); p != nil {
-			sess.Logger().Error("panic while ending a call", "panic", fmt.Sprint(p))
-			sess.Close()
-		}
-	}()
-	if err := sess.Exit(context.Background()); err != nil {
-		sess.Logger().Debug("exit", "err", err)
-	}
-	sess.Close()
-}
-
-func (srv *Server) track(sess *Session, add bool) {
+func (srv *Server) track(sess *Session, add bool) bool {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
-	if add {
-		srv.sessions[sess] = struct{}{}
-	} else {
+	if !add {
 		delete(srv.sessions, sess)
+		return true
+	}
+	if srv.closed {
+		return false
+	}
+	srv.sessions[sess] = struct{}{}
+	return true
+}
+
+// drainStarted closes the listeners at once when the configuration asks
+// for it; otherwise they stay open so that FreeSWITCH is never refused a
+// connection while eslapp can still hand the call back.
+func (srv *Server) drainStarted() {
+	if srv.cfg.StopListeningOnDrain {
+		srv.log.Info("draining: no longer listening; FreeSWITCH's socket goes to the next address")
+		srv.closeListeners()
 	}
 }
 
-func (srv *Server) callEnded() {
-	if srv.active.Add(-1) == 0 && srv.draining.Load() {
-		srv.signalIdle()
-	}
-}
-
-func (srv *Server) signalIdle() {
+// close stops: the listeners close, the calls' sockets close under their
+// handlers, and the connections' goroutines are awaited.
+func (srv *Server) close() {
 	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	select {
-	case <-srv.idle:
-	default:
-		close(srv.idle)
-	}
-}
-
-// Shutdown drains the server in two stages. First it stops taking calls:
-// new connections are handed back to the dialplan. It waits for active calls
-// to end until ctx is done (the drain timeout); then it ends the calls left
-// (their context is cancelled with ErrShutdown, and their handlers get
-// ShutdownGrace to hand them back) and closes what remains. It closes the
-// listeners last, so that FreeSWITCH is never refused a connection while
-// eslapp can still hand the call back. It reports how many calls it had to
-// end.
-func (srv *Server) Shutdown(ctx context.Context) (ended int, err error) {
-	srv.draining.Store(true)
-	if srv.active.Load() == 0 {
-		srv.signalIdle()
-	}
-	srv.log.Info("draining", "active_calls", srv.active.Load())
-	select {
-	case <-srv.idle:
-	case <-ctx.Done():
-		ended = int(srv.active.Load())
-		srv.log.Warn("drain timeout: ending the calls left", "calls", ended)
-		srv.cancelCalls(ErrShutdown)
-		grace := time.NewTimer(srv.cfg.ShutdownGrace)
-		select {
-		case <-srv.idle:
-		case <-grace.C:
-			srv.closeSessions()
-		}
-		grace.Stop()
-	}
-	srv.closeListeners()
-	srv.handlers.Wait()
-	return ended, nil
-}
-
-// Close stops at once: calls are ended and connections closed.
-func (srv *Server) Close() {
-	srv.draining.Store(true)
-	srv.cancelCalls(ErrShutdown)
+	srv.closed = true
+	srv.mu.Unlock()
 	srv.closeListeners()
 	srv.closeSessions()
 	srv.handlers.Wait()
+}
+
+// Close stops this server at once: its calls are ended and connections
+// closed. (Runner.Shutdown drains every way in.)
+func (srv *Server) Close() {
+	srv.close()
 }
 
 func (srv *Server) closeListeners() {

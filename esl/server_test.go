@@ -17,16 +17,24 @@ import (
 	"github.com/eslapp/eslapp/esl/esltest"
 )
 
-// startServer runs an esl.Server on an ephemeral loopback port.
-func startServer(t testing.TB, cfg esl.ServerConfig) (*esl.Server, string) {
+// startServer runs an esl.Server of a runner on an ephemeral loopback
+// port.
+func startServer(t testing.TB, rcfg esl.RunnerConfig, cfg esl.ServerConfig) (*esl.Runner, string) {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = testLog(t)
 	}
+	if rcfg.Logger == nil {
+		rcfg.Logger = cfg.Logger
+	}
 	if cfg.CommandTimeout == 0 {
 		cfg.CommandTimeout = 2 * time.Second
 	}
-	srv, err := esl.NewServer(cfg)
+	r, err := esl.NewRunner(rcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := esl.NewServer(r, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,10 +50,15 @@ func startServer(t testing.TB, cfg esl.ServerConfig) (*esl.Server, string) {
 		}
 	}()
 	t.Cleanup(func() {
-		srv.Close()
+		r.Close()
 		<-done
 	})
-	return srv, ln.Addr().String()
+	return r, ln.Addr().String()
+}
+
+// onSession is a handler that works on the call's socket.
+func onSession(h func(ctx context.Context, s *esl.Session)) esl.Handler {
+	return func(ctx context.Context, c *esl.Call) { h(ctx, esl.SessionOf(c)) }
 }
 
 // testLog keeps a test's log and prints it only when the test fails.
@@ -97,10 +110,8 @@ func commandNames(c *esltest.Call) []string {
 // or writes a byte: the handler never runs, no command is sent.
 func TestServerRefusesDisallowedSource(t *testing.T) {
 	var ran atomic.Bool
-	_, addr := startServer(t, esl.ServerConfig{
-		Allow:   []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")},
-		Handler: func(context.Context, *esl.Session) { ran.Store(true) },
-	})
+	_, addr := startServer(t, esl.RunnerConfig{Handler: func(context.Context, *esl.Call) { ran.Store(true) }},
+		esl.ServerConfig{Allow: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}})
 	c := dial(t, newFS(t), addr, esltest.CallOptions{})
 	waitCall(t, c)
 	if ran.Load() || len(c.Commands()) != 0 {
@@ -111,21 +122,21 @@ func TestServerRefusesDisallowedSource(t *testing.T) {
 // Calls over max_calls go straight back to the dialplan: resume, exit.
 func TestServerMaxCallsHandsBack(t *testing.T) {
 	release := make(chan struct{})
-	srv, addr := startServer(t, esl.ServerConfig{
+	r, addr := startServer(t, esl.RunnerConfig{
 		MaxCalls: 1,
-		Handler: func(ctx context.Context, s *esl.Session) {
+		Handler: func(ctx context.Context, c *esl.Call) {
 			select {
 			case <-release:
 			case <-ctx.Done():
 			}
 		},
-	})
+	}, esl.ServerConfig{})
 	fs := newFS(t)
 	first := dial(t, fs, addr, esltest.CallOptions{})
-	waitFor(t, func() bool { return srv.ActiveCalls() == 1 })
+	waitFor(t, func() bool { return r.Stats().Active == 1 })
 	second := dial(t, fs, addr, esltest.CallOptions{})
 	out := waitCall(t, second)
-	if out.Kind != esltest.Resumed || strings.Join(commandNames(second), ",") != "connect,resume" {
+	if out.Kind != esltest.Resumed || strings.Join(commandNames(second), ",") != "connect,myevents,resume" {
 		t.Fatalf("second call: %v, commands %v", out.Kind, commandNames(second))
 	}
 	close(release)
@@ -139,8 +150,8 @@ func TestServerMaxCallsHandsBack(t *testing.T) {
 func TestServerDrain(t *testing.T) {
 	release := make(chan struct{})
 	var endedByShutdown atomic.Int32
-	srv, addr := startServer(t, esl.ServerConfig{
-		Handler: func(ctx context.Context, s *esl.Session) {
+	r, addr := startServer(t, esl.RunnerConfig{
+		Handler: onSession(func(ctx context.Context, s *esl.Session) {
 			if v, _ := s.Data().Var("stubborn"); v == "yes" {
 				<-ctx.Done()
 				if errors.Is(context.Cause(ctx), esl.ErrShutdown) {
@@ -157,21 +168,20 @@ func TestServerDrain(t *testing.T) {
 				_ = s.SetVar(ctx, "finished", "yes")
 			case <-ctx.Done():
 			}
-		},
-	})
+		}),
+	}, esl.ServerConfig{})
 	fs := newFS(t)
 	polite := dial(t, fs, addr, esltest.CallOptions{})
 	stubborn := dial(t, fs, addr, esltest.CallOptions{Vars: map[string]string{"stubborn": "yes"}})
-	waitFor(t, func() bool { return srv.ActiveCalls() == 2 })
+	waitFor(t, func() bool { return r.Stats().Active == 2 })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
 	defer cancel()
 	shutdown := make(chan int, 1)
 	go func() {
-		ended, _ := srv.Shutdown(ctx)
-		shutdown <- ended
+		shutdown <- r.Shutdown(ctx)
 	}()
-	waitFor(t, func() bool { return srv.Draining() })
+	waitFor(t, func() bool { return r.Draining() })
 
 	late := dial(t, fs, addr, esltest.CallOptions{})
 	if out := waitCall(t, late); out.Kind != esltest.Resumed {
@@ -196,8 +206,8 @@ func TestServerDrain(t *testing.T) {
 // A panic in one call's handler ends that call alone: it goes back to the
 // dialplan, and a call running beside it completes.
 func TestServerPanicIsolated(t *testing.T) {
-	_, addr := startServer(t, esl.ServerConfig{
-		Handler: func(ctx context.Context, s *esl.Session) {
+	_, addr := startServer(t, esl.RunnerConfig{
+		Handler: onSession(func(ctx context.Context, s *esl.Session) {
 			if v, _ := s.Data().Var("boom"); v == "yes" {
 				var m map[string]int
 				m["x"]++ // nil map write
@@ -209,8 +219,8 @@ func TestServerPanicIsolated(t *testing.T) {
 			if err := s.SetVar(ctx, "survived", "yes"); err != nil {
 				s.Logger().Error("set", "err", err)
 			}
-		},
-	})
+		}),
+	}, esl.ServerConfig{})
 	fs := newFS(t)
 	var calm, boom *esltest.Call
 	var wg sync.WaitGroup

@@ -123,7 +123,8 @@ func TestReplayErrors(t *testing.T) {
 	if err != nil || res.Response != "FILE NOT FOUND" || !res.PlaybackStarted.IsZero() {
 		t.Errorf("missing file: %+v, %v", res, err)
 	}
-	wantReply(s.Subscribe(ctx), "aready enabled.")
+	_, err = s.send(ctx, "myevents", "myevents") // a second myevents
+	wantReply(err, "aready enabled.")
 	if _, err := s.Execute(ctx, "hangup", AppArg{}); !errors.Is(err, ErrHangup) {
 		t.Errorf("hangup: %v", err)
 	}

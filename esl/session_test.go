@@ -18,11 +18,10 @@ import (
 func oneCall(t *testing.T, cfg esl.ServerConfig, opts esltest.CallOptions, handler func(ctx context.Context, s *esl.Session)) *esltest.Call {
 	t.Helper()
 	done := make(chan struct{})
-	cfg.Handler = func(ctx context.Context, s *esl.Session) {
+	_, addr := startServer(t, esl.RunnerConfig{Handler: onSession(func(ctx context.Context, s *esl.Session) {
 		defer close(done)
 		handler(ctx, s)
-	}
-	_, addr := startServer(t, cfg)
+	})}, cfg)
 	c := dial(t, newFS(t), addr, opts)
 	select {
 	case <-done:

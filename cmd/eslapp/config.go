@@ -153,8 +153,8 @@ type source struct {
 
 // readConfig reads a configuration file; see parseSource.
 func readConfig(path string) (*source, error) {
-	if fi, err := os.Stat(path); err == nil && fi.Size() > maxConfigBytes {
-		return nil, &configProblems{lines: []configLine{{text: fmt.Sprintf("%s: %d bytes, over the limit of %d MiB for a configuration file", path, fi.Size(), maxConfigBytes>>20)}}}
+	if fi, err := os.Stat(path); err == nil && fi.Size() > conf.MaxConfigBytes {
+		return nil, &configProblems{lines: []configLine{{text: fmt.Sprintf("%s: %d bytes, over the limit of %d MiB for a configuration file", path, fi.Size(), conf.MaxConfigBytes>>20)}}}
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -167,14 +167,14 @@ func readConfig(path string) (*source, error) {
 // problems are reported by build, with every other). file names it in
 // errors, baseDir resolves the relative paths of secrets and fixture files.
 func parseSource(file, data, baseDir string) (*source, error) {
-	if len(data) > maxConfigBytes {
-		return nil, &configProblems{lines: []configLine{{text: fmt.Sprintf("%s: %d bytes, over the limit of %d MiB for a configuration file", file, len(data), maxConfigBytes>>20)}}}
+	if len(data) > conf.MaxConfigBytes {
+		return nil, &configProblems{lines: []configLine{{text: fmt.Sprintf("%s: %d bytes, over the limit of %d MiB for a configuration file", file, len(data), conf.MaxConfigBytes>>20)}}}
 	}
-	lines, err := keyLines(data)
-	var deep *depthError
+	lines, err := conf.KeyLines(data)
+	var deep *conf.DepthError
 	if errors.As(err, &deep) {
-		return nil, &configProblems{lines: []configLine{{line: deep.line,
-			text: fmt.Sprintf("%s:%d: %s: keys and values nested more than %d deep (tables, dotted keys, inline tables and arrays together)", file, deep.line, deep.key, maxKeyDepth)}}}
+		return nil, &configProblems{lines: []configLine{{line: deep.Line,
+			text: fmt.Sprintf("%s:%d: %s: keys and values nested more than %d deep (tables, dotted keys, inline tables and arrays together)", file, deep.Line, deep.Key, conf.MaxKeyDepth)}}}
 	}
 	src := &source{name: file, baseDir: baseDir, lines: lines}
 	md, err := toml.Decode(data, &src.cfg)
@@ -194,7 +194,7 @@ func parseSource(file, data, baseDir string) (*source, error) {
 func (src *source) problems(es conf.FieldErrors, note string) *configProblems {
 	p := &configProblems{}
 	for _, e := range es {
-		p.lines = append(p.lines, configLine{line: lineOf(src.lines, toml.Key(e.Key)),
+		p.lines = append(p.lines, configLine{line: conf.LineOf(src.lines, toml.Key(e.Key)),
 			text: src.at(toml.Key(e.Key)) + conf.KeyString(e.Key) + ": " + note + e.Msg})
 	}
 	sort.SliceStable(p.lines, func(i, j int) bool { return p.lines[i].line < p.lines[j].line })
@@ -203,7 +203,7 @@ func (src *source) problems(es conf.FieldErrors, note string) *configProblems {
 
 // at is "FILE:LINE: " for a key ("FILE: " when its line is not known).
 func (src *source) at(key toml.Key) string {
-	if l := lineOf(src.lines, key); l > 0 {
+	if l := conf.LineOf(src.lines, key); l > 0 {
 		return src.name + ":" + strconv.Itoa(l) + ": "
 	}
 	return src.name + ": "

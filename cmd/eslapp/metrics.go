@@ -1,11 +1,57 @@
 package main
 
 import (
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/eslapp/eslapp/callflow"
+	"github.com/eslapp/eslapp/esl"
 )
+
+// newMetrics makes the registry and the engine's metrics when
+// metrics_listen is set; both nil otherwise (the services report to
+// nothing).
+func newMetrics(listen string) (*prometheus.Registry, *callflow.Metrics) {
+	if listen == "" {
+		return nil, nil
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg, callflow.NewMetrics(reg)
+}
+
+// serveMetrics serves /metrics (and /debug/pprof/ with pprof) on
+// metrics_listen; stop closes it. Without a registry it serves nothing.
+func serveMetrics(reg *prometheus.Registry, s *Settings, log *slog.Logger) (stop func(), err error) {
+	if reg == nil {
+		return func() {}, nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if s.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	srv := newMetricsServer(mux, s.Pprof)
+	ln, err := net.Listen("tcp", s.MetricsListen)
+	if err != nil {
+		log.Error("cannot listen for metrics", "addr", s.MetricsListen, "err", err)
+		return nil, err
+	}
+	go func() { _ = srv.Serve(newBoundedListener(ln, maxMetricsConns)) }()
+	log.Info("metrics", "addr", ln.Addr().String())
+	return func() { _ = srv.Close() }, nil
+}
 
 // The metrics listener shares the process's descriptors with every call's
 // socket: idle scrapers must not pile up. A connection is closed after
@@ -82,4 +128,85 @@ func (c *boundedConn) Close() error {
 		c.l.mu.Unlock()
 	})
 	return err
+}
+
+// registerWayInMetrics exports what the ways in saw: connections refused
+// before a call started, the traffic with FreeSWITCH, and the socket-less
+// connection's state. Nothing without a registry.
+func registerWayInMetrics(reg *prometheus.Registry, srv *esl.Server, inbound *esl.Inbound) {
+	if reg == nil {
+		return
+	}
+	refused := func(reason string, f func(esl.ServerStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "eslapp_connections_refused_total",
+			Help:        "Connections closed before a call started: source not allowed, too many connecting, no valid connect reply.",
+			ConstLabels: prometheus.Labels{"reason": reason},
+		}, func() float64 { return float64(f(srv.Stats())) })
+	}
+	reg.MustRegister(
+		refused("source", func(st esl.ServerStats) uint64 { return st.RefusedSource }),
+		refused("max_connecting", func(st esl.ServerStats) uint64 { return st.RefusedConnecting }),
+		refused("connect_failed", func(st esl.ServerStats) uint64 { return st.ConnectFailed }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "eslapp_connections_connecting", Help: "Connections accepted that have not completed connect.",
+		}, func() float64 { return float64(srv.Stats().Connecting) }),
+	)
+	// The wire counters add the calls' sockets and the shared inbound
+	// connection: what FreeSWITCH reads and writes for eslapp in all.
+	wire := func(name, help string, f func(esl.WireStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 {
+				n := f(srv.Stats().Wire)
+				if inbound != nil {
+					n += f(inbound.Stats().Wire)
+				}
+				return float64(n)
+			})
+	}
+	reg.MustRegister(
+		wire("eslapp_esl_commands_total", "Commands written to FreeSWITCH.", func(w esl.WireStats) uint64 { return w.Commands }),
+		wire("eslapp_esl_command_bytes_total", "Bytes of those commands (FreeSWITCH reads a command's headers a byte at a time).", func(w esl.WireStats) uint64 { return w.CommandBytes }),
+		wire("eslapp_esl_events_total", "Events read from FreeSWITCH (each one it serialised for eslapp).", func(w esl.WireStats) uint64 { return w.Events }),
+		wire("eslapp_esl_event_bytes_total", "Bytes of those events.", func(w esl.WireStats) uint64 { return w.EventBytes }),
+		wire("eslapp_esl_replies_total", "Command replies read from FreeSWITCH.", func(w esl.WireStats) uint64 { return w.Replies }),
+	)
+	if inbound != nil {
+		registerInboundMetrics(reg, inbound)
+	}
+}
+
+// registerInboundMetrics exports the socket-less connection's state.
+func registerInboundMetrics(reg prometheus.Registerer, in *esl.Inbound) {
+	stat := func(f func(esl.InboundStats) float64) func() float64 {
+		return func() float64 { return f(in.Stats()) }
+	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "eslapp_socketless_connected", Help: "1 while the shared inbound connection to FreeSWITCH is up and subscribed.",
+		}, stat(func(st esl.InboundStats) float64 {
+			if st.State == esl.InboundConnected {
+				return 1
+			}
+			return 0
+		})),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "eslapp_socketless_state_seconds", Help: "Seconds since the connection entered its current state (connected or not).",
+		}, stat(func(st esl.InboundStats) float64 { return time.Since(st.Since).Seconds() })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "eslapp_socketless_connects_total", Help: "Connections established (the first one and every reconnection).",
+		}, stat(func(st esl.InboundStats) float64 { return float64(st.Connects) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "eslapp_socketless_failures_total", Help: "Connection attempts that failed and connections lost.",
+		}, stat(func(st esl.InboundStats) float64 { return float64(st.Failures) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "eslapp_socketless_calls", Help: "Socket-less calls eslapp runs now.",
+		}, stat(func(st esl.InboundStats) float64 { return float64(st.Calls) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "eslapp_socketless_calls_taken_total", Help: "Socket-less calls taken (start events heard and run).",
+		}, stat(func(st esl.InboundStats) float64 { return float64(st.Started) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "eslapp_socketless_calls_refused_total", Help: "Socket-less calls handed back unrun (max_calls, draining).",
+		}, stat(func(st esl.InboundStats) float64 { return float64(st.Refused) })),
+	)
 }

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"context"
+	"errors"
 	"log/slog"
-	"os"
 	"reflect"
-	"runtime"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,89 +12,6 @@ import (
 	"github.com/eslapp/eslapp/callflow"
 	"github.com/eslapp/eslapp/esl"
 )
-
-// generation is one loaded configuration: what it built and the engine on
-// it. A call takes the current generation when it starts and holds it to
-// its end, so that a reload never changes a call midway; the last call of
-// a replaced generation closes its services (the CRM clients).
-type generation struct {
-	src    *source
-	b      *built
-	engine *callflow.Engine
-
-	refs      atomic.Int64
-	retired   atomic.Bool
-	closeOnce sync.Once
-}
-
-func (g *generation) release() {
-	if g.refs.Add(-1) == 0 && g.retired.Load() {
-		g.close()
-	}
-}
-
-func (g *generation) close() { g.closeOnce.Do(g.b.close) }
-
-// generations holds the current generation.
-type generations struct {
-	p atomic.Pointer[generation]
-}
-
-// acquire returns the current generation, held until release.
-func (gs *generations) acquire() *generation {
-	for {
-		g := gs.p.Load()
-		g.refs.Add(1)
-		if gs.p.Load() == g {
-			return g
-		}
-		g.release() // replaced meanwhile: take the new one
-	}
-}
-
-// replace makes g current; the old one closes when its last call ends.
-func (gs *generations) replace(g *generation) {
-	old := gs.p.Swap(g)
-	if old == nil {
-		return
-	}
-	old.retired.Store(true)
-	if old.refs.Load() == 0 {
-		old.close()
-	}
-}
-
-// The call handlers, each on the generation current when the call starts.
-func (gs *generations) handle(ctx context.Context, s *esl.Session) {
-	g := gs.acquire()
-	defer g.release()
-	g.engine.Handle(ctx, s)
-}
-
-func (gs *generations) refuse(ctx context.Context, s *esl.Session, why error) {
-	g := gs.acquire()
-	defer g.release()
-	g.engine.Refuse(ctx, s, why)
-}
-
-func (gs *generations) handleInbound(ctx context.Context, c *esl.InboundCall) {
-	g := gs.acquire()
-	defer g.release()
-	g.engine.HandleInbound(ctx, c)
-}
-
-func (gs *generations) refuseInbound(ctx context.Context, c *esl.InboundCall, why error) {
-	g := gs.acquire()
-	defer g.release()
-	g.engine.RefuseInbound(ctx, c, why)
-}
-
-// channelVars is the connect-time variable filter. It reads the current
-// generation: a call connecting across a reload keeps the variables of the
-// one it saw, a few more or fewer than the next would read.
-func (gs *generations) channelVars(lookup func(string) (string, bool)) func(string) bool {
-	return gs.p.Load().engine.ChannelVars(lookup)
-}
 
 // reloader re-reads the configuration on SIGHUP. The new one is checked
 // whole first; any problem leaves the running one in place.
@@ -108,9 +22,10 @@ type reloader struct {
 	level    *slog.LevelVar
 	metrics  *callflow.Metrics
 	gens     *generations
+	runner   *esl.Runner
 	srv      *esl.Server
-	inbound  *esl.Inbound
-	drain    atomic.Int64 // drain_timeout, nanoseconds
+	late     callflow.LateSink // the inbound connection, or nil
+	drain    atomic.Int64      // drain_timeout, nanoseconds
 
 	lastOK, lastFailed prometheus.Gauge // Unix seconds of the last reload that worked, and failed
 	failures           prometheus.Counter
@@ -145,18 +60,9 @@ func (r *reloader) reload() bool {
 	if err != nil {
 		return r.logProblems(fail, err)
 	}
-	b, err := src.build(r.log, r.metrics)
+	g, err := newGeneration(src, genOptions{logger: r.log, metrics: r.metrics, late: r.late})
 	if err != nil {
-		b.close()
 		return r.logProblems(fail, err)
-	}
-	if r.inbound != nil {
-		b.engine.Late = r.inbound
-	}
-	engine, err := callflow.New(b.engine)
-	if err != nil {
-		b.close()
-		return fail("engine", "err", err)
 	}
 	old := r.gens.p.Load()
 	was, now := old.src.set, src.set
@@ -183,23 +89,15 @@ func (r *reloader) reload() bool {
 	now.Listen, now.MetricsListen, now.Pprof, now.CommandTimeout, now.MaxConnecting, now.MaxConnectBytes, now.LogJSON, now.Socketless =
 		was.Listen, was.MetricsListen, was.Pprof, was.CommandTimeout, was.MaxConnecting, was.MaxConnectBytes, was.LogJSON, was.Socketless
 
-	r.srv.SetLimits(now.Allow, now.MaxCalls)
-	if r.inbound != nil {
-		r.inbound.SetMaxCalls(now.MaxCalls)
-	}
+	r.runner.SetMaxCalls(now.MaxCalls)
+	r.srv.SetAllow(now.Allow)
 	r.drain.Store(int64(now.DrainTimeout))
 	setLogLevel(r.level, now.LogLevel)
-	if os.Getenv("GOMAXPROCS") == "" {
-		if now.GoMaxProcs == 0 {
-			runtime.SetDefaultGOMAXPROCS() // every CPU; GOMAXPROCS(0) would only read it
-		} else {
-			runtime.GOMAXPROCS(now.GoMaxProcs)
-		}
-	}
+	applyGoMaxProcs(now.GoMaxProcs)
 	old.b.reporting.Store(false)
 	r.metrics.ResetBreakers()
-	r.gens.replace(&generation{src: src, b: b, engine: engine})
-	for _, w := range warningLines(b) {
+	r.gens.replace(g)
+	for _, w := range warningLines(g.b) {
 		r.log.Warn("configuration", "warning", w)
 	}
 	r.lastOK.SetToCurrentTime()
@@ -209,13 +107,14 @@ func (r *reloader) reload() bool {
 
 // logProblems logs every problem of a configuration, one line each.
 func (r *reloader) logProblems(fail func(string, ...any) bool, err error) bool {
-	if p, ok := err.(*configProblems); ok {
+	var p *configProblems
+	if errors.As(err, &p) {
 		for _, l := range p.lines {
 			r.log.Error("reload: configuration problem", "problem", l.text)
 		}
 		return fail("the configuration has problems", "problems", len(p.lines))
 	}
-	return fail("cannot read the configuration", "err", err)
+	return fail("the configuration cannot be used", "err", err)
 }
 
 func warningLines(b *built) []string {
@@ -235,10 +134,4 @@ func socketlessKey(s *SocketlessSettings) any {
 		return nil
 	}
 	return []any{s.Address, s.Password.Reveal(), s.Subclass, s.ProbeEvery, s.MaxBackoff}
-}
-
-func setLogLevel(v *slog.LevelVar, name string) {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(name))
-	v.Set(level)
 }

@@ -90,7 +90,7 @@ func TestServeReloadOnSIGHUP(t *testing.T) {
 		t.Errorf("a call after the reload got %s", got)
 	}
 	if got := result(t, inFlight); got != `{"v":"a"}` {
-		t.Errorf("the call in progress got %s, want the configuration it started with", got)
+		t.Errorf("the call in progress got %s, want the configuration it started with\n%s", got, srv.stderr.String())
 	}
 
 	writeFile(t, path, reloadConfig(listen, metrics, `{"v":"c"}`, 0, 0)+"[prompts]\npolicy = \"sometimes\"\n")

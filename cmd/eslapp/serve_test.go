@@ -34,12 +34,9 @@ func TestServeDrainsOnSIGTERM(t *testing.T) {
 		exit <- run([]string{"serve", "-config", path}, &bytes.Buffer{}, &stderr, runHooks{
 			ready:   ready,
 			signals: signals,
-			handler: func(ctx context.Context, s *esl.Session) {
-				if err := s.Subscribe(ctx); err != nil {
-					return
-				}
+			handler: func(ctx context.Context, c *esl.Call) {
 				<-release
-				_ = s.SetVar(ctx, "finished", "yes")
+				_ = c.SetVar(ctx, "finished", "yes")
 			},
 		})
 	}()

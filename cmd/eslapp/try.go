@@ -59,10 +59,11 @@ func tryCmd(args []string, stdout, stderr io.Writer) int {
 	crmMode := flags.String("crm", "fixture", "fixture: http integrations answer from their workflows' rules ({} when none); live: ask the real CRM")
 	expect := flags.String("expect", string(crm.OnSuccess), "the branch that makes the exit status 0")
 	caller := flags.String("caller", "1235550100", "the caller's number (ANI)")
+	socketless := flags.Bool("socketless", false, "run the call the socket-less way (announced and parked, run over an inbound connection) instead of on its own socket")
 	vars := varFlags{}
 	flags.Var(vars, "var", "a channel variable NAME=VALUE (repeatable; wins over -dialplan)")
 	flags.Usage = func() {
-		fmt.Fprintln(stderr, "usage: eslapp try [-config FILE] (-flow NAME | -dialplan VARS.toml) [-var K=V ...] [-crm fixture|live] [-expect BRANCH]")
+		fmt.Fprintln(stderr, "usage: eslapp try [-config FILE] (-flow NAME | -dialplan VARS.toml) [-var K=V ...] [-crm fixture|live] [-expect BRANCH] [-socketless]")
 		flags.PrintDefaults()
 	}
 	if err := flags.Parse(args); err != nil {
@@ -76,8 +77,7 @@ func tryCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "eslapp try: -crm %q: fixture or live\n", *crmMode)
 		return tryCannot
 	}
-	explicit := false
-	flags.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+	explicit := configGiven(flags)
 
 	channel := map[string]string{}
 	if *dialplan != "" {
@@ -123,27 +123,23 @@ func tryCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		fixtureIntegrations(src.cfg.Integrations)
 	}
-	b, err := src.build(nil, nil)
-	defer b.close()
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return tryCannot
-	}
 	tl := &timeline{start: time.Now()}
-	cfg := b.engine
-	cfg.CRM = &recordingCRM{Workflows: cfg.CRM, tl: tl}
-	cfg.Logger = slog.New(slog.DiscardHandler)
-	engine, err := callflow.New(cfg)
+	rec := &recordingCRM{tl: tl}
+	g, err := newGeneration(src, genOptions{workflows: func(w callflow.Workflows) callflow.Workflows {
+		rec.Workflows = w
+		return rec
+	}})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return tryCannot
 	}
-	c, err := runTryCall(engine, b.catalog, *caller, channel, tl)
+	defer g.close()
+	c, err := runTryCall(g, tryCall{caller: *caller, vars: channel, socketless: *socketless}, tl)
 	if err != nil {
 		fmt.Fprintln(stderr, "eslapp try:", err)
 		return tryCannot
 	}
-	branch := tl.print(stdout, c, channel, *crmMode, cfg.CRM.(*recordingCRM).lastBranch())
+	branch := tl.print(stdout, c, channel, *crmMode, rec.lastBranch())
 	if branch == *expect {
 		return tryExpected
 	}
@@ -170,21 +166,87 @@ func fixtureIntegrations(ics map[string]crm.IntegrationConfig) {
 	}
 }
 
-// runTryCall places the call on the double, through a server on loopback
-// with the engine, and waits until it has left eslapp.
-func runTryCall(engine *callflow.Engine, catalog *prompts.Catalog, caller string, vars map[string]string, tl *timeline) (*esltest.Call, error) {
-	srv, err := esl.NewServer(esl.ServerConfig{Handler: engine.Handle, Refuse: engine.Refuse, VarFilter: engine.ChannelVars, Logger: slog.New(slog.DiscardHandler)})
+// tryCall is the call try places.
+type tryCall struct {
+	caller     string
+	vars       map[string]string
+	socketless bool
+}
+
+// runTryCall places the call on the double with the generation's engine —
+// on its own socket through a server on loopback, or socket-less: the
+// double announces and parks it and eslapp runs it over an inbound
+// connection — and waits until it has left eslapp.
+func runTryCall(g *generation, call tryCall, tl *timeline) (*esltest.Call, error) {
+	discard := slog.New(slog.DiscardHandler)
+	runner, err := esl.NewRunner(esl.RunnerConfig{Handler: g.engine.Handle, Refuse: g.engine.Refuse, VarFilter: g.engine.ChannelVars, Logger: discard})
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
+	defer runner.Close()
 	fs := esltest.New(esltest.Options{Logf: func(string, ...any) {}})
-	media := func(path string) (time.Duration, bool) {
+	opts := esltest.CallOptions{CallerIDNumber: call.caller, Vars: call.vars, Media: catalogMedia(g.b.catalog)}
+	tl.start = time.Now()
+	var c *esltest.Call
+	if call.socketless {
+		addr, err := fs.ListenInbound("try")
+		if err != nil {
+			return nil, err
+		}
+		defer fs.StopInbound()
+		in, err := esl.NewInbound(runner, esl.InboundConfig{Address: addr, Password: "try", Logger: discard})
+		if err != nil {
+			return nil, err
+		}
+		go in.Serve()
+		if err := waitInbound(in, 5*time.Second); err != nil {
+			return nil, err
+		}
+		tl.start = time.Now()
+		// The double's safety net: long enough never to fire on a call
+		// eslapp runs (the longest step timeout, 10 minutes).
+		c, err = fs.Socketless(context.Background(), esltest.SocketlessOptions{CallOptions: opts, Net: 11 * time.Minute, NetDest: "OnError XML default"})
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		srv, err := esl.NewServer(runner, esl.ServerConfig{Logger: discard})
+		if err != nil {
+			return nil, err
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		go func() { _ = srv.Serve(ln) }()
+		if c, err = fs.Dial(context.Background(), ln.Addr().String(), opts); err != nil {
+			return nil, err
+		}
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(10 * time.Minute):
+		return nil, errors.New("the call did not end within 10 minutes")
+	}
+	return c, nil
+}
+
+// waitInbound waits until the inbound connection is up.
+func waitInbound(in *esl.Inbound, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for in.Stats().State != esl.InboundConnected {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no inbound connection to the double: %s", in.Stats().LastError)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return nil
+}
+
+// catalogMedia tells the double how long a sound plays: its length from
+// the sound catalog (a second when not known).
+func catalogMedia(catalog *prompts.Catalog) func(path string) (time.Duration, bool) {
+	return func(path string) (time.Duration, bool) {
 		if catalog == nil {
 			return time.Second, true
 		}
@@ -197,17 +259,6 @@ func runTryCall(engine *callflow.Engine, catalog *prompts.Catalog, caller string
 		}
 		return s.Length, true
 	}
-	tl.start = time.Now()
-	c, err := fs.Dial(context.Background(), ln.Addr().String(), esltest.CallOptions{CallerIDNumber: caller, Vars: vars, Media: media})
-	if err != nil {
-		return nil, err
-	}
-	select {
-	case <-c.Done():
-	case <-time.After(10 * time.Minute):
-		return nil, errors.New("the call did not end within 10 minutes")
-	}
-	return c, nil
 }
 
 // recordingCRM notes each request and answer on the timeline.

@@ -1,4 +1,4 @@
-package main
+package conf
 
 import (
 	"fmt"
@@ -11,14 +11,15 @@ import (
 // configuration is written by people, and these bound what a broken or
 // hostile file can cost eslapp check and serve.
 const (
-	maxConfigBytes = 16 << 20
-	// maxKeyDepth bounds a key's path: table headers, dotted keys and
+	// MaxConfigBytes bounds a configuration file.
+	MaxConfigBytes = 16 << 20
+	// MaxKeyDepth bounds a key's path: table headers, dotted keys and
 	// inline tables together (flows.NAME.actions.ID.branches.OnSuccess is
 	// 6), and the nesting of arrays.
-	maxKeyDepth = 64
+	MaxKeyDepth = 64
 )
 
-// keyLines maps every key of a TOML document ("a.b.c", as toml.Key.String
+// KeyLines maps every key of a TOML document ("a.b.c", as toml.Key.String
 // spells it) to the line it is first defined on, so that a configuration
 // error can name its line. Keys inside arrays of tables are recorded
 // without an index: the first table's line.
@@ -26,10 +27,10 @@ const (
 // BurntSushi/toml records each key's position but exposes it only in the
 // ParseError of a failed decode, and making one copies the whole document:
 // probing every key that way is quadratic (10,000 tenants took seconds).
-// keyLines is one pass over the text instead. It expects a document the
+// KeyLines is one pass over the text instead. It expects a document the
 // decoder accepts; on any other it returns what it found, never fails to
-// end. It reports a key deeper than maxKeyDepth with its line.
-func keyLines(data string) (map[string]int, error) {
+// end. It reports a key deeper than MaxKeyDepth with its line.
+func KeyLines(data string) (map[string]int, error) {
 	s := &keyScanner{data: data, line: 1, lines: make(map[string]int)}
 	s.document()
 	return s.lines, s.err
@@ -44,14 +45,14 @@ type keyScanner struct {
 	err   error
 }
 
-// depthError is a key or a value nested deeper than maxKeyDepth.
-type depthError struct {
-	line int
-	key  string
+// DepthError is a key or a value nested deeper than MaxKeyDepth.
+type DepthError struct {
+	Line int
+	Key  string
 }
 
-func (e *depthError) Error() string {
-	return fmt.Sprintf("line %d: %s: nested more than %d deep", e.line, e.key, maxKeyDepth)
+func (e *DepthError) Error() string {
+	return fmt.Sprintf("line %d: %s: nested more than %d deep", e.Line, e.Key, MaxKeyDepth)
 }
 
 func (s *keyScanner) document() {
@@ -116,8 +117,8 @@ func (s *keyScanner) record(key toml.Key, ok bool) {
 	if !ok || s.err != nil {
 		return
 	}
-	if len(key) > maxKeyDepth {
-		s.err = &depthError{line: s.line, key: toml.Key(key[:3]).String() + "..."}
+	if len(key) > MaxKeyDepth {
+		s.err = &DepthError{Line: s.line, Key: toml.Key(key[:3]).String() + "..."}
 		return
 	}
 	for i := 1; i <= len(key); i++ {
@@ -152,7 +153,7 @@ func (s *keyScanner) key() toml.Key {
 			return key
 		}
 		key = append(key, part)
-		if len(key) > maxKeyDepth+1 {
+		if len(key) > MaxKeyDepth+1 {
 			return key // record reports it; the rest is not read
 		}
 		s.skipBlank()
@@ -170,8 +171,8 @@ func (s *keyScanner) value(key toml.Key, depth int) {
 	if s.pos >= len(s.data) || s.err != nil {
 		return
 	}
-	if depth > maxKeyDepth {
-		s.err = &depthError{line: s.line, key: toml.Key(key[:min(len(key), 3)]).String()}
+	if depth > MaxKeyDepth {
+		s.err = &DepthError{Line: s.line, Key: toml.Key(key[:min(len(key), 3)]).String()}
 		return
 	}
 	switch c := s.data[s.pos]; c {
@@ -356,8 +357,8 @@ func isBareKeyByte(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-'
 }
 
-// lineOf returns the line of key, or of its nearest ancestor that has one.
-func lineOf(lines map[string]int, key toml.Key) int {
+// LineOf returns the line of key, or of its nearest ancestor that has one.
+func LineOf(lines map[string]int, key toml.Key) int {
 	for k := key; len(k) > 0; k = k[:len(k)-1] {
 		if l, ok := lines[k.String()]; ok {
 			return l

@@ -1,4 +1,4 @@
-package main
+package conf
 
 import (
 	"errors"
@@ -43,11 +43,11 @@ type lineProbe struct{}
 
 func (*lineProbe) UnmarshalTOML(any) error { return errors.New("probe") }
 
-// keyLines finds every key on the line the decoder has for it, in the
+// KeyLines finds every key on the line the decoder has for it, in the
 // shipped configurations, the golden calls' base and every TOML block of
 // the README.
 func TestKeyLinesAgreeWithTheDecoder(t *testing.T) {
-	root := filepath.Join("..", "..")
+	root := ".."
 	docs := map[string]string{}
 	for _, f := range []string{"conf/eslapp.toml", "docker/eslapp.toml", "itest/pbxcost/eslapp.toml", "callflow/testdata/calls/base.toml", "callflow/testdata/calls/route.toml"} {
 		b, err := os.ReadFile(filepath.Join(root, f))
@@ -87,7 +87,7 @@ k = 2
 `
 	for name, doc := range docs {
 		want := probeKeyLines(t, doc)
-		got, err := keyLines(doc)
+		got, err := KeyLines(doc)
 		if err != nil {
 			t.Errorf("%s: %v", name, err)
 			continue
@@ -98,7 +98,7 @@ k = 2
 				continue // the decoder places it where its value ends; the key's own line is better
 			}
 			if got[k] != line {
-				t.Errorf("%s: key %s on line %d, keyLines says %d", name, k, line, got[k])
+				t.Errorf("%s: key %s on line %d, KeyLines says %d", name, k, line, got[k])
 			}
 		}
 	}
@@ -108,29 +108,7 @@ func multiLineValue(line string) bool {
 	return strings.Contains(line, `= """`) || strings.Contains(line, "= '"+"''")
 }
 
-// A file over the size limit and a key nested too deep are refused before
-// the decoder sees them, with the line.
-func TestConfigLimits(t *testing.T) {
-	_, err := parseSource("big.toml", strings.Repeat("# padding\n", maxConfigBytes/10+1), ".")
-	if err == nil || !strings.Contains(err.Error(), "big.toml: ") || !strings.Contains(err.Error(), "over the limit of 16 MiB") {
-		t.Errorf("big file: %v", err)
-	}
-	deep := "[server]\nlisten = \"127.0.0.1:0\"\n\n" + strings.Repeat("a.", 4000) + "b = 1\n"
-	_, err = parseSource("deep.toml", deep, ".")
-	if err == nil || !strings.HasPrefix(err.Error(), "deep.toml:4: server.a.a...: keys and values nested more than 64 deep") {
-		t.Errorf("deep key: %v", err)
-	}
-	nested := "x = " + strings.Repeat("[", 100) + strings.Repeat("]", 100) + "\n"
-	if _, err = parseSource("nested.toml", nested, "."); err == nil || !strings.HasPrefix(err.Error(), "nested.toml:1: x: keys and values nested") {
-		t.Errorf("nested arrays: %v", err)
-	}
-	inline := "x = " + strings.Repeat("{a=", 70) + "1" + strings.Repeat("}", 70) + "\n"
-	if _, err = parseSource("inline.toml", inline, "."); err == nil || !strings.HasPrefix(err.Error(), "inline.toml:1: ") {
-		t.Errorf("nested inline tables: %v", err)
-	}
-}
-
-// FuzzKeyLines: keyLines ends on any input, and on any document the decoder
+// FuzzKeyLines: KeyLines ends on any input, and on any document the decoder
 // accepts it finds every key the decoder has, on a line of the document.
 func FuzzKeyLines(f *testing.F) {
 	for _, seed := range []string{
@@ -143,7 +121,7 @@ func FuzzKeyLines(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, doc string) {
-		lines, err := keyLines(doc)
+		lines, err := KeyLines(doc)
 		if err != nil {
 			return
 		}
@@ -153,37 +131,10 @@ func FuzzKeyLines(f *testing.F) {
 		}
 		n := strings.Count(doc, "\n") + 1
 		for _, k := range md.Keys() {
-			l := lineOf(lines, k)
+			l := LineOf(lines, k)
 			if l < 1 || l > n {
 				t.Fatalf("key %s: line %d of %d", k, l, n)
 			}
 		}
 	})
-}
-
-// BenchmarkCheckTenants is eslapp check (read, decode, key lines, build)
-// of a configuration with n tenants, each with its own fixture
-// integration: the review's multi-tenant file, whose check used to grow
-// with the square of its size.
-func BenchmarkCheckTenants(b *testing.B) {
-	for _, n := range []int{10_000, 20_000, 120_000} {
-		var doc strings.Builder
-		doc.WriteString("[prompts]\nhold_music = \"\"\n")
-		for i := range n {
-			fmt.Fprintf(&doc, "[tenants.t%d]\nagent_integrations = true\n", i)
-		}
-		for i := range n / 10 {
-			fmt.Fprintf(&doc, "[integrations.crm%d]\nkind = \"fixture\"\ntenant = \"t%d\"\n[[integrations.crm%d.workflows.lookup.rules]]\nbody = '{}'\n", i, i, i)
-		}
-		text := doc.String()
-		b.Run(fmt.Sprintf("tenants=%d/bytes=%d", n, len(text)), func(b *testing.B) {
-			for b.Loop() {
-				_, built, err := parseConfig("bench.toml", text, ".", nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				built.close()
-			}
-		})
-	}
 }

@@ -1,0 +1,335 @@
+package esl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Handler runs one call. ctx is the call's context (Call.Context): it ends
+// on hangup, when the call leaves eslapp's hands, on a lost connection and
+// at the end of a shutdown's drain. The handler hands the call on
+// (Call.HandBack, Transfer or Hangup) before it returns; then its way in
+// releases it (a socket is closed, a filter deleted).
+type Handler func(ctx context.Context, c *Call)
+
+// RefuseFunc hands a call back to the dialplan without running it,
+// because eslapp is at max_calls, is draining, or the handler panicked.
+// why says which. It must return promptly.
+type RefuseFunc func(ctx context.Context, c *Call, why error)
+
+// Reasons a call is refused, passed to RefuseFunc.
+var (
+	ErrAtCapacity = errors.New("eslapp at max_calls")
+	ErrDraining   = errors.New("eslapp is shutting down")
+	ErrPanic      = errors.New("eslapp failed on this call")
+)
+
+// Binding is what runs one call, fixed when the call arrives — before its
+// channel data are read — and kept to its end, so that a configuration
+// reload never changes a call midway.
+type Binding struct {
+	Handler Handler
+	// Refuse hands a refused call back; nil means HandBack("OnError")
+	// with no outputs.
+	Refuse RefuseFunc
+	// VarFilter chooses the channel variables the call keeps; nil keeps
+	// all.
+	VarFilter VarFilter
+	// Release, when not nil, runs once the call is over for eslapp (or
+	// never started: no valid connect reply or start event).
+	Release func()
+}
+
+// RunnerConfig is what a Runner needs; cmd/eslapp fills it from [server].
+type RunnerConfig struct {
+	// Handler, Refuse and VarFilter run every call (see Binding)...
+	Handler   Handler
+	Refuse    RefuseFunc
+	VarFilter VarFilter
+	// ... unless Bind is set: it gives each call its own Binding when the
+	// call arrives (the configuration current then).
+	Bind func() Binding
+	// MaxCalls is how many calls run at once, every way in together; the
+	// ones over it are handed back at once. 0 means no limit.
+	MaxCalls int
+	// CommandTimeout bounds each command of a refusal, which has a
+	// deadline of its own (twice this): a call refused during a shutdown
+	// must still be handed back. Default DefaultCommandTimeout.
+	CommandTimeout time.Duration
+	// ShutdownGrace is how long handlers get to hand their calls back
+	// after the calls were ended at the drain deadline, before the
+	// connections are closed under them. Default 2 s.
+	ShutdownGrace time.Duration
+	Logger        *slog.Logger
+}
+
+// Runner runs the calls of every way in — the outbound socket server and
+// the inbound connections — with one life cycle: admission (max_calls,
+// draining), the claim, the handler or a refusal, panic recovery, the
+// release, and a two-stage drain at shutdown. One Runner serves a
+// process's ways in together, so that max_calls and the drain count every
+// call once, however it came.
+type Runner struct {
+	cfg RunnerConfig
+	log *slog.Logger
+
+	// ctx is the parent of every call's context; cancelling it with
+	// ErrShutdown ends the calls still running at the drain deadline.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	mu       sync.Mutex
+	maxCalls int
+	active   int
+	draining bool
+	idle     chan struct{} // closed once draining with no call left
+	entries  []entry
+
+	taken, refused atomic.Uint64
+}
+
+// entry is a way in, as the Runner drives it.
+type entry interface {
+	// drainStarted: the runner refuses new calls from now on.
+	drainStarted()
+	// close stops taking calls, closes the entry's connections and
+	// waits for its goroutines.
+	close()
+}
+
+// NewRunner checks cfg and returns a Runner; ways in are added with
+// NewServer and NewInbound.
+func NewRunner(cfg RunnerConfig) (*Runner, error) {
+	if cfg.Handler == nil && cfg.Bind == nil {
+		return nil, errors.New("esl: runner without a handler")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.CommandTimeout <= 0 {
+		cfg.CommandTimeout = DefaultCommandTimeout
+	}
+	if cfg.ShutdownGrace <= 0 {
+		cfg.ShutdownGrace = 2 * time.Second
+	}
+	r := &Runner{cfg: cfg, log: cfg.Logger, idle: make(chan struct{})}
+	r.ctx, r.cancel = context.WithCancelCause(context.Background())
+	r.SetMaxCalls(cfg.MaxCalls)
+	return r, nil
+}
+
+// SetMaxCalls replaces max_calls (0: no limit) for the calls that come
+// from now on.
+func (r *Runner) SetMaxCalls(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.maxCalls = max(n, 0)
+}
+
+// RunnerStats counts the calls of every way in.
+type RunnerStats struct {
+	Active  int    // running now (refusals included)
+	Taken   uint64 // run by the handler
+	Refused uint64 // handed back unrun
+}
+
+// Stats reports the calls.
+func (r *Runner) Stats() RunnerStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return RunnerStats{Active: r.active, Taken: r.taken.Load(), Refused: r.refused.Load()}
+}
+
+// Draining reports whether Shutdown has begun.
+func (r *Runner) Draining() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.draining
+}
+
+// bind fixes what runs a call that arrives now.
+func (r *Runner) bind() Binding {
+	b := Binding{Handler: r.cfg.Handler, Refuse: r.cfg.Refuse, VarFilter: r.cfg.VarFilter}
+	if r.cfg.Bind != nil {
+		b = r.cfg.Bind()
+	}
+	if b.Refuse == nil {
+		b.Refuse = func(ctx context.Context, c *Call, _ error) { _ = c.HandBack(ctx, "OnError") }
+	}
+	if b.Release == nil {
+		b.Release = func() {}
+	}
+	return b
+}
+
+func (r *Runner) add(e entry) {
+	r.mu.Lock()
+	r.entries = append(r.entries, e)
+	draining := r.draining
+	r.mu.Unlock()
+	if draining {
+		e.drainStarted()
+	}
+}
+
+// admit counts a call in and says why it must be refused (nil: run it).
+// Refused calls count too while they are handed back: the drain waits for
+// them.
+func (r *Runner) admit() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.active++
+	switch {
+	case r.draining:
+		return ErrDraining
+	case r.maxCalls > 0 && r.active > r.maxCalls:
+		return ErrAtCapacity
+	}
+	return nil
+}
+
+func (r *Runner) callEnded() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.active--
+	if r.active == 0 && r.draining {
+		r.signalIdle()
+	}
+}
+
+// signalIdle closes idle once; r.mu held.
+func (r *Runner) signalIdle() {
+	select {
+	case <-r.idle:
+	default:
+		close(r.idle)
+	}
+}
+
+// callCounts are a way in's own counts of the calls it brought.
+type callCounts struct{ taken, refused atomic.Uint64 }
+
+// run runs one call to its end, on the caller's goroutine, with the
+// binding it got when it arrived: admission, the claim, the handler (or
+// the refusal), then the leg's release and the binding's. counts, when
+// not nil, are the way in's own.
+func (r *Runner) run(c *Call, b Binding, counts *callCounts) {
+	defer b.Release()
+	defer r.callEnded()
+	defer c.leg.release(c)
+	why := r.admit()
+	// A refused call is handed back even when eslapp is shutting down
+	// (its context may be cancelled then): with a deadline of its own.
+	ctx := c.ctx
+	if why != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(c.ctx), 2*r.cfg.CommandTimeout)
+		defer cancel()
+	}
+	if err := c.claim(ctx); err != nil {
+		c.log.Warn("call not taken: subscribing to its events failed", "err", err)
+		return
+	}
+	if why != nil {
+		r.refused.Add(1)
+		if counts != nil {
+			counts.refused.Add(1)
+		}
+		r.refuse(c, b, why)
+		return
+	}
+	r.taken.Add(1)
+	if counts != nil {
+		counts.taken.Add(1)
+	}
+	r.handle(c, b)
+}
+
+// handle calls the handler, recovering from a panic in it: a panic ends
+// this call alone, handed back to the dialplan.
+func (r *Runner) handle(c *Call, b Binding) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error("panic in call handler; handing the call back to the dialplan",
+				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			r.refuse(c, b, ErrPanic)
+		}
+	}()
+	b.Handler(c.ctx, c)
+}
+
+// refuse hands a call back to the dialplan unrun, unless it is gone or
+// already handed on. It uses its own deadline: the call's context may
+// already be over (a panic during shutdown).
+func (r *Runner) refuse(c *Call, b Binding, why error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error("panic while refusing a call", "panic", fmt.Sprint(p))
+		}
+	}()
+	if c.HungUp() || c.Left() {
+		return
+	}
+	c.log.Info("call handed back to the dialplan", "why", why.Error())
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 2*r.cfg.CommandTimeout)
+	defer cancel()
+	b.Refuse(ctx, c, why)
+}
+
+// Shutdown drains in two stages. First it stops taking calls: each way in
+// hands new ones back (a Server with StopListeningOnDrain stops listening
+// instead, so that FreeSWITCH tries its next host). It waits for the
+// running calls to end until ctx is done (the drain timeout); then it ends
+// the calls left (their context ends with ErrShutdown, and their handlers
+// get ShutdownGrace to hand them back). Last it closes every way in. It
+// reports how many calls it had to end.
+func (r *Runner) Shutdown(ctx context.Context) (ended int) {
+	r.mu.Lock()
+	r.draining = true
+	if r.active == 0 {
+		r.signalIdle()
+	}
+	active, entries := r.active, r.entries
+	r.mu.Unlock()
+	for _, e := range entries {
+		e.drainStarted()
+	}
+	r.log.Info("draining", "active_calls", active)
+	select {
+	case <-r.idle:
+	case <-ctx.Done():
+		r.mu.Lock()
+		ended = r.active
+		r.mu.Unlock()
+		r.log.Warn("drain timeout: ending the calls left", "calls", ended)
+		r.cancel(ErrShutdown)
+		grace := time.NewTimer(r.cfg.ShutdownGrace)
+		select {
+		case <-r.idle:
+		case <-grace.C:
+		}
+		grace.Stop()
+	}
+	for _, e := range entries {
+		e.close()
+	}
+	return ended
+}
+
+// Close stops at once: calls are ended and connections closed.
+func (r *Runner) Close() {
+	r.mu.Lock()
+	r.draining = true
+	entries := r.entries
+	r.mu.Unlock()
+	r.cancel(ErrShutdown)
+	for _, e := range entries {
+		e.close()
+	}
+}

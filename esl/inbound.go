@@ -529,5 +529,5 @@ func CheckInbound(addr, password string, timeout time.Duration) error {
 // discardFrames takes a connection's events and notices and does nothing.
 type discardFrames struct{}
 
-func (discardFrames) event(Event, []byte)  {}
+func (discardFrames) event(Event, []byte) {}
 func (discardFrames) notice(*Frame) error { return nil }

@@ -34,7 +34,7 @@ type ServerConfig struct {
 	// socket application then returns and the dialplan goes on). Default
 	// DefaultMaxConnecting.
 	MaxConnecting int
-	Logger *slog.Logger
+	Logger        *slog.Logger
 }
 
 // DefaultMaxConnecting is the default bound on connections that have not

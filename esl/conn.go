@@ -115,3 +115,18 @@ func (c *conn) why() string {
 }
 
 func (c *conn) close() { c.closeOnce.Do(func() { _ = c.nc.Close() }) }
+
+// positiveOr sets a configured bound that is not positive to its default.
+func positiveOr[T ~int | ~int64](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
+// loggerOrDiscard is log, or a logger that discards when there is none.
+func loggerOrDiscard(log *slog.Logger) *slog.Logger {
+	if log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return log
+}

@@ -134,21 +134,13 @@ func NewInbound(r *Runner, cfg InboundConfig) (*Inbound, error) {
 	if !IsEventSubclass(cfg.Subclass) {
 		return nil, fmt.Errorf("esl: %q is not an event subclass", cfg.Subclass)
 	}
-	if cfg.CommandTimeout <= 0 {
-		cfg.CommandTimeout = DefaultCommandTimeout
-	}
-	if cfg.ProbeEvery <= 0 {
-		cfg.ProbeEvery = DefaultProbeEvery
-	}
-	if cfg.MinBackoff <= 0 {
-		cfg.MinBackoff = DefaultMinBackoff
-	}
+	positiveOr(&cfg.CommandTimeout, DefaultCommandTimeout)
+	positiveOr(&cfg.ProbeEvery, DefaultProbeEvery)
+	positiveOr(&cfg.MinBackoff, DefaultMinBackoff)
 	if cfg.MaxBackoff < cfg.MinBackoff {
 		cfg.MaxBackoff = max(DefaultMaxBackoff, cfg.MinBackoff)
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.Logger = loggerOrDiscard(cfg.Logger)
 	in := &Inbound{
 		cfg:    cfg,
 		log:    cfg.Logger.With("freeswitch", cfg.Address),

@@ -109,15 +109,9 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	if cfg.Handler == nil && cfg.Bind == nil {
 		return nil, errors.New("esl: runner without a handler")
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.CommandTimeout <= 0 {
-		cfg.CommandTimeout = DefaultCommandTimeout
-	}
-	if cfg.ShutdownGrace <= 0 {
-		cfg.ShutdownGrace = 2 * time.Second
-	}
+	cfg.Logger = loggerOrDiscard(cfg.Logger)
+	positiveOr(&cfg.CommandTimeout, DefaultCommandTimeout)
+	positiveOr(&cfg.ShutdownGrace, 2*time.Second)
 	r := &Runner{cfg: cfg, log: cfg.Logger, idle: make(chan struct{})}
 	r.ctx, r.cancel = context.WithCancelCause(context.Background())
 	r.SetMaxCalls(cfg.MaxCalls)

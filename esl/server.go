@@ -111,18 +111,10 @@ func NewServer(r *Runner, cfg ServerConfig) (*Server, error) {
 	if r == nil {
 		return nil, errors.New("esl: server without a runner")
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.CommandTimeout <= 0 {
-		cfg.CommandTimeout = DefaultCommandTimeout
-	}
-	if cfg.MaxConnectBytes <= 0 {
-		cfg.MaxConnectBytes = DefaultMaxConnect
-	}
-	if cfg.MaxConnecting <= 0 {
-		cfg.MaxConnecting = DefaultMaxConnecting
-	}
+	cfg.Logger = loggerOrDiscard(cfg.Logger)
+	positiveOr(&cfg.CommandTimeout, DefaultCommandTimeout)
+	positiveOr(&cfg.MaxConnectBytes, DefaultMaxConnect)
+	positiveOr(&cfg.MaxConnecting, DefaultMaxConnecting)
 	srv := &Server{
 		cfg:       cfg,
 		log:       cfg.Logger,

@@ -88,18 +88,10 @@ const defaultMaxFrame = 8 << 20
 // "connect" and decodes the channel data. parent is the runner's context
 // for calls: cancelling it ends the call (shutdown).
 func newSession(parent context.Context, nc net.Conn, cfg sessionConfig) (*Session, error) {
-	if cfg.commandTimeout <= 0 {
-		cfg.commandTimeout = DefaultCommandTimeout
-	}
-	if cfg.maxConnect <= 0 {
-		cfg.maxConnect = DefaultMaxConnect
-	}
-	if cfg.maxFrame <= 0 {
-		cfg.maxFrame = defaultMaxFrame
-	}
-	if cfg.logger == nil {
-		cfg.logger = slog.New(slog.DiscardHandler)
-	}
+	positiveOr(&cfg.commandTimeout, DefaultCommandTimeout)
+	positiveOr(&cfg.maxConnect, DefaultMaxConnect)
+	positiveOr(&cfg.maxFrame, defaultMaxFrame)
+	cfg.logger = loggerOrDiscard(cfg.logger)
 	s := &Session{
 		appIDs:     cfg.appIDs,
 		cmdTimeout: cfg.commandTimeout,

@@ -25,6 +25,10 @@ func TestTryGolden(t *testing.T) {
 		code int
 	}{
 		{"flow_success", []string{"-flow", "lookup"}, 0},
+		// The same call socket-less: announced, parked, run over an
+		// inbound connection, transferred to its branch.
+		{"flow_success_socketless", []string{"-flow", "lookup", "-socketless"}, 0},
+		{"dialplan_error_socketless", []string{"-dialplan", filepath.Join("testdata", "try", "broken.vars.toml"), "-expect", "OnError", "-socketless"}, 0},
 		// Not found is an answer: OnSuccess with {"found":false}.
 		{"flow_not_found", []string{"-flow", "lookup", "-caller", "9995550100"}, 0},
 		{"flow_expect_other", []string{"-flow", "lookup", "-expect", "OnTimeout"}, 2},

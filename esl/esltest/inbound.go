@@ -251,6 +251,14 @@ func (ic *inboundConn) process(cmd *Command) bool {
 		pc.sendReply("+OK")
 	case "api":
 		ic.mu.Unlock()
+		// An api command that names a call (uuid_break UUID, sched_del
+		// UUID, ...) is kept with that call's commands, so that a test
+		// sees everything eslapp sent about it.
+		if f := strings.Fields(line); len(f) >= 3 {
+			if t := ic.fs.locate(f[2]); t != nil {
+				t.do(func() { t.recordCommand(cmd) })
+			}
+		}
 		body, effect := pc.runAPI(line[len("api "):])
 		ic.mu.Lock()
 		pc.sendAPIResponse(body)

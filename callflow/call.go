@@ -180,7 +180,8 @@ func (c *call) promptEnded(ctx context.Context) {
 }
 
 // killZombie stops a prompt application that started after its prompt was
-// stopped (BRIEF §6: a break landing between two apps is lost).
+// stopped: a uuid_break that lands between two applications is lost, so
+// the next one plays unless it is broken again.
 func (c *call) killZombie(ctx context.Context) {
 	z := c.zombie
 	c.zombie = nil

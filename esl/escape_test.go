@@ -10,7 +10,8 @@ import (
 	"github.com/eslapp/eslapp/esl/esltest"
 )
 
-// hostile are values outside data can hold (BRIEF §6, issue "Security").
+// hostile are values outside data can hold: FreeSWITCH references and API
+// calls, its escapes, its list and field separators, line breaks, NUL.
 var hostile = []string{
 	"", "plain", "O'Brien", `say "hi"`,
 	"${system(touch pwned)}", "$${hostname}", `\${x}`, `\\`, `\'`, `\`, `$`, `$$`, `$$$`, `$${`, `${`, `$\{x}`, `$\\{x}`,

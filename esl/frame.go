@@ -11,8 +11,8 @@ import (
 	"sync"
 )
 
-// Frame content types FreeSWITCH sends on an event socket (BRIEF §6,
-// transcripts README "Wire format").
+// Frame content types FreeSWITCH sends on an event socket
+// (mod_event_socket's Content-Type values, as captured from 1.10.12).
 const (
 	contentReply      = "command/reply"
 	contentAPI        = "api/response"

@@ -156,6 +156,9 @@ func NewInbound(r *Runner, cfg InboundConfig) (*Inbound, error) {
 
 // Defaults of InboundConfig.
 const (
+	// DefaultInboundAddress is FreeSWITCH's event socket as
+	// event_socket.conf.xml ships it.
+	DefaultInboundAddress = "127.0.0.1:8021"
 	DefaultProbeEvery = 5 * time.Second
 	DefaultMinBackoff = 200 * time.Millisecond
 	DefaultMaxBackoff = 10 * time.Second

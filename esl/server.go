@@ -37,6 +37,10 @@ type ServerConfig struct {
 	Logger        *slog.Logger
 }
 
+// DefaultListen is where the server listens when the configuration names
+// no address: the loopback, for a FreeSWITCH on the same host.
+const DefaultListen = "127.0.0.1:8084"
+
 // DefaultMaxConnecting is the default bound on connections that have not
 // completed connect. FreeSWITCH completes one in about a millisecond: only
 // a storm of probes or a stuck peer fills it.
@@ -131,7 +135,7 @@ func NewServer(r *Runner, cfg ServerConfig) (*Server, error) {
 // connections accepted from now on.
 func (srv *Server) SetAllow(allow []netip.Prefix) {
 	if len(allow) == 0 {
-		allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+		allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")} // loopback
 	}
 	allow = slices.Clone(allow)
 	srv.allow.Store(&allow)

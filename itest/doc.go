@@ -14,4 +14,8 @@
 // scenarios against a SIPp stand-in on loopback (when SIPp is installed),
 // the FreeSWITCH configuration tree as FreeSWITCH's preprocessor reads it,
 // and docker/eslapp.toml. See itest/README.md.
+//
+// It must not be imported by eslapp's packages, and its tests never assert
+// a duration: what it measures goes to BENCHMARKS.md through itest/pbxcost
+// and itest/load.
 package itest

@@ -43,4 +43,8 @@
 // mod_sndfile then looks for DIR/RATE/NAME (the call's rate first, then
 // 48000, 32000, 16000, 8000) before DIR/NAME, so eslapp ships its prompts
 // as sounds/8000/NAME.wav and sounds/16000/NAME.wav and plays DIR/NAME.wav.
+//
+// It must not talk to FreeSWITCH or know about calls: it turns text into
+// arguments (built with esl's escaping, never by hand) and files into
+// facts; callflow plays them.
 package prompts

@@ -107,7 +107,7 @@ type Settings struct {
 	MetricsListen  string
 	Pprof          bool
 	Listen         string
-	Allow          []netip.Prefix
+	Allow          []netip.Prefix // none: esl's default, loopback
 	MaxCalls       int
 	DrainTimeout   time.Duration
 	CommandTimeout time.Duration
@@ -274,10 +274,10 @@ var decodeErrorRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\)
 func checkServer(cfg *Config, errs *conf.FieldErrors) *Settings {
 	c := fieldChecker{errs}
 	s := &Settings{
-		Listen:         "127.0.0.1:8084",
+		Listen:         esl.DefaultListen,
 		MaxCalls:       cfg.Server.MaxCalls,
 		DrainTimeout:   30 * time.Second,
-		CommandTimeout: 5 * time.Second,
+		CommandTimeout: esl.DefaultCommandTimeout,
 	}
 	s.MetricsListen, s.Pprof = cfg.Server.MetricsListen, cfg.Server.Pprof
 	if s.Pprof && s.MetricsListen == "" {
@@ -293,9 +293,6 @@ func checkServer(cfg *Config, errs *conf.FieldErrors) *Settings {
 		if err := checkListenAddr(s.Listen); err != nil {
 			c.errorf(toml.Key{"server", "listen"}, "%v", err)
 		}
-	}
-	if len(cfg.Server.Allow) == 0 {
-		s.Allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 	}
 	for _, a := range cfg.Server.Allow {
 		p, err := parseNetwork(a)
@@ -336,7 +333,7 @@ func checkSocketless(cfg *Config, baseDir string, errs *conf.FieldErrors) *Socke
 		return nil
 	}
 	res := conf.Resolver{BaseDir: baseDir}
-	s := &SocketlessSettings{Address: "127.0.0.1:8021", Subclass: esl.DefaultStartSubclass, ProbeEvery: 5 * time.Second, MaxBackoff: 10 * time.Second}
+	s := &SocketlessSettings{Address: esl.DefaultInboundAddress, Subclass: esl.DefaultStartSubclass, ProbeEvery: esl.DefaultProbeEvery, MaxBackoff: esl.DefaultMaxBackoff}
 	if sc.Address != "" {
 		v, _, err := res.Resolve(sc.Address)
 		switch {

@@ -231,7 +231,8 @@ func TestBodyFormSet(t *testing.T) {
 func itoa(n int) string { return strconv.Itoa(n) }
 
 // Expansion is code execution: an unescaped ${api()} in a set value runs;
-// escaped twice it is stored verbatim (BRIEF §6).
+// escaped twice it is stored verbatim (set expands once, after the
+// expansion every application argument gets).
 func TestSetExpansion(t *testing.T) {
 	for _, tc := range []struct {
 		arg, want string

@@ -1,7 +1,15 @@
 // Package esltest is a fake FreeSWITCH for tests and load generators: it
-// speaks the real Event Socket wire protocol over TCP, dialing the
-// application's outbound-socket listener the way the dialplan action
-// "socket 127.0.0.1:8084 async full" does, one connection per call.
+// speaks the real Event Socket wire protocol over TCP, both ways a call
+// reaches eslapp: it dials the application's outbound-socket listener the
+// way the dialplan action "socket 127.0.0.1:8084 async full" does, one
+// connection per call (Dial), and it serves an inbound event socket
+// (ListenInbound) on which socket-less calls are announced with a CUSTOM
+// event and parked (Socketless), their commands naming them by UUID.
+//
+// It must not import eslapp's own packages' internals or testing, and must
+// never run what it is sent: ${api(...)} is recorded, not executed. When
+// it and a transcript or the real FreeSWITCH disagree, they win: fix the
+// double.
 //
 // # Model
 //
@@ -33,8 +41,9 @@
 // uuid_getvar, uuid_setvar (no expansion, backslash escapes and paired
 // quotes stripped by switch_separate_string), uuid_setvar_multi and
 // uuid_exists act on any call of the host. Hangup, PressDTMF, CutTCP and
-// StallReplies drive a call from the test; Commands, WaitFor, Var, Played,
-// Sent and Outcome observe it.
+// StallReplies drive a call from the test; Commands (with the api commands
+// that name the call, socket-less), WaitFor, Var, Played, Sent and Outcome
+// observe it.
 //
 // The transcripts in testdata/transcripts, captured from FreeSWITCH 1.10.12
 // (see the README next to the originals), are the reference: s1 full

@@ -8,7 +8,7 @@ import (
 
 // The expected values follow src/switch_channel.c,
 // switch_channel_expand_variables_check (FreeSWITCH 1.10), whose lines are
-// quoted in the comments; the escapes were verified on 1.10.12 (BRIEF §6).
+// quoted in the comments; the escapes were verified on 1.10.12.
 func TestExpand(t *testing.T) {
 	vars := map[string]string{
 		"a":     "A",

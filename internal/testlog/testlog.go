@@ -1,5 +1,6 @@
 // Package testlog is the tests' one collecting logger: everything at debug
-// level, printed only when the test fails.
+// level, printed only when the test fails. It is for tests only: no
+// production code imports it.
 package testlog
 
 import (

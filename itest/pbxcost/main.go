@@ -5,7 +5,10 @@
 // block. Per extension it reports calls succeeded and failed, FreeSWITCH's
 // CPU per call, eslapp's CPU per call and the difference to the baseline
 // extension, as medians over the rounds. With -search it finds instead the
-// highest call rate at which every call succeeds.
+// highest call rate at which every call succeeds. With -eslapp-b it
+// compares two eslapp binaries in one run: an extension written EXT@b is
+// measured with the second binary (eslapp is swapped between blocks), so
+// "7000 7000@b" alternates the two on the same FreeSWITCH.
 //
 // A call succeeds when the agent stand-in of conf/freeswitch (1000) hangs
 // up after the branch OnSuccess: uac_load.xml checks the headers its BYE
@@ -52,6 +55,7 @@ type options struct {
 	fsESL       string
 	fsPassword  string
 	eslapp      string
+	eslappB     string
 	eslappConf  string
 	exts        []string
 	baseline    string
@@ -79,6 +83,7 @@ func main() {
 	flag.StringVar(&o.fsESL, "fs-esl", "127.0.0.1:8021", "the running FreeSWITCH's inbound Event Socket")
 	flag.StringVar(&o.fsPassword, "fs-password", os.Getenv("FREESWITCH_ESL_PASSWORD"), "its password")
 	flag.StringVar(&o.eslapp, "eslapp", "", "eslapp binary (default: built from this checkout)")
+	flag.StringVar(&o.eslappB, "eslapp-b", "", "a second eslapp binary, for the extensions written EXT@b (a before/after comparison in one run)")
 	flag.StringVar(&o.eslappConf, "eslapp-config", "itest/pbxcost/eslapp.toml", "eslapp's configuration, relative to the repository")
 	flag.StringVar(&o.baseline, "baseline", "7090", "the extension the others are compared with (the pure-dialplan plan)")
 	flag.IntVar(&o.calls, "calls", 300, "calls per block")
@@ -106,6 +111,11 @@ func main() {
 	}
 	if len(o.exts) == 0 {
 		o.exts = []string{o.baseline, "7000", "7010"}
+	}
+	for _, ext := range o.exts {
+		if strings.HasSuffix(ext, "@b") && o.eslappB == "" {
+			fail(fmt.Errorf("%s: an extension for the second binary needs -eslapp-b", ext))
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -144,7 +154,10 @@ type bench struct {
 	fsSIP   string
 	localIP string
 	esl     *itest.InboundConn
-	eslapp  *itest.Eslapp
+	eslapp  *itest.Eslapp // the one running now
+	variant string        // which binary runs: "" (-eslapp) or "b" (-eslapp-b)
+	root    string
+	pass    string
 	out     string
 	w       io.Writer
 }
@@ -203,10 +216,11 @@ func run(ctx context.Context, o options, w io.Writer) (clean bool, err error) {
 
 	// eslapp, on its cost configuration, in the repository's root (its
 	// sounds are ./sounds there).
-	if b.eslapp, err = startEslapp(ctx, o, root, b.out, password); err != nil {
+	b.root, b.pass = root, password
+	if b.eslapp, err = startEslapp(ctx, o, o.eslapp, root, b.out, password); err != nil {
 		return false, err
 	}
-	defer b.eslapp.Stop()
+	defer func() { b.eslapp.Stop() }()
 	fmt.Fprintf(w, "eslapp pid %d on %s, log %s\n", b.eslapp.PID(), o.eslappConf, b.eslapp.LogPath)
 
 	if o.search {
@@ -215,7 +229,31 @@ func run(ctx context.Context, o options, w io.Writer) (clean bool, err error) {
 	return b.measureAll(ctx)
 }
 
-func startEslapp(ctx context.Context, o options, root, out, password string) (*itest.Eslapp, error) {
+// use makes the binary an extension asks for the running eslapp: EXT@b
+// the -eslapp-b one, any other the -eslapp one. It returns the extension
+// to call.
+func (b *bench) use(ctx context.Context, ext string) (string, error) {
+	dial, variant := ext, ""
+	if d, ok := strings.CutSuffix(ext, "@b"); ok {
+		dial, variant = d, "b"
+	}
+	if dial == b.o.baseline || variant == b.variant {
+		return dial, nil // pure dialplan: eslapp is not involved
+	}
+	bin := b.o.eslapp
+	if variant == "b" {
+		bin = b.o.eslappB
+	}
+	b.eslapp.Stop()
+	e, err := startEslapp(ctx, b.o, bin, b.root, b.out, b.pass)
+	if err != nil {
+		return "", err
+	}
+	b.eslapp, b.variant = e, variant
+	return dial, nil
+}
+
+func startEslapp(ctx context.Context, o options, bin, root, out, password string) (*itest.Eslapp, error) {
 	cfgPath := o.eslappConf
 	if !filepath.IsAbs(cfgPath) {
 		cfgPath = filepath.Join(root, cfgPath)
@@ -240,7 +278,6 @@ func startEslapp(ctx context.Context, o options, root, out, password string) (*i
 	} else {
 		ln.Close()
 	}
-	bin := o.eslapp
 	if bin == "" {
 		var err error
 		if bin, err = itest.BuildEslapp(ctx, out); err != nil {
@@ -296,6 +333,10 @@ func (b *bench) runBlock(ctx context.Context, ext string, rate, calls int) (bloc
 	if err := b.waitIdle(ctx); err != nil {
 		return bl, err
 	}
+	dial, err := b.use(ctx, ext)
+	if err != nil {
+		return bl, err
+	}
 	fs0, err := itest.CPUTime(b.fsPID)
 	if err != nil {
 		return bl, err
@@ -312,7 +353,7 @@ func (b *bench) runBlock(ctx context.Context, ext string, rate, calls int) (bloc
 	placing := time.Duration(calls) * time.Second / time.Duration(rate)
 	res := itest.SIPp{
 		Path: b.sipp, Scenario: "uac_load.xml", Remote: b.fsSIP, LocalIP: b.localIP, Dir: b.out,
-		Args:    []string{"-s", ext, "-r", strconv.Itoa(rate), "-l", "10000", "-m", strconv.Itoa(calls)},
+		Args:    []string{"-s", dial, "-r", strconv.Itoa(rate), "-l", "10000", "-m", strconv.Itoa(calls)},
 		Timeout: placing + b.o.callTimeout,
 	}.Start(ctx)()
 	if err := b.waitIdle(ctx); err != nil {

@@ -14,28 +14,55 @@ import (
 	"github.com/eslapp/eslapp/prompts"
 )
 
-// A flow's actions are units: each type declares its keys, decodes and
-// checks its own TOML table, names the actions it leads to, and runs.
-// Adding a type is a file of its own and one line in actionTypes.
+// A flow's actions are units: each type is one file (action_*.go) holding a
+// Go type that implements actionType, and one line in actionTypes. Every
+// question check, lint, the sound check, the graph and a call ask of an
+// action is a method of actionType, so a type that misses one does not
+// compile (TestActionTypeIsWhole), and nothing outside the type's own file
+// asks which type an action is.
 
-// actionType is one type of flow action.
-type actionType struct {
-	// keys are the keys of its table besides type and caption.
-	keys []string
-	// compile decodes the action's table (d.decode into a struct of the
-	// type's own) and checks it.
-	compile func(d *decoder) node
+// actionType is a type of flow action, whole.
+type actionType interface {
+	// keys are the keys of its table besides type and caption, in the
+	// order the README lists them.
+	keys() []string
+	// compile decodes an action's table (d.decode into a struct of the
+	// type's own), checks it, and returns the action; nil when the table
+	// does not decode.
+	compile(d *decoder) actionType
+	// targets are the actions it can lead to, with the key that names each.
+	targets() []target
+	// ends reports whether the flow can end here: the call leaves eslapp
+	// (transfer, hangup) or goes back to the dialplan (continue, a step's
+	// outcomes without a branch).
+	ends() bool
+	// reads lists, by key, the variables its templates read.
+	reads() map[string][]string
+	// writes lists the variables it sets, for the rest of the flow and the
+	// channel: Lint counts them as set.
+	writes() []string
+	// sequences are the prompt sequences it plays, by key: check finds
+	// their sounds.
+	sequences() map[string]*Sequence
+	// drawing is its node in the flow's graph: shape and detail as data,
+	// and the ways back to the dialplan no key of it names.
+	drawing() drawing
+	// run runs the action on a call: next is the action to run after it,
+	// "" when the call has left eslapp (or, for a step, goes back to the
+	// dialplan because no branch is wired for its outcome).
+	run(ctx context.Context, c *call, log *slog.Logger) (next string)
 }
 
-// actionTypes registers the types, by the name a flow's type key gives.
+// actionTypes registers the types, by the name a flow's type key gives:
+// one zero value of each, whose compile makes the configured actions.
 var actionTypes = map[string]actionType{
-	TypeWorkflowExecute: workflowExecuteType,
-	TypePlay:            playType,
-	TypeSet:             setType,
-	TypeTransfer:        transferType,
-	TypeContinue:        continueType,
-	TypeHangup:          hangupType,
-	TypeCustomEvent:     customEventType,
+	TypeWorkflowExecute: &stepNode{},
+	TypePlay:            &playNode{},
+	TypeSet:             &setNode{},
+	TypeTransfer:        &transferNode{},
+	TypeContinue:        continueNode{},
+	TypeHangup:          &hangupNode{},
+	TypeCustomEvent:     &customEventNode{},
 }
 
 // Action types.
@@ -49,26 +76,12 @@ const (
 	TypeCustomEvent     = "custom_event"
 )
 
-// node is a compiled action of one type.
-type node interface {
-	// targets are the actions it can lead to, with the key that names each.
-	targets() []target
-	// ends reports whether the flow can end here (the call leaves eslapp).
-	ends() bool
-	// reads lists, by key, the variables its templates read.
-	reads() map[string][]string
-	// run runs the action on a call: next is the action to run after it,
-	// "" when the call has left eslapp (or, for a step, goes back to the
-	// dialplan because no branch is wired for its outcome).
-	run(ctx context.Context, c *call, log *slog.Logger) (next string)
-}
-
 // Action is a compiled action of a flow.
 type Action struct {
 	ID      string
 	Type    string
 	Caption string
-	node
+	actionType
 }
 
 type target struct {

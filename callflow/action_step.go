@@ -2,24 +2,19 @@ package callflow
 
 import (
 	"context"
-	"github.com/eslapp/eslapp/conf"
 	"log/slog"
 	"maps"
 	"slices"
 	"strings"
 
+	"github.com/eslapp/eslapp/conf"
 	"github.com/eslapp/eslapp/crm"
 	"github.com/eslapp/eslapp/esl"
 )
 
-// workflow_execute: the Workflow Execute step (BRIEF §1), its outcome's
-// branch (else Default, else back to the dialplan).
-
-var workflowExecuteType = actionType{
-	keys: []string{"tenant", "config_id", "workflow_id", "payload", "sequence", "timeout_ms", "result_var", "error_var",
-		"prompt_policy", "grace_ms", "mappings", "agent_event", "branches", "late_result_ms", "late_result_var"},
-	compile: compileStep,
-}
+// workflow_execute: the Workflow Execute step — the CRM workflow runs while
+// the prompt plays — then its outcome's branch (else Default, else back to
+// the dialplan).
 
 type stepConfig struct {
 	Tenant       string            `toml:"tenant"`
@@ -75,7 +70,8 @@ type Mapping struct {
 	Type MappingType
 }
 
-// Default output variables (BRIEF §1).
+// Default output variables: where a step's result and error go unless
+// result_var and error_var (wfe_result_var, wfe_error_var) name others.
 const (
 	DefaultResultVar = "workflowResultOutput"
 	DefaultErrorVar  = "workflowErrorOutput"
@@ -92,7 +88,39 @@ var branchNames = []string{
 	string(crm.OnError), Default,
 }
 
-func compileStep(d *decoder) node {
+// Prompt policies: what happens to the prompt when the outcome is known.
+const (
+	PolicyInterrupt = "interrupt" // stop it at once (default)
+	PolicyComplete  = "complete"  // let the sequence finish, then branch
+	PolicyLoop      = "loop"      // repeat the sequence until the outcome
+)
+
+// ParsePolicy checks a prompt policy ("" is the default, interrupt): the
+// one rule for flows, wfe_prompt_policy and [prompts] policy.
+func ParsePolicy(s string) (string, error) {
+	switch s {
+	case "":
+		return PolicyInterrupt, nil
+	case PolicyInterrupt, PolicyComplete, PolicyLoop:
+		return s, nil
+	}
+	return "", &policyError{s}
+}
+
+type policyError struct{ s string }
+
+func (e *policyError) Error() string {
+	return "\"" + conf.Clip(e.s, 40) + "\": one of interrupt, complete, loop"
+}
+
+type stepNode struct{ spec *StepSpec }
+
+func (*stepNode) keys() []string {
+	return []string{"tenant", "config_id", "workflow_id", "payload", "sequence", "timeout_ms", "result_var", "error_var",
+		"prompt_policy", "grace_ms", "mappings", "agent_event", "branches", "late_result_ms", "late_result_var"}
+}
+
+func (*stepNode) compile(d *decoder) actionType {
 	var cfg stepConfig
 	if !d.decode(&cfg) {
 		return nil
@@ -169,33 +197,6 @@ func compileStep(d *decoder) node {
 	return &stepNode{s}
 }
 
-// Prompt policies: what happens to the prompt when the outcome is known.
-const (
-	PolicyInterrupt = "interrupt" // stop it at once (default)
-	PolicyComplete  = "complete"  // let the sequence finish, then branch
-	PolicyLoop      = "loop"      // repeat the sequence until the outcome
-)
-
-// ParsePolicy checks a prompt policy ("" is the default, interrupt): the
-// one rule for flows, wfe_prompt_policy and [prompts] policy.
-func ParsePolicy(s string) (string, error) {
-	switch s {
-	case "":
-		return PolicyInterrupt, nil
-	case PolicyInterrupt, PolicyComplete, PolicyLoop:
-		return s, nil
-	}
-	return "", &policyError{s}
-}
-
-type policyError struct{ s string }
-
-func (e *policyError) Error() string {
-	return "\"" + conf.Clip(e.s, 40) + "\": one of interrupt, complete, loop"
-}
-
-type stepNode struct{ spec *StepSpec }
-
 func (n *stepNode) targets() []target {
 	var ts []target
 	for _, b := range slices.Sorted(maps.Keys(n.spec.Branches)) {
@@ -221,8 +222,27 @@ func (n *stepNode) reads() map[string][]string {
 	return r
 }
 
+// writes: the result and error variables, and the mappings'.
+func (n *stepNode) writes() []string {
+	vars := []string{n.spec.ResultVar, n.spec.ErrorVar}
+	for _, m := range n.spec.Mappings {
+		vars = append(vars, m.Var)
+	}
+	return vars
+}
+
 func (n *stepNode) sequences() map[string]*Sequence {
 	return map[string]*Sequence{"sequence": n.spec.Sequence}
+}
+
+// drawing: a hexagon naming the workflow; without Default, the outcomes
+// no branch names go back to the dialplan.
+func (n *stepNode) drawing() drawing {
+	d := drawing{shape: ShapeStep, detail: n.spec.ConfigID.String() + " / " + n.spec.WorkflowID.String()}
+	if _, ok := n.spec.Branches[Default]; !ok && n.ends() {
+		d.exits = []exit{{label: "other outcomes", implicit: true, problem: "no Default: other outcomes go back to the dialplan"}}
+	}
+	return d
 }
 
 func (n *stepNode) run(ctx context.Context, c *call, _ *slog.Logger) string {

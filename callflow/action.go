@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -115,6 +116,25 @@ func (d *decoder) decode(v any) bool {
 		return false
 	}
 	return true
+}
+
+// decodeKey decodes one key of the action's table into v, a pointer to the
+// Go type its TOML value must have, and reports whether the key is written
+// (even as a zero value: "timeout_ms = 0", "agent_event = false") and
+// whether it decoded. It marks that key alone as read, so that the keys no
+// input reads are still reported (undecodedActionKeys).
+func (d *decoder) decodeKey(key string, v any) (written, ok bool) {
+	if !d.written(key) {
+		return false, true
+	}
+	box := reflect.New(reflect.StructOf([]reflect.StructField{{
+		Name: "V", Type: reflect.TypeOf(v).Elem(), Tag: reflect.StructTag(`toml:"` + key + `"`),
+	}}))
+	if !d.decode(box.Interface()) {
+		return true, false
+	}
+	reflect.ValueOf(v).Elem().Set(box.Elem().Field(0))
+	return true, true
 }
 
 // written reports whether the configuration sets the key, even to a zero

@@ -5,36 +5,15 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/eslapp/eslapp/conf"
 	"github.com/eslapp/eslapp/crm"
-	"github.com/eslapp/eslapp/esl"
 )
 
 // workflow_execute: the Workflow Execute step — the CRM workflow runs while
 // the prompt plays — then its outcome's branch (else Default, else back to
-// the dialplan).
-
-type stepConfig struct {
-	Tenant       string            `toml:"tenant"`
-	ConfigID     string            `toml:"config_id"`
-	WorkflowID   string            `toml:"workflow_id"`
-	Payload      string            `toml:"payload"`
-	Sequence     string            `toml:"sequence"`
-	TimeoutMs    int64             `toml:"timeout_ms"`
-	ResultVar    string            `toml:"result_var"`
-	ErrorVar     string            `toml:"error_var"`
-	PromptPolicy string            `toml:"prompt_policy"`
-	GraceMs      int64             `toml:"grace_ms"`
-	Mappings     map[string]any    `toml:"mappings"`
-	AgentEvent   bool              `toml:"agent_event"`
-	Branches     map[string]string `toml:"branches"`
-	// LateResultMs keeps the request open that long past an OnTimeout
-	// and delivers a late answer to the agent (late.go); 0: off.
-	LateResultMs  int64  `toml:"late_result_ms"`
-	LateResultVar string `toml:"late_result_var"`
-}
+// the dialplan). Its inputs are described in step_inputs.go, which dialplan
+// mode reads as well.
 
 // StepSpec is a workflow_execute step's inputs, from a flow action or from
 // the channel variables of dialplan mode.
@@ -116,83 +95,22 @@ func (e *policyError) Error() string {
 type stepNode struct{ spec *StepSpec }
 
 func (*stepNode) keys() []string {
-	return []string{"tenant", "config_id", "workflow_id", "payload", "sequence", "timeout_ms", "result_var", "error_var",
-		"prompt_policy", "grace_ms", "mappings", "agent_event", "branches", "late_result_ms", "late_result_var"}
+	keys := make([]string, len(stepInputs))
+	for i, in := range stepInputs {
+		keys[i] = in.key
+	}
+	return keys
 }
 
+// compile reads every input of stepInputs from the action's table.
 func (*stepNode) compile(d *decoder) actionType {
-	var cfg stepConfig
-	if !d.decode(&cfg) {
+	s := newStepSpec(d.caption)
+	ok := true
+	for _, in := range stepInputs {
+		ok = in.fromFlow(d, s) && ok
+	}
+	if !ok {
 		return nil
-	}
-	s := &StepSpec{
-		Caption:    d.caption,
-		ResultVar:  cfg.ResultVar,
-		ErrorVar:   cfg.ErrorVar,
-		GraceMs:    cfg.GraceMs,
-		AgentEvent: cfg.AgentEvent,
-		Branches:   cfg.Branches,
-	}
-	key := func(k ...string) []string { return k }
-	d.require("config_id", cfg.ConfigID)
-	d.require("workflow_id", cfg.WorkflowID)
-	s.ConfigID = d.template(key("config_id"), cfg.ConfigID)
-	s.WorkflowID = d.template(key("workflow_id"), cfg.WorkflowID)
-	if cfg.Tenant != "" {
-		s.Tenant = d.template(key("tenant"), cfg.Tenant)
-	}
-	if cfg.Payload != "" {
-		s.Payload = d.payload(key("payload"), cfg.Payload)
-	}
-	if cfg.Sequence != "" {
-		s.Sequence = d.sequence(key("sequence"), cfg.Sequence)
-	}
-	if d.written("timeout_ms") {
-		// The rule the CRM applies to every timeout: written, it must hold.
-		if err := crm.CheckTimeoutMs(cfg.TimeoutMs); err != nil {
-			d.errorf(key("timeout_ms"), "%v", err)
-		}
-		s.TimeoutMs = cfg.TimeoutMs
-	}
-	if s.GraceMs < 0 {
-		d.errorf(key("grace_ms"), "must be 0 or more, in milliseconds")
-	}
-	if d.written("late_result_ms") {
-		if err := crm.CheckTimeoutMs(cfg.LateResultMs); err != nil {
-			d.errorf(key("late_result_ms"), "%v", err)
-		}
-		s.LateResultMs = cfg.LateResultMs
-	}
-	if s.LateResultVar = cfg.LateResultVar; s.LateResultVar != "" && !esl.IsVarName(s.LateResultVar) {
-		d.errorf(key("late_result_var"), "%q is not a variable name", s.LateResultVar)
-	}
-	if s.ResultVar == "" {
-		s.ResultVar = DefaultResultVar
-	} else if !esl.IsVarName(s.ResultVar) {
-		d.errorf(key("result_var"), "%q is not a variable name", s.ResultVar)
-	}
-	if s.ErrorVar == "" {
-		s.ErrorVar = DefaultErrorVar
-	} else if !esl.IsVarName(s.ErrorVar) {
-		d.errorf(key("error_var"), "%q is not a variable name", s.ErrorVar)
-	}
-	var err error
-	if s.PromptPolicy, err = ParsePolicy(cfg.PromptPolicy); err != nil {
-		d.errorf(key("prompt_policy"), "%v", err)
-	}
-	for _, b := range slices.Sorted(maps.Keys(cfg.Branches)) {
-		if !slices.Contains(branchNames, b) {
-			d.errorf(key("branches", b), "unknown branch (one of %s)", strings.Join(branchNames, ", "))
-		}
-	}
-	for _, name := range slices.Sorted(maps.Keys(cfg.Mappings)) {
-		if !esl.IsVarName(name) {
-			d.errorf(key("mappings", name), "not a variable name")
-			continue
-		}
-		if m, ok := d.parseMapping(name, cfg.Mappings[name]); ok {
-			s.Mappings = append(s.Mappings, m)
-		}
 	}
 	return &stepNode{s}
 }

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"reflect"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -183,30 +182,12 @@ func (d *decoder) sequence(k []string, s string) *Sequence {
 	return q
 }
 
-// readsOf collects the roots of templates' references under a key.
+// readsOf collects the roots of references (of templates, payloads,
+// sequences) under a key.
 type readsOf map[string][]string
 
-func (r readsOf) template(key string, t *Template) {
-	if t != nil {
-		for _, e := range t.Refs() {
-			r[key] = append(r[key], e.Root())
-		}
-	}
-}
-
-func (r readsOf) payload(key string, p *PayloadTemplate) {
-	if p != nil {
-		for _, e := range p.Refs() {
-			r[key] = append(r[key], e.Root())
-		}
-	}
-}
-
-func (r readsOf) sequence(key string, q *Sequence) {
-	if q != nil {
-		for _, e := range q.refs {
-			r[key] = append(r[key], e.Root())
-		}
-		sort.Strings(r[key])
+func (r readsOf) add(key string, refs []Expr) {
+	for _, e := range refs {
+		r[key] = append(r[key], e.Root())
 	}
 }

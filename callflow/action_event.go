@@ -103,9 +103,9 @@ func (n *customEventNode) ends() bool        { return false }
 func (n *customEventNode) reads() map[string][]string {
 	r := readsOf{}
 	for _, h := range n.headers {
-		r.template("headers", h.Value)
+		r.add("headers", h.Value.Refs())
 	}
-	r.payload("body", n.body)
+	r.add("body", n.body.Refs())
 	return r
 }
 

@@ -33,7 +33,7 @@ func (n *playNode) targets() []target { return next(n.next) }
 func (n *playNode) ends() bool        { return false }
 func (n *playNode) reads() map[string][]string {
 	r := readsOf{}
-	r.sequence("sequence", n.seq)
+	r.add("sequence", n.seq.Refs())
 	return r
 }
 func (n *playNode) writes() []string                { return nil }

@@ -55,7 +55,7 @@ func (n *setNode) ends() bool        { return false }
 func (n *setNode) reads() map[string][]string {
 	r := readsOf{}
 	for _, s := range n.set {
-		r.template("vars", s.Value)
+		r.add("vars", s.Value.Refs())
 	}
 	return r
 }

@@ -132,11 +132,11 @@ func (n *stepNode) ends() bool {
 
 func (n *stepNode) reads() map[string][]string {
 	r := readsOf{}
-	r.template("config_id", n.spec.ConfigID)
-	r.template("workflow_id", n.spec.WorkflowID)
-	r.template("tenant", n.spec.Tenant)
-	r.payload("payload", n.spec.Payload)
-	r.sequence("sequence", n.spec.Sequence)
+	for _, in := range stepInputs {
+		if in.refs != nil {
+			r.add(in.key, in.refs(n.spec))
+		}
+	}
 	return r
 }
 

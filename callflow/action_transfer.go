@@ -59,7 +59,7 @@ func (n *transferNode) ends() bool        { return true }
 func (n *transferNode) reads() map[string][]string {
 	r := readsOf{}
 	for _, w := range n.destination {
-		r.template("destination", w)
+		r.add("destination", w.Refs())
 	}
 	return r
 }

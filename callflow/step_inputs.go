@@ -32,6 +32,9 @@ type stepInput struct {
 	// [prompts] policy and grace_ms replace the defaults of prompt_policy
 	// and grace_ms (Config.DefaultPolicy, DefaultGraceMs).
 	def string
+	// refs are the references the input's value makes, for the variables
+	// a flow reads (Lint, Flow.Reads); nil for an input that holds none.
+	refs func(s *StepSpec) []Expr
 	// required: a flow must write the key (check says "missing"). A call
 	// whose channel variable is empty meets the same verdict in the CRM,
 	// which refuses an empty id OnInvalidInput.
@@ -66,13 +69,13 @@ var (
 
 // stepInputs are the step's inputs, in the order the README lists them.
 var stepInputs = []stepInput{
-	{key: "config_id", wfe: "wfe_config_id", required: true, text: templateRule(func(s *StepSpec) **Template { return &s.ConfigID })},
-	{key: "workflow_id", wfe: "wfe_workflow_id", required: true, text: templateRule(func(s *StepSpec) **Template { return &s.WorkflowID })},
+	templateInput("config_id", true, func(s *StepSpec) **Template { return &s.ConfigID }),
+	templateInput("workflow_id", true, func(s *StepSpec) **Template { return &s.WorkflowID }),
 	{key: "payload", wfe: "wfe_payload", text: func(s *StepSpec, v string, _ *prompts.Renderer) error {
 		var err error
 		s.Payload, err = ParsePayload(v)
 		return err
-	}},
+	}, refs: func(s *StepSpec) []Expr { return s.Payload.Refs() }},
 	{key: "sequence", wfe: "wfe_sequence", text: func(s *StepSpec, v string, r *prompts.Renderer) error {
 		if r == nil {
 			return nil // a flow compiled without its prompts (no sound to check against)
@@ -80,8 +83,8 @@ var stepInputs = []stepInput{
 		var err error
 		s.Sequence, err = CompileSequence(r, v)
 		return err
-	}},
-	{key: "tenant", wfe: "wfe_tenant", text: templateRule(func(s *StepSpec) **Template { return &s.Tenant })},
+	}, refs: func(s *StepSpec) []Expr { return s.Sequence.Refs() }},
+	templateInput("tenant", false, func(s *StepSpec) **Template { return &s.Tenant }),
 	{key: "timeout_ms", wfe: "wfe_timeout_ms", millis: millisRule(crm.CheckTimeoutMs, func(s *StepSpec) *int64 { return &s.TimeoutMs })},
 	resultVarInput,
 	errorVarInput,
@@ -114,12 +117,16 @@ func CheckVarName(v string) error {
 	return nil
 }
 
-// templateRule is the rule of an input that holds a template.
-func templateRule(field func(*StepSpec) **Template) func(*StepSpec, string, *prompts.Renderer) error {
-	return func(s *StepSpec, v string, _ *prompts.Renderer) error {
-		t, err := ParseTemplate(v)
-		*field(s) = t
-		return err
+// templateInput is an input that holds a template, key in a flow and
+// wfe_key on the channel.
+func templateInput(key string, required bool, field func(*StepSpec) **Template) stepInput {
+	return stepInput{key: key, wfe: "wfe_" + key, required: required,
+		text: func(s *StepSpec, v string, _ *prompts.Renderer) error {
+			t, err := ParseTemplate(v)
+			*field(s) = t
+			return err
+		},
+		refs: func(s *StepSpec) []Expr { return (*field(s)).Refs() },
 	}
 }
 

@@ -42,9 +42,9 @@ func TestStepInputs(t *testing.T) {
 	}
 }
 
-// A call keeps the channel variables its dialplan-mode inputs' templates
-// read (Engine.ChannelVars, from dialplanTemplateInputs): every input of the
-// table that can reference a variable is among them.
+// A call keeps the channel variables its dialplan-mode inputs reference
+// (Engine.ChannelVars, from dialplanTemplateInputs): every input of the
+// table that holds references is among them.
 func TestDialplanTemplateInputs(t *testing.T) {
 	sounds, err := filepath.Abs(filepath.Join("..", "sounds"))
 	if err != nil {
@@ -55,27 +55,30 @@ func TestDialplanTemplateInputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := &Engine{pathReads: map[string]bool{}}
+	// A reference in the syntax of a template or a payload value, or of a
+	// sequence's text.
+	probes := []string{"{zz_probe}", `"%{zz_probe}"`}
 	var found []string
 	for _, in := range stepInputs {
-		if in.text == nil || in.wfe == "" {
+		if in.refs == nil || in.wfe == "" {
 			continue
 		}
-		// A reference in each syntax an input may hold: a template or a
-		// payload value, a sequence's text.
-		for _, v := range []string{"{zz_probe}", `"%{zz_probe}"`} {
+		found = append(found, in.wfe)
+		i := slices.IndexFunc(probes, func(v string) bool {
 			spec := newStepSpec("")
-			if in.fromText(spec, v, r) != nil || !slices.Contains((&stepNode{spec}).reads()[in.key], "zz_probe") {
-				continue
-			}
-			found = append(found, in.wfe)
-			keep := e.ChannelVars(func(name string) (string, bool) { return map[string]string{in.wfe: v}[name], name == in.wfe })
-			if !keep("zz_probe") {
-				t.Errorf("%s can reference {zz_probe}, but a call does not keep the variable: add it to dialplanTemplateInputs", in.wfe)
-			}
-			break
+			return in.fromText(spec, v, r) == nil && slices.ContainsFunc(in.refs(spec), func(e Expr) bool { return e.Root() == "zz_probe" })
+		})
+		if i < 0 {
+			t.Errorf("%s: no reference to {zz_probe} found in it", in.wfe)
+			continue
+		}
+		v := probes[i]
+		keep := e.ChannelVars(func(name string) (string, bool) { return map[string]string{in.wfe: v}[name], name == in.wfe })
+		if !keep("zz_probe") {
+			t.Errorf("%s=%s references {zz_probe}, but a call does not keep the variable: add %s to dialplanTemplateInputs", in.wfe, v, in.wfe)
 		}
 	}
 	if len(found) != len(dialplanTemplateInputs) {
-		t.Errorf("inputs that reference variables: %v; dialplanTemplateInputs: %v", found, dialplanTemplateInputs)
+		t.Errorf("inputs that hold references: %v; dialplanTemplateInputs: %v", found, dialplanTemplateInputs)
 	}
 }

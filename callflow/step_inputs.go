@@ -15,8 +15,8 @@ import (
 
 // A workflow_execute step's inputs, described once. stepInputs names each
 // input with its flow key, its dialplan-mode channel variable, its default
-// and its rule, and both modes read them through it: compileStep from a flow
-// action's keys (a problem is a check error at FILE:LINE: KEY), and
+// and its rule, and both modes read them through it: the step type's compile
+// from a flow action's keys (a problem is a check error at FILE:LINE: KEY), and
 // parseDialplanInputs from the wfe_ channel variables (a problem makes the
 // step OnInvalidInput, the message naming the variable). A value eslapp
 // check accepts in a flow is therefore one a call accepts in a channel
@@ -160,7 +160,7 @@ func newStepSpec(caption string) *StepSpec {
 	s := &StepSpec{Caption: caption}
 	for _, in := range stepInputs {
 		if in.def != "" {
-			_ = in.fromText(s, in.def, nil) // a default its rule refuses fails TestStepInputDefaults
+			_ = in.fromText(s, in.def, nil) // a default its rule refuses fails TestStepInputs
 		}
 	}
 	return s

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -14,28 +14,55 @@ import (
 	"github.com/eslapp/eslapp/prompts"
 )
 
-// A flow's actions are units: each type declares its keys, decodes and
-// checks its own TOML table, names the actions it leads to, and runs.
-// Adding a type is a file of its own and one line in actionTypes.
+// A flow's actions are units: each type is one file (action_*.go) holding a
+// Go type that implements actionType, and one line in actionTypes. Every
+// question check, lint, the sound check, the graph and a call ask of an
+// action is a method of actionType, so a type that misses one does not
+// compile (TestActionTypeIsWhole), and nothing outside the type's own file
+// asks which type an action is.
 
-// actionType is one type of flow action.
-type actionType struct {
-	// keys are the keys of its table besides type and caption.
-	keys []string
-	// compile decodes the action's table (d.decode into a struct of the
-	// type's own) and checks it.
-	compile func(d *decoder) node
+// actionType is a type of flow action, whole.
+type actionType interface {
+	// keys are the keys of its table besides type and caption, in the
+	// order the README lists them.
+	keys() []string
+	// compile decodes an action's table (d.decode into a struct of the
+	// type's own), checks it, and returns the action; nil when the table
+	// does not decode.
+	compile(d *decoder) actionType
+	// targets are the actions it can lead to, with the key that names each.
+	targets() []target
+	// ends reports whether the flow can end here: the call leaves eslapp
+	// (transfer, hangup) or goes back to the dialplan (continue, a step's
+	// outcomes without a branch).
+	ends() bool
+	// reads lists, by key, the variables its templates read.
+	reads() map[string][]string
+	// writes lists the variables it sets, for the rest of the flow and the
+	// channel: Lint counts them as set.
+	writes() []string
+	// sequences are the prompt sequences it plays, by key: check finds
+	// their sounds.
+	sequences() map[string]*Sequence
+	// drawing is its node in the flow's graph: shape and detail as data,
+	// and the ways back to the dialplan no key of it names.
+	drawing() drawing
+	// run runs the action on a call: next is the action to run after it,
+	// "" when the call has left eslapp (or, for a step, goes back to the
+	// dialplan because no branch is wired for its outcome).
+	run(ctx context.Context, c *call, log *slog.Logger) (next string)
 }
 
-// actionTypes registers the types, by the name a flow's type key gives.
+// actionTypes registers the types, by the name a flow's type key gives:
+// one zero value of each, whose compile makes the configured actions.
 var actionTypes = map[string]actionType{
-	TypeWorkflowExecute: workflowExecuteType,
-	TypePlay:            playType,
-	TypeSet:             setType,
-	TypeTransfer:        transferType,
-	TypeContinue:        continueType,
-	TypeHangup:          hangupType,
-	TypeCustomEvent:     customEventType,
+	TypeWorkflowExecute: &stepNode{},
+	TypePlay:            &playNode{},
+	TypeSet:             &setNode{},
+	TypeTransfer:        &transferNode{},
+	TypeContinue:        continueNode{},
+	TypeHangup:          &hangupNode{},
+	TypeCustomEvent:     &customEventNode{},
 }
 
 // Action types.
@@ -49,26 +76,12 @@ const (
 	TypeCustomEvent     = "custom_event"
 )
 
-// node is a compiled action of one type.
-type node interface {
-	// targets are the actions it can lead to, with the key that names each.
-	targets() []target
-	// ends reports whether the flow can end here (the call leaves eslapp).
-	ends() bool
-	// reads lists, by key, the variables its templates read.
-	reads() map[string][]string
-	// run runs the action on a call: next is the action to run after it,
-	// "" when the call has left eslapp (or, for a step, goes back to the
-	// dialplan because no branch is wired for its outcome).
-	run(ctx context.Context, c *call, log *slog.Logger) (next string)
-}
-
 // Action is a compiled action of a flow.
 type Action struct {
 	ID      string
 	Type    string
 	Caption string
-	node
+	actionType
 }
 
 type target struct {
@@ -102,6 +115,25 @@ func (d *decoder) decode(v any) bool {
 		return false
 	}
 	return true
+}
+
+// decodeKey decodes one key of the action's table into v, a pointer to the
+// Go type its TOML value must have, and reports whether the key is written
+// (even as a zero value: "timeout_ms = 0", "agent_event = false") and
+// whether it decoded. It marks that key alone as read, so that the keys no
+// input reads are still reported (undecodedActionKeys).
+func (d *decoder) decodeKey(key string, v any) (written, ok bool) {
+	if !d.written(key) {
+		return false, true
+	}
+	box := reflect.New(reflect.StructOf([]reflect.StructField{{
+		Name: "V", Type: reflect.TypeOf(v).Elem(), Tag: reflect.StructTag(`toml:"` + key + `"`),
+	}}))
+	if !d.decode(box.Interface()) {
+		return true, false
+	}
+	reflect.ValueOf(v).Elem().Set(box.Elem().Field(0))
+	return true, true
 }
 
 // written reports whether the configuration sets the key, even to a zero
@@ -150,30 +182,12 @@ func (d *decoder) sequence(k []string, s string) *Sequence {
 	return q
 }
 
-// readsOf collects the roots of templates' references under a key.
+// readsOf collects the roots of references (of templates, payloads,
+// sequences) under a key.
 type readsOf map[string][]string
 
-func (r readsOf) template(key string, t *Template) {
-	if t != nil {
-		for _, e := range t.Refs() {
-			r[key] = append(r[key], e.Root())
-		}
-	}
-}
-
-func (r readsOf) payload(key string, p *PayloadTemplate) {
-	if p != nil {
-		for _, e := range p.Refs() {
-			r[key] = append(r[key], e.Root())
-		}
-	}
-}
-
-func (r readsOf) sequence(key string, q *Sequence) {
-	if q != nil {
-		for _, e := range q.refs {
-			r[key] = append(r[key], e.Root())
-		}
-		sort.Strings(r[key])
+func (r readsOf) add(key string, refs []Expr) {
+	for _, e := range refs {
+		r[key] = append(r[key], e.Root())
 	}
 }

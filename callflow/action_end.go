@@ -11,27 +11,35 @@ import (
 // continue and hangup: the call leaves the flow.
 
 // continue: the outputs are set and the call goes back to the dialplan.
-var continueType = actionType{compile: func(d *decoder) node {
+type continueNode struct{}
+
+func (continueNode) keys() []string { return nil }
+
+func (continueNode) compile(d *decoder) actionType {
 	var cfg struct{}
 	if !d.decode(&cfg) {
 		return nil
 	}
 	return continueNode{}
-}}
+}
 
-type continueNode struct{}
+func (continueNode) targets() []target               { return nil }
+func (continueNode) ends() bool                      { return true }
+func (continueNode) reads() map[string][]string      { return nil }
+func (continueNode) writes() []string                { return nil }
+func (continueNode) sequences() map[string]*Sequence { return nil }
 
-func (continueNode) targets() []target          { return nil }
-func (continueNode) ends() bool                 { return true }
-func (continueNode) reads() map[string][]string { return nil }
+// drawing: an end, whose way out goes back to the dialplan.
+func (continueNode) drawing() drawing {
+	return drawing{shape: ShapeEnd, exits: []exit{{label: "continue"}}}
+}
+
 func (continueNode) run(ctx context.Context, c *call, _ *slog.Logger) string {
 	c.e.leave(ctx, c)
 	return ""
 }
 
 // hangup: ends the call with a cause (default NORMAL_CLEARING).
-var hangupType = actionType{keys: []string{"cause"}, compile: compileHangup}
-
 type hangupConfig struct {
 	Cause string `toml:"cause"`
 }
@@ -42,7 +50,9 @@ type hangupNode struct{ cause string }
 // event.
 const hangupWait = 5 * time.Second
 
-func compileHangup(d *decoder) node {
+func (*hangupNode) keys() []string { return []string{"cause"} }
+
+func (*hangupNode) compile(d *decoder) actionType {
 	var cfg hangupConfig
 	if !d.decode(&cfg) {
 		return nil
@@ -56,9 +66,12 @@ func compileHangup(d *decoder) node {
 	return n
 }
 
-func (n *hangupNode) targets() []target          { return nil }
-func (n *hangupNode) ends() bool                 { return true }
-func (n *hangupNode) reads() map[string][]string { return nil }
+func (n *hangupNode) targets() []target               { return nil }
+func (n *hangupNode) ends() bool                      { return true }
+func (n *hangupNode) reads() map[string][]string      { return nil }
+func (n *hangupNode) writes() []string                { return nil }
+func (n *hangupNode) sequences() map[string]*Sequence { return nil }
+func (n *hangupNode) drawing() drawing                { return drawing{shape: ShapeEnd} }
 
 func (n *hangupNode) run(ctx context.Context, c *call, log *slog.Logger) string {
 	// The outputs first: the call's CDR and hangup events carry them (and

@@ -15,12 +15,11 @@ import (
 
 // custom_event: fires a CUSTOM event for inbound Event Socket subscribers
 // (agent desktops), then next. After a step with agent_event the engine
-// fires the agent event (BRIEF §5) with the same headers.
+// fires the agent event, a step's result for the agent's desktop, with the
+// same headers.
 
-var customEventType = actionType{keys: []string{"subclass", "headers", "body", "next"}, compile: compileCustomEvent}
-
-// DefaultSubclass is the CUSTOM event subclass for results to the agent
-// (BRIEF §5).
+// DefaultSubclass is the CUSTOM event subclass for results to the agent:
+// what an agent desktop subscribes to on the inbound Event Socket.
 const DefaultSubclass = "eslapp::workflow_result"
 
 // The headers eslapp sets on its events itself; a custom_event may not set
@@ -57,7 +56,9 @@ type customEventNode struct {
 	next     string
 }
 
-func compileCustomEvent(d *decoder) node {
+func (*customEventNode) keys() []string { return []string{"subclass", "headers", "body", "next"} }
+
+func (*customEventNode) compile(d *decoder) actionType {
 	var cfg customEventConfig
 	if !d.decode(&cfg) {
 		return nil
@@ -102,11 +103,15 @@ func (n *customEventNode) ends() bool        { return false }
 func (n *customEventNode) reads() map[string][]string {
 	r := readsOf{}
 	for _, h := range n.headers {
-		r.template("headers", h.Value)
+		r.add("headers", h.Value.Refs())
 	}
-	r.payload("body", n.body)
+	r.add("body", n.body.Refs())
 	return r
 }
+
+func (n *customEventNode) writes() []string                { return nil }
+func (n *customEventNode) sequences() map[string]*Sequence { return nil }
+func (n *customEventNode) drawing() drawing                { return drawing{shape: ShapeAction} }
 
 func (n *customEventNode) run(ctx context.Context, c *call, log *slog.Logger) string {
 	headers := []esl.EventHeader{{Name: headerCallUUID, Value: c.ch.UUID()}}
@@ -170,9 +175,9 @@ func resultEvent(uuid, configID, workflowID string, res crm.Result, timeHeader, 
 	return headers, body
 }
 
-// agentEvent fires the CUSTOM event of BRIEF §5 after a step, when the step
-// asks for it: headers name the call and the step, the body is the result
-// (or the error) JSON.
+// agentEvent fires the agent event after a step, when the step asks for
+// it: a CUSTOM event of DefaultSubclass whose headers name the call and the
+// step, and whose body is the result (or the error) JSON.
 func (e *Engine) agentEvent(ctx context.Context, c *call, rep stepReport) {
 	if !rep.spec.AgentEvent || ctx.Err() != nil {
 		return

@@ -7,8 +7,6 @@ import (
 
 // play: plays a sequence to its end, then next.
 
-var playType = actionType{keys: []string{"sequence", "next"}, compile: compilePlay}
-
 type playConfig struct {
 	Sequence string `toml:"sequence"`
 	Next     string `toml:"next"`
@@ -19,7 +17,9 @@ type playNode struct {
 	next string
 }
 
-func compilePlay(d *decoder) node {
+func (*playNode) keys() []string { return []string{"sequence", "next"} }
+
+func (*playNode) compile(d *decoder) actionType {
 	var cfg playConfig
 	if !d.decode(&cfg) {
 		return nil
@@ -33,10 +33,12 @@ func (n *playNode) targets() []target { return next(n.next) }
 func (n *playNode) ends() bool        { return false }
 func (n *playNode) reads() map[string][]string {
 	r := readsOf{}
-	r.sequence("sequence", n.seq)
+	r.add("sequence", n.seq.Refs())
 	return r
 }
+func (n *playNode) writes() []string                { return nil }
 func (n *playNode) sequences() map[string]*Sequence { return map[string]*Sequence{"sequence": n.seq} }
+func (n *playNode) drawing() drawing                { return drawing{shape: ShapeAction} }
 
 func (n *playNode) run(ctx context.Context, c *call, _ *slog.Logger) string {
 	c.play(ctx, n.seq)

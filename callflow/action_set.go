@@ -12,8 +12,6 @@ import (
 // set: sets variables from templates, for the flow and (when the call
 // leaves) the channel, then next.
 
-var setType = actionType{keys: []string{"vars", "next"}, compile: compileSet}
-
 type setConfig struct {
 	Vars map[string]string `toml:"vars"`
 	Next string            `toml:"next"`
@@ -30,7 +28,9 @@ type setNode struct {
 	next string
 }
 
-func compileSet(d *decoder) node {
+func (*setNode) keys() []string { return []string{"vars", "next"} }
+
+func (*setNode) compile(d *decoder) actionType {
 	var cfg setConfig
 	if !d.decode(&cfg) {
 		return nil
@@ -55,10 +55,21 @@ func (n *setNode) ends() bool        { return false }
 func (n *setNode) reads() map[string][]string {
 	r := readsOf{}
 	for _, s := range n.set {
-		r.template("vars", s.Value)
+		r.add("vars", s.Value.Refs())
 	}
 	return r
 }
+
+func (n *setNode) writes() []string {
+	vars := make([]string, len(n.set))
+	for i, s := range n.set {
+		vars[i] = s.Name
+	}
+	return vars
+}
+
+func (n *setNode) sequences() map[string]*Sequence { return nil }
+func (n *setNode) drawing() drawing                { return drawing{shape: ShapeAction} }
 
 func (n *setNode) run(_ context.Context, c *call, log *slog.Logger) string {
 	for _, s := range n.set {

@@ -4,19 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/eslapp/eslapp/conf"
 	"log/slog"
 	"strings"
 	"unicode"
 
+	"github.com/eslapp/eslapp/conf"
 	"github.com/eslapp/eslapp/crm"
 	"github.com/eslapp/eslapp/esl"
 )
 
 // transfer: sets the outputs (they travel with the call), then transfers
 // it to "EXT [DIALPLAN] CONTEXT".
-
-var transferType = actionType{keys: []string{"destination"}, compile: compileTransfer}
 
 type transferConfig struct {
 	Destination string `toml:"destination"`
@@ -28,7 +26,9 @@ type transferNode struct {
 	destination []*Template
 }
 
-func compileTransfer(d *decoder) node {
+func (*transferNode) keys() []string { return []string{"destination"} }
+
+func (*transferNode) compile(d *decoder) actionType {
 	var cfg transferConfig
 	if !d.decode(&cfg) {
 		return nil
@@ -59,9 +59,25 @@ func (n *transferNode) ends() bool        { return true }
 func (n *transferNode) reads() map[string][]string {
 	r := readsOf{}
 	for _, w := range n.destination {
-		r.template("destination", w)
+		r.add("destination", w.Refs())
 	}
 	return r
+}
+
+func (n *transferNode) writes() []string                { return nil }
+func (n *transferNode) sequences() map[string]*Sequence { return nil }
+
+// drawing: an end, naming the destination as written.
+func (n *transferNode) drawing() drawing {
+	d := drawing{shape: ShapeEnd}
+	words := make([]string, len(n.destination))
+	for i, w := range n.destination {
+		words[i] = w.String()
+	}
+	if dest := strings.TrimSpace(strings.Join(words, " ")); dest != "" {
+		d.detail = "to " + dest
+	}
+	return d
 }
 
 func (n *transferNode) run(ctx context.Context, c *call, log *slog.Logger) string {

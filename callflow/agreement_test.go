@@ -3,6 +3,7 @@ package callflow_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +20,8 @@ import (
 // the rule the call applies at run time. For each value, the verdict of
 // compiling a flow that holds it must equal the verdict of a call that
 // meets it at run time: dialplan mode reads the same inputs from channel
-// variables, and a flow's custom event meets FreeSWITCH's sendevent.
+// variables (every input of the step's table that has one), and a flow's
+// custom event meets FreeSWITCH's sendevent.
 func TestCheckAndCallAgree(t *testing.T) {
 	const base = `
 [tenants.default]
@@ -30,15 +32,22 @@ kind = "fixture"
 delay_ms = 10
 body = '{"ok":true}'
 `
+	// step is a flow whose step writes the inputs given, as TOML lines,
+	// besides config_id and workflow_id (unless given).
 	step := func(extra string) string {
+		ids := ""
+		if !strings.Contains(extra, "config_id =") {
+			ids += "config_id = \"demo\"\n"
+		}
+		if !strings.Contains(extra, "workflow_id =") {
+			ids += "workflow_id = \"lookup\"\n"
+		}
 		return base + `
 [flows.f]
 start = "a"
 [flows.f.actions.a]
 type = "workflow_execute"
-config_id = "demo"
-workflow_id = "lookup"
-` + extra + `
+` + ids + extra + `
 branches = { Default = "b" }
 [flows.f.actions.b]
 type = "continue"
@@ -88,15 +97,6 @@ type = "continue"
 		runCfg func(v string) (string, func(esltest.FiredEvent) bool)
 	}
 	rules := []rule{
-		{name: "step timeout", values: []string{"1", "3000", "600000", "0", "600001", "900000", "-5"},
-			check: func(v string) string { return step("timeout_ms = " + v) },
-			run:   func(t *testing.T, v string) bool { return dialplanAccepts(t, "wfe_timeout_ms", v) }},
-		{name: "prompt policy", values: []string{"interrupt", "complete", "loop", "sometimes", "LOOP"},
-			check: func(v string) string { return step(fmt.Sprintf("prompt_policy = %q", v)) },
-			run:   func(t *testing.T, v string) bool { return dialplanAccepts(t, "wfe_prompt_policy", v) }},
-		{name: "sequence reference", values: []string{`"%Hi {ANI}"`, `"%Hi {a.b}"`, `"%Hi {a..b}"`, `"%Hi {1x}"`, `"%Hi {a[}"`},
-			check: func(v string) string { return step(fmt.Sprintf("sequence = '%s'", v)) },
-			run:   func(t *testing.T, v string) bool { return dialplanAccepts(t, "wfe_sequence", v) }},
 		{name: "event subclass", values: []string{"eslapp::workflow_result", "acme.crm-events", "a:b_c", "has space", "x!", "ünï"},
 			check: func(v string) string { return event(fmt.Sprintf("subclass = %q", v)) },
 			runCfg: func(v string) (string, func(esltest.FiredEvent) bool) {
@@ -114,6 +114,41 @@ type = "continue"
 					return false
 				}
 			}},
+	}
+	// Every input of a step that has a channel variable: its values as
+	// dialplan mode reads them. A flow writes the same value as TOML of the
+	// input's kind (a value that is not one is a TOML string there: check
+	// refuses it as a call does).
+	stepValues := map[string][]string{
+		"config_id":       {"demo", "", "{a..b}", "{1x}"},
+		"workflow_id":     {"lookup", "", "{a..b}"},
+		"payload":         {`{"p":"{ANI}"}`, `{"a":1}`, `{"a":`, `{"a":{1x}}`},
+		"sequence":        {`"%Hi {ANI}"`, `"%Hi {a.b}"`, `"%Hi {a..b}"`, `"%Hi {1x}"`, `"%Hi {a[}"`, `"unterminated`},
+		"tenant":          {"default", "{a..b}"},
+		"timeout_ms":      {"1", "3000", "600000", "0", "600001", "900000", "-5", "3s"},
+		"result_var":      {"crm_result", "a.b-c", "bad name", "1x", "x!"},
+		"error_var":       {"crm_error", "bad name", "x!"},
+		"prompt_policy":   {"interrupt", "complete", "loop", "sometimes", "LOOP"},
+		"grace_ms":        {"0", "500", "600000", "600001", "-1", "soon"},
+		"agent_event":     {"true", "false"}, // a channel variable is a boolean whatever it holds (switch_true)
+		"late_result_ms":  {"1", "30000", "600000", "0", "600001", "-1", "x"},
+		"late_result_var": {"crm_late", "bad name"},
+	}
+	for _, in := range callflow.StepInputs() {
+		if in.Var == "" {
+			continue
+		}
+		values, ok := stepValues[in.Key]
+		if !ok {
+			t.Errorf("step input %s (%s) has no values here: give it some that check accepts and some it refuses", in.Key, in.Var)
+		}
+		delete(stepValues, in.Key)
+		rules = append(rules, rule{name: in.Var, values: values,
+			check: func(v string) string { return step(in.Key + " = " + tomlValue(in.Kind, v)) },
+			run:   func(t *testing.T, v string) bool { return dialplanAccepts(t, in.Var, v) }})
+	}
+	for key := range stepValues {
+		t.Errorf("values for %s, which is no step input with a channel variable", key)
 	}
 	for _, r := range rules {
 		for _, v := range r.values {
@@ -141,6 +176,22 @@ type = "continue"
 			})
 		}
 	}
+}
+
+// tomlValue writes v, a channel variable's text, as a flow's TOML writes a
+// value of the input's kind: digits as an integer, true and false as a
+// boolean, anything else as a string.
+func tomlValue(kind, v string) string {
+	if _, err := strconv.ParseInt(v, 10, 64); err == nil && kind == "millis" {
+		return v
+	}
+	if (v == "true" || v == "false") && kind == "flag" {
+		return v
+	}
+	if !strings.ContainsAny(v, "'\n") {
+		return "'" + v + "'"
+	}
+	return strconv.Quote(v)
 }
 
 func verdict(ok bool) string {

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"time"
 
@@ -256,16 +255,13 @@ func (c *call) fail(branch crm.Branch, msg string) {
 	c.setOutput("wfe_elapsed_ms", "0")
 }
 
-// outputNames are the result and error variables of dialplan mode.
+// outputNames are the result and error variables of dialplan mode, by their
+// inputs' rule; an invalid name gives the default (the step itself reports
+// it: parseDialplanInputs).
 func (c *call) outputNames() (result, errVar string) {
-	result, errVar = DefaultResultVar, DefaultErrorVar
-	if v, _ := c.ch.Var("wfe_result_var"); esl.IsVarName(v) {
-		result = v
-	}
-	if v, _ := c.ch.Var("wfe_error_var"); esl.IsVarName(v) {
-		errVar = v
-	}
-	return result, errVar
+	spec := newStepSpec("")
+	_ = readChannelInputs(spec, c.chanVar, nil, resultVarInput, errorVarInput)
+	return spec.ResultVar, spec.ErrorVar
 }
 
 // leave sets the outputs and hands the call back to the dialplan (resume;
@@ -348,90 +344,22 @@ func (e *Engine) runDialplanStep(ctx context.Context, c *call) {
 	e.leave(ctx, c)
 }
 
-// dialplanSpec reads a step's inputs from the channel variables (BRIEF §2).
-// A malformed input does not stop the step: it makes it OnInvalidInput,
-// through crm.Request.InputError, after the disabled-integration checks.
+// dialplanSpec reads a step's inputs from the channel variables. A malformed
+// input does not stop the step: it makes it OnInvalidInput, through
+// crm.Request.InputError, after the disabled-integration checks.
 func (e *Engine) dialplanSpec(c *call) (*StepSpec, error) {
-	spec, err := e.parseDialplanInputs(func(name string) string { v, _ := c.ch.Var(name); return v })
-	spec.ResultVar, spec.ErrorVar = c.outputNames()
-	return spec, err
+	return e.parseDialplanInputs(c.chanVar)
 }
 
-// parseDialplanInputs reads a dialplan-mode step from its wfe_* variables.
+// parseDialplanInputs reads a dialplan-mode step from its wfe_* variables,
+// by the rules a flow's step is checked with (stepInputs). An invalid
+// wfe_result_var or wfe_error_var leaves that output at its default, where
+// the step's OnInvalidInput error can still go.
 func (e *Engine) parseDialplanInputs(get func(name string) string) (*StepSpec, error) {
-	spec := &StepSpec{Caption: "dialplan", PromptPolicy: e.cfg.DefaultPolicy, GraceMs: e.cfg.DefaultGraceMs}
-	var errs []string
-	parse := func(name string) *Template {
-		t, err := ParseTemplate(get(name))
-		if err != nil {
-			errs = append(errs, fmt.Sprintf("%s: %v", name, err))
-			return nil
-		}
-		return t
-	}
-	spec.ConfigID = parse("wfe_config_id")
-	spec.WorkflowID = parse("wfe_workflow_id")
-	if t := get("wfe_tenant"); t != "" {
-		spec.Tenant = parse("wfe_tenant")
-	}
-	if p := get("wfe_payload"); p != "" {
-		payload, err := ParsePayload(p)
-		if err != nil {
-			errs = append(errs, fmt.Sprintf("wfe_payload: %v", err))
-		}
-		spec.Payload = payload
-	}
-	if seq := get("wfe_sequence"); seq != "" {
-		q, err := CompileSequence(e.renderer, seq)
-		if err != nil {
-			errs = append(errs, fmt.Sprintf("wfe_sequence: %v", err))
-		}
-		spec.Sequence = q
-	}
-	// A duration in milliseconds, by crm.CheckTimeoutMs's rule.
-	millis := func(name string, into *int64) {
-		v := get(name)
-		if v == "" {
-			return
-		}
-		ms, err := strconv.ParseInt(v, 10, 64)
-		switch {
-		case err != nil:
-			errs = append(errs, fmt.Sprintf("%s: %q is not a number of milliseconds", name, v))
-		case crm.CheckTimeoutMs(ms) != nil:
-			errs = append(errs, fmt.Sprintf("%s: %v", name, crm.CheckTimeoutMs(ms)))
-		default:
-			*into = ms
-		}
-	}
-	millis("wfe_timeout_ms", &spec.TimeoutMs)
-	millis("wfe_late_result_ms", &spec.LateResultMs)
-	if p := get("wfe_prompt_policy"); p != "" {
-		if policy, err := ParsePolicy(p); err != nil {
-			errs = append(errs, fmt.Sprintf("wfe_prompt_policy: %v", err))
-		} else {
-			spec.PromptPolicy = policy
-		}
-	}
-	if v := get("wfe_grace_ms"); v != "" {
-		if ms, err := strconv.ParseInt(v, 10, 64); err == nil && ms >= 0 {
-			spec.GraceMs = ms
-		} else {
-			errs = append(errs, fmt.Sprintf("wfe_grace_ms: %q is not a number of milliseconds", v))
-		}
-	}
-	spec.AgentEvent = esl.IsTrue(get("wfe_agent_event"))
-	if v := get("wfe_late_result_var"); v != "" {
-		if esl.IsVarName(v) {
-			spec.LateResultVar = v
-		} else {
-			errs = append(errs, fmt.Sprintf("wfe_late_result_var: %q is not a variable name", v))
-		}
-	}
-	if len(errs) > 0 {
-		return spec, errors.New(strings.Join(errs, "; "))
-	}
-	return spec, nil
+	spec := newStepSpec("dialplan")
+	// [prompts] policy and grace_ms: dialplan mode's defaults.
+	spec.PromptPolicy, spec.GraceMs = e.cfg.DefaultPolicy, e.cfg.DefaultGraceMs
+	return spec, readChannelInputs(spec, get, e.renderer, stepInputs...)
 }
 
 // runFlow runs a named flow from its start action.

@@ -39,11 +39,7 @@ type Flow struct {
 // (for checking the sounds it plays).
 func (f *Flow) Sequences(fn func(key []string, seq *Sequence)) {
 	for _, id := range slices.Sorted(maps.Keys(f.Actions)) {
-		s, ok := f.Actions[id].node.(interface{ sequences() map[string]*Sequence })
-		if !ok {
-			continue
-		}
-		seqs := s.sequences()
+		seqs := f.Actions[id].sequences()
 		for _, k := range slices.Sorted(maps.Keys(seqs)) {
 			if seqs[k] != nil {
 				fn([]string{"flows", f.Name, "actions", id, k}, seqs[k])
@@ -94,16 +90,17 @@ func undecodedActionKeys(md *toml.MetaData, cfgs map[string]FlowConfig) FieldErr
 		if !known {
 			continue // reported at the type
 		}
-		if slices.Contains(t.keys, k[4]) {
+		keys := t.keys()
+		if slices.Contains(keys, k[4]) {
 			// Inside a key the type takes as a whole (a mapping's
 			// inline table): its compile checks what is in it.
 			continue
 		}
-		keys := "none"
-		if len(t.keys) > 0 {
-			keys = strings.Join(t.keys, ", ")
+		list := "none"
+		if len(keys) > 0 {
+			list = strings.Join(keys, ", ")
 		}
-		errs.Add(k[:5], fmt.Sprintf("not used by a %s action (its keys: %s)", head.Type, keys))
+		errs.Add(k[:5], fmt.Sprintf("not used by a %s action (its keys: %s)", head.Type, list))
 	}
 	return errs
 }
@@ -188,11 +185,11 @@ func (c *compiler) action(id string, prim toml.Primitive) *Action {
 		return nil
 	}
 	d := &decoder{md: c.md, prim: prim, key: key, caption: head.Caption, renderer: c.renderer, errs: &c.errs}
-	n := t.compile(d)
-	if n == nil {
+	a := t.compile(d)
+	if a == nil {
 		return nil
 	}
-	return &Action{ID: id, Type: head.Type, Caption: head.Caption, node: n}
+	return &Action{ID: id, Type: head.Type, Caption: head.Caption, actionType: a}
 }
 
 // checkGraph finds actions nothing reaches and actions from which the flow
@@ -277,17 +274,8 @@ func Lint(flows map[string]*Flow) FieldErrors {
 			known[lowerASCII(b.name)] = true
 		}
 		for _, a := range f.Actions {
-			switch n := a.node.(type) {
-			case *stepNode:
-				known[lowerASCII(n.spec.ResultVar)] = true
-				known[lowerASCII(n.spec.ErrorVar)] = true
-				for _, m := range n.spec.Mappings {
-					known[lowerASCII(m.Var)] = true
-				}
-			case *setNode:
-				for _, s := range n.set {
-					known[lowerASCII(s.Name)] = true
-				}
+			for _, v := range a.writes() {
+				known[lowerASCII(v)] = true
 			}
 		}
 		for _, id := range slices.Sorted(maps.Keys(f.Actions)) {

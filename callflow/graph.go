@@ -1,17 +1,16 @@
 package callflow
 
 import (
-	"fmt"
-	"html"
 	"maps"
 	"slices"
 	"strings"
 )
 
-// A flow as a picture (eslapp graph): its actions as nodes, its branches
-// and next keys as edges labelled with the outcome, and what check would
-// complain about marked on the picture rather than refused, so that a
-// broken flow can be looked at too.
+// A flow as a graph (eslapp graph): its actions as nodes, its branches and
+// next keys as edges labelled with the outcome, and what check would
+// complain about marked on the nodes rather than refused, so that a broken
+// flow can be looked at too. This is the model, data only; internal/flowgraph
+// draws it (Mermaid, DOT, SVG).
 
 // Graph is one flow's actions and the ways between them.
 type Graph struct {
@@ -31,6 +30,9 @@ type GraphNode struct {
 	// Detail is the action's target where one helps: a transfer's
 	// destination, a step's workflow.
 	Detail string
+	// Shape is the figure the node is drawn as, which its action's type
+	// chooses; DialplanNode is ShapeEnd.
+	Shape Shape
 	// Problems, each a short sentence: "nothing leads here", "no Default:
 	// other outcomes go back to the dialplan", "does not compile".
 	Problems []string
@@ -43,6 +45,32 @@ type GraphEdge struct {
 	Label    string // the outcome (OnSuccess, Default…) or "next"
 	Missing  bool   // To names no action of the flow
 	Implicit bool   // not written: a step's unwired outcomes going back to the dialplan
+}
+
+// Shape is how a graph shows a node; the renderer picks the figure.
+type Shape int
+
+const (
+	ShapeAction Shape = iota // an action the flow goes on from (a box); also a node that did not compile
+	ShapeStep                // a workflow_execute step (a hexagon)
+	ShapeEnd                 // where the call leaves the flow (an oval)
+)
+
+// drawing is an action's node in its flow's graph, as its type describes
+// it.
+type drawing struct {
+	shape  Shape
+	detail string
+	// exits are its ways back to the dialplan that no key of it names:
+	// continue's, a step's outcomes without a branch.
+	exits []exit
+}
+
+// exit is a way from an action back to the dialplan (DialplanNode).
+type exit struct {
+	label    string
+	implicit bool   // drawn dashed: nothing in the flow says so (a step's unwired outcomes)
+	problem  string // what the graph marks on the action for it ("" nothing)
 }
 
 // DialplanNode is where a flow hands the call back to the dialplan: the
@@ -112,7 +140,8 @@ func FlowGraph(name string, cfg FlowConfig, flows map[string]*Flow, errs FieldEr
 				n.Problems = append(n.Problems, "does not compile (eslapp check says why)")
 			}
 		} else {
-			n.Type, n.Caption, n.Detail, n.Ends = a.Type, a.Caption, nodeDetail(a), a.ends()
+			d := a.drawing()
+			n.Type, n.Caption, n.Detail, n.Shape, n.Ends = a.Type, a.Caption, d.detail, d.shape, a.ends()
 			for _, t := range a.targets() {
 				label := "next"
 				if len(t.key) == 2 && t.key[0] == "branches" {
@@ -120,15 +149,11 @@ func FlowGraph(name string, cfg FlowConfig, flows map[string]*Flow, errs FieldEr
 				}
 				g.Edges = append(g.Edges, GraphEdge{From: id, To: t.to, Label: label, Missing: !hasKey(cfg.Actions, t.to)})
 			}
-			switch node := a.node.(type) {
-			case *stepNode:
-				if _, ok := node.spec.Branches[Default]; !ok && node.ends() {
-					n.Problems = append(n.Problems, "no Default: other outcomes go back to the dialplan")
-					g.Edges = append(g.Edges, GraphEdge{From: id, To: DialplanNode, Label: "other outcomes", Implicit: true})
-					toDialplan = true
+			for _, x := range d.exits {
+				if x.problem != "" {
+					n.Problems = append(n.Problems, x.problem)
 				}
-			case continueNode:
-				g.Edges = append(g.Edges, GraphEdge{From: id, To: DialplanNode, Label: "continue"})
+				g.Edges = append(g.Edges, GraphEdge{From: id, To: DialplanNode, Label: x.label, Implicit: x.implicit})
 				toDialplan = true
 			}
 		}
@@ -145,164 +170,7 @@ func FlowGraph(name string, cfg FlowConfig, flows map[string]*Flow, errs FieldEr
 		g.Nodes = append([]GraphNode{{ID: "(start)", Problems: []string{"start names no action"}}}, g.Nodes...)
 	}
 	if toDialplan {
-		g.Nodes = append(g.Nodes, GraphNode{ID: DialplanNode, Ends: true})
+		g.Nodes = append(g.Nodes, GraphNode{ID: DialplanNode, Shape: ShapeEnd, Ends: true})
 	}
 	return g
-}
-
-func nodeDetail(a *Action) string {
-	switch n := a.node.(type) {
-	case *stepNode:
-		return n.spec.ConfigID.String() + " / " + n.spec.WorkflowID.String()
-	case *transferNode:
-		words := make([]string, len(n.destination))
-		for i, w := range n.destination {
-			words[i] = w.String()
-		}
-		if dest := strings.TrimSpace(strings.Join(words, " ")); dest != "" {
-			return "to " + dest
-		}
-	}
-	return ""
-}
-
-// Mermaid renders g as a Mermaid flowchart.
-func (g Graph) Mermaid() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%%%% eslapp flow %q\nflowchart TD\n", g.Flow)
-	ids := g.shortIDs()
-	for _, n := range g.Nodes {
-		open, close := "[", "]"
-		switch {
-		case n.ID == DialplanNode:
-			open, close = "([", "])"
-		case n.Type == TypeWorkflowExecute:
-			open, close = "{{", "}}"
-		case n.Ends:
-			open, close = "([", "])"
-		}
-		fmt.Fprintf(&b, "  %s%s\"%s\"%s\n", ids[n.ID], open, mermaidText(n.lines()), close)
-		if len(n.Problems) > 0 {
-			fmt.Fprintf(&b, "  class %s problem\n", ids[n.ID])
-		}
-	}
-	for _, e := range g.Edges {
-		to := ids[e.To]
-		if e.Missing {
-			to = ids["missing:"+e.To]
-			fmt.Fprintf(&b, "  %s[\"%s\"]\n  class %s problem\n", to, mermaidText([]string{e.To, "no such action"}), to)
-		}
-		arrow := "-->"
-		if e.Implicit {
-			arrow = "-.->"
-		}
-		fmt.Fprintf(&b, "  %s %s|%s| %s\n", ids[e.From], arrow, mermaidText([]string{e.Label}), to)
-	}
-	if g.Start != "" {
-		if id, ok := ids[g.Start]; ok {
-			fmt.Fprintf(&b, "  class %s start\n", id)
-		}
-	}
-	b.WriteString("  classDef problem stroke:#c00,stroke-width:3px,color:#c00\n")
-	b.WriteString("  classDef start stroke-width:3px\n")
-	return b.String()
-}
-
-// DOT renders g for Graphviz.
-func (g Graph) DOT() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "digraph %s {\n  rankdir=TB;\n  node [fontname=\"Helvetica\" fontsize=11];\n  edge [fontname=\"Helvetica\" fontsize=10];\n", dotString("eslapp flow "+g.Flow))
-	for _, n := range g.Nodes {
-		attrs := []string{"label=" + dotString(strings.Join(n.lines(), "\n"))}
-		switch {
-		case n.ID == DialplanNode || n.Ends:
-			attrs = append(attrs, "shape=oval")
-		case n.Type == TypeWorkflowExecute:
-			attrs = append(attrs, "shape=hexagon")
-		default:
-			attrs = append(attrs, "shape=box")
-		}
-		if n.ID == g.Start {
-			attrs = append(attrs, "penwidth=2.5")
-		}
-		if len(n.Problems) > 0 {
-			attrs = append(attrs, "color=red", "fontcolor=red")
-		}
-		fmt.Fprintf(&b, "  %s [%s];\n", dotString(n.ID), strings.Join(attrs, " "))
-	}
-	for _, e := range g.Edges {
-		if e.Missing {
-			fmt.Fprintf(&b, "  %s [label=%s shape=box color=red fontcolor=red];\n", dotString("missing:"+e.To), dotString(e.To+"\nno such action"))
-		}
-		to := e.To
-		if e.Missing {
-			to = "missing:" + e.To
-		}
-		attrs := "label=" + dotString(e.Label)
-		if e.Implicit {
-			attrs += " style=dashed"
-		}
-		fmt.Fprintf(&b, "  %s -> %s [%s];\n", dotString(e.From), dotString(to), attrs)
-	}
-	b.WriteString("}\n")
-	return b.String()
-}
-
-// lines is what a node's box says: its id and type, caption, detail and
-// problems.
-func (n GraphNode) lines() []string {
-	if n.ID == DialplanNode {
-		return []string{"back to the dialplan"}
-	}
-	head := n.ID
-	if n.Type != "" {
-		head += " · " + n.Type
-	}
-	out := []string{head}
-	if n.Caption != "" {
-		out = append(out, n.Caption)
-	}
-	if n.Detail != "" {
-		out = append(out, n.Detail)
-	}
-	for _, p := range n.Problems {
-		out = append(out, "⚠ "+p)
-	}
-	return out
-}
-
-// shortIDs names the nodes n0, n1, … for Mermaid, whose ids cannot hold
-// every character an action id may.
-func (g Graph) shortIDs() map[string]string {
-	ids := map[string]string{}
-	for i, n := range g.Nodes {
-		ids[n.ID] = fmt.Sprintf("n%d", i)
-	}
-	k := len(g.Nodes)
-	for _, e := range g.Edges {
-		if e.Missing {
-			if _, ok := ids["missing:"+e.To]; !ok {
-				ids["missing:"+e.To] = fmt.Sprintf("n%d", k)
-				k++
-			}
-		}
-	}
-	return ids
-}
-
-// mermaidText joins lines for a Mermaid label: quotes and markup as
-// entities, lines with <br/>.
-func mermaidText(lines []string) string {
-	for i, l := range lines {
-		l = html.EscapeString(l)
-		l = strings.NewReplacer("&#34;", "#quot;", "&#39;", "#39;", "|", "#124;").Replace(l)
-		lines[i] = l
-	}
-	return strings.Join(lines, "<br/>")
-}
-
-// dotString quotes s for DOT.
-func dotString(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-	return `"` + r.Replace(s) + `"`
 }

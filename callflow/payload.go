@@ -8,8 +8,9 @@ import (
 	"unicode/utf8"
 )
 
-// PayloadTemplate is a parsed payload template (BRIEF §1): JSON text with
-// {expr} references. It is immutable and may be shared between calls.
+// PayloadTemplate is a parsed payload template, a step's payload (payload,
+// wfe_payload) or a custom event's body: JSON text with {expr} references.
+// It is immutable and may be shared between calls.
 //
 // JSON has '{' everywhere, so where a reference may stand depends on where
 // it is:

@@ -2,6 +2,9 @@ package callflow
 
 import (
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 
 	"github.com/eslapp/eslapp/prompts"
 )
@@ -34,6 +37,14 @@ func CompileSequence(r *prompts.Renderer, src string) (*Sequence, error) {
 		s.refs[ref] = e
 	}
 	return s, nil
+}
+
+// Refs lists the sequence's references, by their root variable.
+func (s *Sequence) Refs() []Expr {
+	if s == nil {
+		return nil
+	}
+	return slices.SortedFunc(maps.Values(s.refs), func(a, b Expr) int { return strings.Compare(a.Root(), b.Root()) })
 }
 
 // String is the sequence as written.

@@ -101,7 +101,8 @@ type (
 )
 
 // ValidID reports whether s is a well-formed configuration, workflow or
-// tenant id: [A-Za-z0-9][A-Za-z0-9._:-]{0,127} (BRIEF §1).
+// tenant id: [A-Za-z0-9][A-Za-z0-9._:-]{0,127}, which a URL, a log line
+// and a channel variable carry as it is.
 func ValidID(s string) bool {
 	if len(s) == 0 || len(s) > 128 {
 		return false

@@ -1,7 +1,7 @@
 // Package crm runs the HTTP side of the Workflow Execute step: it validates
 // a step's inputs, calls a CRM workflow (or a configured fixture), and turns
-// whatever happened into exactly one outcome — one of the six branches of
-// BRIEF §1, or a hangup.
+// whatever happened into exactly one outcome — one of the six branches
+// (Branch), or a hangup.
 //
 // The pieces, in the order a step meets them:
 //
@@ -17,4 +17,11 @@
 //
 // A fixture integration answers from rules through an http.RoundTripper, so
 // demos and dry runs take the same path as a real CRM.
+//
+// It must not know about calls: no FreeSWITCH, no prompts, no channel
+// variables (the step engine, callflow, renders a Request and routes on the
+// Result); and it reads no configuration file (cmd/eslapp decodes the TOML
+// and hands it a Config). The rules for values both check and a call meet —
+// ids (ValidID), durations in milliseconds (CheckMs) — are exported so that
+// the packages that read those values apply the same ones.
 package crm

@@ -188,8 +188,8 @@ func compileRule(r FixtureRule, key []string, res conf.Resolver, errs *FieldErro
 	} else if out.status < 200 || out.status > 599 {
 		add("status", "must be an HTTP status from 200 to 599, not %d", r.Status)
 	}
-	if r.DelayMS < 0 || r.DelayMS > 600_000 {
-		add("delay_ms", "must be from 0 to 600000, not %d", r.DelayMS)
+	if err := CheckMs(int64(r.DelayMS), "no delay"); err != nil {
+		add("delay_ms", "%v", err)
 	}
 	switch {
 	case r.Body != "" && r.BodyFile != "":

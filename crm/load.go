@@ -193,8 +193,8 @@ func (c *checker) integration(id string, ic IntegrationConfig, key []string, ten
 	}
 
 	attempt := time.Duration(ic.AttemptTimeoutMS) * time.Millisecond
-	if ic.AttemptTimeoutMS < 0 || ic.AttemptTimeoutMS > 600_000 {
-		c.add(sub(key, "attempt_timeout_ms"), "must be from 0 (the step timeout only) to 600000, not %d", ic.AttemptTimeoutMS)
+	if err := CheckMs(int64(ic.AttemptTimeoutMS), "the step timeout only"); err != nil {
+		c.add(sub(key, "attempt_timeout_ms"), "%v", err)
 		attempt = 0
 	}
 	client := &http.Client{CheckRedirect: checkRedirect(maxRedirects), Timeout: attempt}
@@ -213,8 +213,8 @@ func (c *checker) integration(id string, ic IntegrationConfig, key []string, ten
 
 // limits checks the numeric keys of an integration.
 func (c *checker) limits(ic IntegrationConfig, key []string, in *integration) {
-	if ic.TimeoutMS < 0 || ic.TimeoutMS > maxTimeoutMS {
-		c.add(sub(key, "timeout_ms"), "must be from 1 to %d milliseconds, not %d", maxTimeoutMS, ic.TimeoutMS)
+	if err := CheckMs(int64(ic.TimeoutMS), fmt.Sprintf("the default, %d", DefaultTimeout.Milliseconds())); err != nil {
+		c.add(sub(key, "timeout_ms"), "%v", err)
 		in.timeout = 0
 	}
 	if ic.Retries != nil {

@@ -18,7 +18,7 @@ import (
 	"time"
 )
 
-// Branch is the outcome of a Workflow Execute step (BRIEF §1). The names are
+// Branch is the outcome of a Workflow Execute step. The names are
 // part of the public contract: flows wire them and the dialplan routes on them.
 type Branch string
 
@@ -66,7 +66,8 @@ var (
 )
 
 // StepError is the error value a step stores in its error variable; its JSON
-// form is the contract of BRIEF §2: {"branch":..., "message":..., "status":...}.
+// form is what the dialplan and flows read from the error variable:
+// {"branch":..., "message":..., "status":...}.
 // Message never holds secrets, header values, payloads or URLs.
 type StepError struct {
 	Branch  Branch `json:"branch"`
@@ -110,7 +111,9 @@ type Evidence struct {
 	Attempts int
 }
 
-// Classify decides the step's single outcome, in the order of BRIEF §1. It
+// Classify decides the step's single outcome, in the order of the Branch
+// constants: a rejection first (disabled, invalid input, invalid workflow),
+// then what the request met. It
 // is pure: the same evidence always gives the same result. The result has no
 // Latency; Execute adds it.
 func Classify(ev Evidence) Result {

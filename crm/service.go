@@ -36,8 +36,9 @@ type Request struct {
 	PathVars func(name string) (string, bool)
 	// InputError is a problem the caller found in the step's other inputs:
 	// a prompt sequence that does not parse, a payload template that cannot
-	// be rendered. The step is OnInvalidInput, unless an earlier check of
-	// BRIEF §1 (agent integrations disabled) applies; nothing is sent.
+	// be rendered. The step is OnInvalidInput, unless agent integrations
+	// are disabled for the tenant or the integration (that outcome ranks
+	// first); nothing is sent.
 	InputError error
 	// LateWindow, when above 0, keeps the request open that long past the
 	// step timeout, and past the caller's hangup: the step still ends
@@ -152,8 +153,8 @@ func (s *Service) Execute(ctx context.Context, req Request) Result {
 	return res
 }
 
-// Precheck runs the checks Execute makes before sending anything (BRIEF
-// §1: disabled integrations, invalid input, undefined workflows). When one
+// Precheck runs the checks Execute makes before sending anything (disabled
+// integrations, invalid input, undefined workflows, in that order). When one
 // rejects the request it returns that outcome and true, without a request
 // or a log line; the step engine uses it to decide without starting a
 // prompt. Execute checks again: Precheck is an optimisation, not a gate.
@@ -165,7 +166,8 @@ func (s *Service) Precheck(req Request) (Result, bool) {
 	return Classify(Evidence{Rejected: rejected}), true
 }
 
-// prepare validates the request in the order of BRIEF §1 and builds the
+// prepare validates the request in the order the outcomes rank (disabled
+// tenant or integration, invalid input, undefined workflow) and builds the
 // URL. It sends nothing.
 func (s *Service) prepare(req Request) (*integration, *workflow, string, error) {
 	tenant := req.Tenant
@@ -366,18 +368,31 @@ func (s *Service) BreakerState(configID, workflowID string) BreakerState {
 	return wf.breaker.current(s.now())
 }
 
-// maxTimeoutMS bounds every timeout: nobody holds a caller longer.
-const maxTimeoutMS = 600_000
+// MaxMs bounds every duration eslapp reads in milliseconds (a step
+// timeout, a late-result window, an attempt, a grace, a fixture's delay):
+// nobody holds a caller longer than ten minutes, and a larger number of
+// milliseconds could overflow a time.Duration.
+const MaxMs = 600_000
 
-// CheckTimeoutMs is the one rule for a step timeout in milliseconds,
-// wherever it comes from (a flow's timeout_ms, wfe_timeout_ms,
-// timeoutMilliSec, an integration's timeout_ms): from 1 to 600000.
-func CheckTimeoutMs(ms int64) error {
-	if ms <= 0 || ms > maxTimeoutMS {
-		return fmt.Errorf("must be from 1 to %d milliseconds, not %d", maxTimeoutMS, ms)
+// CheckMs is the one rule for a duration in milliseconds, wherever it is
+// read: from 1 to MaxMs, or from 0 to MaxMs when zero means something of its
+// own, which zeroMeans says ("" when zero is refused). Every millisecond
+// key and channel variable is checked by it, through CheckTimeoutMs or with
+// its own zeroMeans.
+func CheckMs(ms int64, zeroMeans string) error {
+	switch {
+	case zeroMeans == "" && (ms < 1 || ms > MaxMs):
+		return fmt.Errorf("must be from 1 to %d milliseconds, not %d", MaxMs, ms)
+	case ms < 0 || ms > MaxMs:
+		return fmt.Errorf("must be from 0 (%s) to %d milliseconds, not %d", zeroMeans, MaxMs, ms)
 	}
 	return nil
 }
+
+// CheckTimeoutMs is the rule for a timeout in milliseconds, wherever it
+// comes from (a flow's timeout_ms, wfe_timeout_ms, timeoutMilliSec, an
+// integration's timeout_ms, a late-result window): CheckMs, zero refused.
+func CheckTimeoutMs(ms int64) error { return CheckMs(ms, "") }
 
 // ParseMillis reads a timeout in milliseconds from a channel variable, by
 // CheckTimeoutMs's rule.
@@ -389,7 +404,7 @@ func ParseMillis(v string) (time.Duration, bool) {
 	return time.Duration(n) * time.Millisecond, true
 }
 
-// Timeout is the step timeout of BRIEF §1: the step's own value (stepMs,
+// Timeout is the step timeout: the step's own value (stepMs,
 // from a flow's timeout_ms or wfe_timeout_ms, 0 when unset), else the
 // channel's timeoutMilliSec, else the integration's timeout_ms, else 6000
 // ms. A channel value CheckTimeoutMs refuses is skipped, so a broken

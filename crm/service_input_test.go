@@ -7,7 +7,8 @@ import (
 )
 
 // An input the step engine rejected is OnInvalidInput, but disabled agent
-// integrations still come first (BRIEF §1 order), and nothing is sent.
+// integrations still come first (they outrank invalid input), and nothing is
+// sent.
 func TestInputErrorRanksAfterDisabled(t *testing.T) {
 	svc, err := New(Config{
 		Tenants: map[string]TenantConfig{"off": {AgentIntegrations: new(bool)}},

@@ -254,3 +254,45 @@ func TestCompilePath(t *testing.T) {
 		}
 	}
 }
+
+// Every duration in milliseconds has one bound, MaxMs; zero is refused
+// unless it means something, and then the message says what. The keys of
+// an integration and of a fixture rule are checked by that rule.
+func TestCheckMs(t *testing.T) {
+	for _, tt := range []struct {
+		ms        int64
+		zeroMeans string
+		want      string // "" accepted
+	}{
+		{1, "", ""},
+		{MaxMs, "", ""},
+		{0, "", "must be from 1 to 600000 milliseconds, not 0"},
+		{MaxMs + 1, "", "must be from 1 to 600000 milliseconds, not 600001"},
+		{-5, "", "must be from 1 to 600000 milliseconds, not -5"},
+		{0, "no grace", ""},
+		{MaxMs, "no grace", ""},
+		{-1, "no grace", "must be from 0 (no grace) to 600000 milliseconds, not -1"},
+		{1 << 62, "no grace", "must be from 0 (no grace) to 600000 milliseconds, not 4611686018427387904"},
+	} {
+		got := ""
+		if err := CheckMs(tt.ms, tt.zeroMeans); err != nil {
+			got = err.Error()
+		}
+		if got != tt.want {
+			t.Errorf("CheckMs(%d, %q) = %q, want %q", tt.ms, tt.zeroMeans, got, tt.want)
+		}
+	}
+	_, err := New(Config{Integrations: map[string]IntegrationConfig{
+		"crm": {BaseURL: "https://crm.example", TimeoutMS: MaxMs + 1, AttemptTimeoutMS: -1, Workflows: map[string]WorkflowConfig{"wf": {}}},
+		"fx":  {Kind: "fixture", Workflows: map[string]WorkflowConfig{"wf": {Rules: []FixtureRule{{DelayMS: MaxMs + 1}}}}},
+	}}, Options{BaseDir: t.TempDir()})
+	for _, want := range []string{
+		"integrations.crm.timeout_ms: must be from 0 (the default, 6000) to 600000 milliseconds, not 600001",
+		"integrations.crm.attempt_timeout_ms: must be from 0 (the step timeout only) to 600000 milliseconds, not -1",
+		"integrations.fx.workflows.wf.rules.0.delay_ms: must be from 0 (no delay) to 600000 milliseconds, not 600001",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("no error %q in %v", want, err)
+		}
+	}
+}

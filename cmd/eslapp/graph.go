@@ -11,6 +11,7 @@ import (
 
 	"github.com/eslapp/eslapp/callflow"
 	"github.com/eslapp/eslapp/conf"
+	"github.com/eslapp/eslapp/internal/flowgraph"
 	"github.com/eslapp/eslapp/prompts"
 )
 
@@ -63,11 +64,11 @@ func graphCmd(args []string, stdout, stderr io.Writer) int {
 	g := callflow.FlowGraph(name, cfg, flows, problems)
 	switch *format {
 	case "mermaid":
-		io.WriteString(stdout, g.Mermaid())
+		io.WriteString(stdout, flowgraph.Mermaid(g))
 	case "dot":
-		io.WriteString(stdout, g.DOT())
+		io.WriteString(stdout, flowgraph.DOT(g))
 	case "svg":
-		io.WriteString(stdout, g.SVG())
+		io.WriteString(stdout, flowgraph.SVG(g))
 	default:
 		fmt.Fprintf(stderr, "eslapp graph: -format %q: mermaid, dot or svg\n", *format)
 		return 2

@@ -1,10 +1,12 @@
-package callflow
+package flowgraph
 
 import (
 	"fmt"
 	"html"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/eslapp/eslapp/callflow"
 )
 
 // SVG draws a flow without a browser or Graphviz: a small layered layout.
@@ -39,9 +41,9 @@ type svgBox struct {
 func (b *svgBox) cx() float64 { return b.x + b.w/2 }
 
 // SVG renders g as a standalone SVG document.
-func (g Graph) SVG() string {
-	boxes, order := g.svgBoxes()
-	rows := g.svgRows(boxes, order)
+func SVG(g callflow.Graph) string {
+	boxes, order := svgBoxes(g)
+	rows := svgRows(g, boxes, order)
 
 	// Rows top to bottom, each centred on the widest.
 	width := 0.0
@@ -171,7 +173,7 @@ func (g Graph) SVG() string {
 }
 
 // edgeTarget is the box an edge points at: a missing action has its own.
-func edgeTarget(e GraphEdge) string {
+func edgeTarget(e callflow.GraphEdge) string {
 	if e.Missing {
 		return "missing:" + e.To
 	}
@@ -179,7 +181,7 @@ func edgeTarget(e GraphEdge) string {
 }
 
 // svgBoxes sizes a box per node and per missing target, in drawing order.
-func (g Graph) svgBoxes() (map[string]*svgBox, []string) {
+func svgBoxes(g callflow.Graph) (map[string]*svgBox, []string) {
 	boxes := map[string]*svgBox{}
 	var order []string
 	add := func(id string, lines []string, problem bool, shape string) {
@@ -200,13 +202,13 @@ func (g Graph) svgBoxes() (map[string]*svgBox, []string) {
 	}
 	for _, n := range g.Nodes {
 		shape := "box"
-		switch {
-		case n.Type == TypeWorkflowExecute:
+		switch n.Shape {
+		case callflow.ShapeStep:
 			shape = "hex"
-		case n.ID == DialplanNode || n.Ends:
+		case callflow.ShapeEnd:
 			shape = "oval"
 		}
-		add(n.ID, n.lines(), len(n.Problems) > 0, shape)
+		add(n.ID, lines(n), len(n.Problems) > 0, shape)
 	}
 	for _, e := range g.Edges {
 		if e.Missing {
@@ -217,7 +219,7 @@ func (g Graph) svgBoxes() (map[string]*svgBox, []string) {
 }
 
 // svgRows places the boxes on rows by their distance from the start.
-func (g Graph) svgRows(boxes map[string]*svgBox, order []string) [][]*svgBox {
+func svgRows(g callflow.Graph, boxes map[string]*svgBox, order []string) [][]*svgBox {
 	dist := map[string]int{}
 	if boxes[g.Start] != nil {
 		dist[g.Start] = 0
@@ -227,7 +229,7 @@ func (g Graph) svgRows(boxes map[string]*svgBox, order []string) [][]*svgBox {
 			queue = queue[1:]
 			for _, e := range g.Edges {
 				to := edgeTarget(e)
-				if e.From != id || to == DialplanNode {
+				if e.From != id || to == callflow.DialplanNode {
 					continue
 				}
 				if _, seen := dist[to]; !seen {
@@ -243,7 +245,7 @@ func (g Graph) svgRows(boxes map[string]*svgBox, order []string) [][]*svgBox {
 	}
 	unreached := last + 1
 	for _, id := range order {
-		if id == DialplanNode {
+		if id == callflow.DialplanNode {
 			continue
 		}
 		if _, ok := dist[id]; !ok {
@@ -254,8 +256,8 @@ func (g Graph) svgRows(boxes map[string]*svgBox, order []string) [][]*svgBox {
 	for _, d := range dist {
 		bottom = max(bottom, d)
 	}
-	if boxes[DialplanNode] != nil {
-		dist[DialplanNode] = bottom + 1
+	if boxes[callflow.DialplanNode] != nil {
+		dist[callflow.DialplanNode] = bottom + 1
 	}
 	var rows [][]*svgBox
 	for _, id := range order {

@@ -462,7 +462,15 @@ var channelVarsRead = map[string]bool{"timeoutmillisec": true, "playback_termina
 
 // dialplanTemplateInputs are the wfe_* variables of dialplan mode that hold
 // templates, which may read any channel variable.
-var dialplanTemplateInputs = []string{"wfe_config_id", "wfe_workflow_id", "wfe_tenant", "wfe_payload", "wfe_sequence"}
+var dialplanTemplateInputs = func() []string {
+	var wfe []string
+	for _, in := range stepInputs {
+		if in.refs != nil && in.wfe != "" {
+			wfe = append(wfe, in.wfe)
+		}
+	}
+	return wfe
+}()
 
 // ChannelVars is the runner's esl.VarFilter: from a call's wfe_* variables
 // it works out every channel variable the call may read — its flow's

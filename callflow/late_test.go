@@ -133,7 +133,8 @@ func TestLateResultAfterHangup(t *testing.T) {
 }
 
 // Without an answer within the window nothing is sent; without a window
-// (the default) the request is cancelled at the timeout, as BRIEF §1 says.
+// (the default) the request is cancelled at the timeout: a step's request
+// never outlives its OnTimeout.
 func TestLateResultExpiresAndDefaultsOff(t *testing.T) {
 	fs := esltest.New(esltest.Options{Logf: func(string, ...any) {}})
 	e := lateEngine(t, fs)

@@ -137,8 +137,8 @@ func (src *source) build(logger *slog.Logger, metrics *callflow.Metrics) (*built
 	if b.engine.DefaultPolicy, err = callflow.ParsePolicy(cfg.Prompts.Policy); err != nil {
 		errs.Add([]string{"prompts", "policy"}, err.Error())
 	}
-	if cfg.Prompts.GraceMs < 0 {
-		errs.Add([]string{"prompts", "grace_ms"}, "must be 0 or more, in milliseconds")
+	if err := callflow.CheckGraceMs(cfg.Prompts.GraceMs); err != nil {
+		errs.Add([]string{"prompts", "grace_ms"}, err.Error())
 	}
 	if b.engine.HoldMusic != "" {
 		holdMusicSound(b, b.engine.HoldMusic, cfg.Prompts.HoldMusic != nil, &errs, &warns)

@@ -45,7 +45,7 @@ func (*lineProbe) UnmarshalTOML(any) error { return errors.New("probe") }
 
 // KeyLines finds every key on the line the decoder has for it, in the
 // shipped configurations, the golden calls' base and every TOML block of
-// the README.
+// the README and of the pages in docs/.
 func TestKeyLinesAgreeWithTheDecoder(t *testing.T) {
 	root := ".."
 	docs := map[string]string{}
@@ -56,12 +56,22 @@ func TestKeyLinesAgreeWithTheDecoder(t *testing.T) {
 		}
 		docs[f] = string(b)
 	}
-	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	pages, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, m := range regexp.MustCompile("(?s)```toml\n(.*?)```").FindAllStringSubmatch(string(readme), -1) {
-		docs[fmt.Sprintf("README block %d", i+1)] = m[1]
+	if len(pages) == 0 {
+		t.Fatal("no page in docs/")
+	}
+	for _, page := range append([]string{filepath.Join(root, "README.md")}, pages...) {
+		b, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name, _ := filepath.Rel(root, page)
+		for i, m := range regexp.MustCompile("(?s)```toml\n(.*?)```").FindAllStringSubmatch(string(b), -1) {
+			docs[fmt.Sprintf("%s block %d", filepath.ToSlash(name), i+1)] = m[1]
+		}
 	}
 	docs["tricky"] = `# comment with [brackets] and = signs
 a = "x # not a comment"

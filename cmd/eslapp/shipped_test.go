@@ -230,3 +230,59 @@ func startShipped(t *testing.T, fs *esltest.FreeSWITCH) (addr string, stop func(
 	waitSubscribed(t, fs, srv)
 	return srv.addr, func() { srv.stop(t) }
 }
+
+// Every configuration the pages in docs/ show is valid, as the README's are
+// (TestShownConfigsAreValid): each TOML block loads and builds as eslapp
+// would run it. A problem is named by its line in the page.
+func TestDocsConfigsAreValid(t *testing.T) {
+	t.Chdir(filepath.Join("..", ".."))
+	t.Setenv("ACME_TOKEN", "example") // the pages' example secrets
+	t.Setenv("FREESWITCH_ESL_PASSWORD", "example")
+	t.Setenv("FN_KEY", "example")
+	pages, err := filepath.Glob(filepath.Join("docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := 0
+	for _, page := range pages {
+		for _, b := range tomlBlocks(t, page) {
+			blocks++
+			_, built, err := parseConfig(b.name, b.text, ".", nil)
+			if err != nil {
+				t.Errorf("%v", err)
+			}
+			built.close()
+		}
+	}
+	if blocks == 0 {
+		t.Fatalf("no TOML block in docs/ (%d pages)", len(pages))
+	}
+}
+
+// tomlBlock is one ```toml block of a Markdown page.
+type tomlBlock struct {
+	name string // the page
+	// text is the block, after as many empty lines as precede it in the
+	// page: a line of the block is its line in the page.
+	text string
+}
+
+var tomlBlockRE = regexp.MustCompile("(?s)```toml\n(.*?)```")
+
+// tomlBlocks returns a page's ```toml blocks.
+func tomlBlocks(t *testing.T, page string) []tomlBlock {
+	t.Helper()
+	b, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	var out []tomlBlock
+	for _, m := range tomlBlockRE.FindAllStringSubmatchIndex(text, -1) {
+		out = append(out, tomlBlock{
+			name: filepath.ToSlash(page),
+			text: strings.Repeat("\n", strings.Count(text[:m[2]], "\n")) + text[m[2]:m[3]],
+		})
+	}
+	return out
+}

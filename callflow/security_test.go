@@ -704,7 +704,7 @@ func TestRegressionEmptyCallerNameIsUndef(t *testing.T) {
 }
 
 // TestDialplanReferenceReexpands documents what eslapp cannot prevent and
-// the README's Security section warns about: FreeSWITCH expands the value
+// docs/security.md warns about: FreeSWITCH expands the value
 // of a variable it substitutes once more (switch_channel_expand_variables
 // is recursive). A result stored verbatim is therefore run the moment a
 // dialplan action or condition references it with ${...}, e.g.

@@ -8,7 +8,8 @@ import (
 	"github.com/eslapp/eslapp/esl"
 )
 
-// Limits of mod_say_en (FreeSWITCH 1.10, fs-facts §6) and of esl.SayArg.
+// Limits of mod_say_en (FreeSWITCH 1.10, verified on 1.10.12) and of
+// esl.SayArg.
 const (
 	maxSayNumberDigits = 9  // en_say_general_count: more than 9 digits is a parse error
 	maxSayDigits       = 32 // esl.SayArg accepts at most 32 characters

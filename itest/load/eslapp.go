@@ -24,6 +24,7 @@ type eslappProc struct {
 	mu          sync.Mutex
 	logTail     []string
 	warnings    int
+	firstWarns  []string // the first few warning and error lines, for the report
 	done        chan struct{}
 	exitErr     error
 	interesting *regexp.Regexp
@@ -101,6 +102,9 @@ func (p *eslappProc) readLog(r io.Reader, ready chan<- struct{}) {
 		p.mu.Lock()
 		if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
 			p.warnings++
+			if len(p.firstWarns) < 5 {
+				p.firstWarns = append(p.firstWarns, line)
+			}
 		}
 		p.logTail = append(p.logTail, line)
 		if len(p.logTail) > 40 {

@@ -125,6 +125,7 @@ type report struct {
 	EslappDied     string  `json:",omitempty"`
 	CPUPer1000     float64 // eslapp CPU seconds per 1,000 calls
 	EslappWarnings int
+	FirstWarnings  []string
 	Storm          *stormReport `json:",omitempty"`
 }
 
@@ -412,6 +413,7 @@ func run(o options) (*report, error) {
 	}
 	app.mu.Lock()
 	rep.EslappWarnings = app.warnings
+	rep.FirstWarnings = app.firstWarns
 	app.mu.Unlock()
 	if rep.Lost > 0 {
 		fmt.Fprintf(os.Stderr, "eslapp's last log lines:\n%s\n", app.tail())
@@ -521,4 +523,7 @@ func (r *report) print(w *os.File) {
 		fmt.Fprintf(w, "ESLAPP DIED: %s\n", r.EslappDied)
 	}
 	fmt.Fprintf(w, "eslapp CPU: %.3f s per 1,000 calls; warnings/errors logged: %d\n", r.CPUPer1000, r.EslappWarnings)
+	for _, l := range r.FirstWarnings {
+		fmt.Fprintf(w, "  %s\n", l)
+	}
 }

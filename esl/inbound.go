@@ -159,9 +159,9 @@ const (
 	// DefaultInboundAddress is FreeSWITCH's event socket as
 	// event_socket.conf.xml ships it.
 	DefaultInboundAddress = "127.0.0.1:8021"
-	DefaultProbeEvery = 5 * time.Second
-	DefaultMinBackoff = 200 * time.Millisecond
-	DefaultMaxBackoff = 10 * time.Second
+	DefaultProbeEvery     = 5 * time.Second
+	DefaultMinBackoff     = 200 * time.Millisecond
+	DefaultMaxBackoff     = 10 * time.Second
 )
 
 // SendEvent fires a CUSTOM event over the shared connection, for no call

@@ -34,6 +34,9 @@ type Call struct {
 	// FreeSWITCH does not expand application arguments (see AppArg.Wire).
 	expandOff bool
 	appIDs    func() string
+	// firstBound bounds the first step, for the net a contended claim
+	// arms (Binding.Bound); set by the runner before the claim.
+	firstBound time.Duration
 	// holder is the application that holds the call for eslapp while it
 	// runs ("park" socket-less; "" on a socket, whose end is the
 	// connection's): when it completes without eslapp having handed the
@@ -152,7 +155,15 @@ func (c *Call) claim(ctx context.Context) error {
 
 // send runs one command for the call on the connection that carries it.
 func (c *Call) send(ctx context.Context, what, cmd string) (string, error) {
-	return c.leg.send(ctx, what, cmd)
+	return c.leg.send(ctx, c, what, cmd)
+}
+
+// Arm (re-)arms the call's safety net for a step that may take bound: a
+// socket-less call whose eslapp dies mid-step reaches OnError within about
+// bound plus 2 s. A socket needs none. ErrNetFired means the net had
+// fired: the call is not eslapp's any more.
+func (c *Call) Arm(ctx context.Context, bound time.Duration) error {
+	return c.leg.arm(ctx, c, bound)
 }
 
 // Start queues an application on the channel (sendmsg, the argument as the

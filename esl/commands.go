@@ -50,49 +50,95 @@ type reply struct {
 // meet their commands. A command that gets no reply in time means
 // FreeSWITCH is stuck or gone: the connection is closed.
 func (c *commands) send(ctx context.Context, what, cmd string) (string, error) {
-	w := &waiter{reply: make(chan reply, 1)}
-	msg := make([]byte, 0, len(cmd)+2)
-	msg = append(append(msg, cmd...), "\n\n"...)
+	res := c.sendAll(ctx, []command{{what, cmd}})
+	return res[0].text, res[0].err
+}
+
+// command is one command of a batch: what names it in errors and logs.
+type command struct{ what, line string }
+
+// result is a command's reply text, or why it has none.
+type result struct {
+	text string
+	err  error
+}
+
+// sendAll writes several commands in one write and waits for their
+// replies, each within the command timeout. FreeSWITCH runs a
+// connection's commands one after the other in the order it reads them,
+// so once the write is out they all run, whatever happens to eslapp
+// next: a batch is how eslapp makes two commands happen together (a
+// claim and the net that protects the claimed call). The results are in
+// the commands' order.
+func (c *commands) sendAll(ctx context.Context, cmds []command) []result {
+	res := make([]result, len(cmds))
+	waiters := make([]*waiter, len(cmds))
+	size := 0
+	for i, cmd := range cmds {
+		waiters[i] = &waiter{reply: make(chan reply, 1)}
+		size += len(cmd.line) + 2
+	}
+	msg := make([]byte, 0, size)
+	for _, cmd := range cmds {
+		msg = append(append(msg, cmd.line...), "\n\n"...)
+	}
+	fail := func(err func(what string) error) []result {
+		for i, cmd := range cmds {
+			res[i].err = err(cmd.what)
+		}
+		return res
+	}
 
 	c.wmu.Lock()
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		c.wmu.Unlock()
-		return "", fmt.Errorf("%s: %w", what, ErrDisconnected)
+		return fail(func(what string) error { return fmt.Errorf("%s: %w", what, ErrDisconnected) })
 	}
-	c.waiting = append(c.waiting, w)
+	c.waiting = append(c.waiting, waiters...)
 	c.mu.Unlock()
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.timeout))
-	_, err := c.nc.Write(msg)
+	_, werr := c.nc.Write(msg)
 	c.wmu.Unlock()
-	c.wire.commands.Add(1)
+	c.wire.commands.Add(uint64(len(cmds)))
 	c.wire.commandBytes.Add(uint64(len(msg)))
-	if err != nil {
-		c.log().Debug("command not written", "command", what, "err", err)
+	if werr != nil {
+		c.log().Debug("command not written", "command", cmds[0].what, "err", werr)
 		c.fail()
-		return "", fmt.Errorf("%s: %w: %v", what, ErrDisconnected, err)
+		return fail(func(what string) error { return fmt.Errorf("%s: %w: %v", what, ErrDisconnected, werr) })
 	}
 
 	t := time.NewTimer(c.timeout)
 	defer t.Stop()
-	var r reply
-	select {
-	case r = <-w.reply:
-	case <-t.C:
-		c.log().Warn("command got no reply, closing the connection", "command", what, "timeout", c.timeout)
-		c.fail()
-		return "", fmt.Errorf("%s: %w after %s", what, ErrCommandTimeout, c.timeout)
-	case <-ctx.Done():
-		return "", fmt.Errorf("%s: %w", what, context.Cause(ctx))
+	for i, w := range waiters {
+		what := cmds[i].what
+		var r reply
+		select {
+		case r = <-w.reply:
+		case <-t.C:
+			c.log().Warn("command got no reply, closing the connection", "command", what, "timeout", c.timeout)
+			c.fail()
+			for j := i; j < len(cmds); j++ {
+				res[j].err = fmt.Errorf("%s: %w after %s", cmds[j].what, ErrCommandTimeout, c.timeout)
+			}
+			return res
+		case <-ctx.Done():
+			for j := i; j < len(cmds); j++ {
+				res[j].err = fmt.Errorf("%s: %w", cmds[j].what, context.Cause(ctx))
+			}
+			return res
+		}
+		switch {
+		case r.err != nil:
+			res[i].err = fmt.Errorf("%s: %w", what, r.err)
+		case strings.HasPrefix(r.text, "-ERR"):
+			res[i].err = &ReplyError{Command: what, Text: strings.TrimSpace(strings.TrimPrefix(r.text, "-ERR"))}
+		default:
+			res[i].text = r.text
+		}
 	}
-	if r.err != nil {
-		return "", fmt.Errorf("%s: %w", what, r.err)
-	}
-	if text, ok := strings.CutPrefix(r.text, "-ERR"); ok {
-		return "", &ReplyError{Command: what, Text: strings.TrimSpace(text)}
-	}
-	return r.text, nil
+	return res
 }
 
 // deliver hands a reply to the oldest waiting command.

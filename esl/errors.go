@@ -38,6 +38,17 @@ var (
 	// ErrShutdown is the cause of a call context cancelled because eslapp is
 	// shutting down.
 	ErrShutdown = errors.New("esl: eslapp shutting down")
+
+	// ErrNetFired means the safety net FreeSWITCH held for a socket-less
+	// call fired while eslapp had the call (eslapp stood still longer
+	// than the step's bound): FreeSWITCH moved the call to OnError, and
+	// eslapp sends it nothing more. A call ended so has a context whose
+	// cause is both ErrHangup and ErrNetFired.
+	ErrNetFired = errors.New("esl: the call's safety net fired")
+
+	// ErrClaimLost means another eslapp took a contended socket-less call,
+	// or its pick-up net had already moved it.
+	ErrClaimLost = errors.New("esl: the call was claimed by another eslapp or its pick-up net fired")
 )
 
 // ReplyError is FreeSWITCH's refusal of a command: a command/reply whose

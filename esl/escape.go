@@ -309,7 +309,7 @@ func TransferArg(extension, dialplan, context string) (AppArg, error) {
 		dialplan = "XML"
 	}
 	for _, w := range []string{extension, dialplan, context} {
-		if !isWord(w, "_-.+*#@") {
+		if !isTransferWord(w) {
 			return AppArg{}, &UnsafeValueError{Sink: "transfer destination", Reason: fmt.Sprintf("%q is not an extension, dialplan or context name", w)}
 		}
 	}

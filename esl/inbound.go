@@ -83,7 +83,11 @@ type InboundStats struct {
 	// counts the calls taken, Refused those handed back unrun.
 	Calls            int
 	Started, Refused uint64
-	Wire             WireStats
+	// Contended calls (announced with a pick-up net): claims won and lost
+	// to another eslapp or to the pick-up net, calls not claimed because
+	// this eslapp was draining or at max_calls, nets found fired.
+	ClaimsWon, ClaimsLost, Declined, NetsFired uint64
+	Wire                                       WireStats
 }
 
 // Inbound is eslapp's shared inbound connection to one FreeSWITCH: it
@@ -102,11 +106,12 @@ type Inbound struct {
 	log    *slog.Logger
 	runner *Runner
 
-	stop     chan struct{} // closed by close: no more connections
-	stopOnce sync.Once
-	handlers sync.WaitGroup
-	wire     wireCounters
-	counts   callCounts
+	stop       chan struct{} // closed by close: no more connections
+	stopOnce   sync.Once
+	handlers   sync.WaitGroup
+	wire       wireCounters
+	counts     callCounts
+	legacyWarn rateLimited
 
 	mu      sync.Mutex
 	conn    *conn         // nil while disconnected
@@ -198,6 +203,8 @@ func (in *Inbound) Stats() InboundStats {
 		State: in.state, Since: in.since, LastError: in.lastErr,
 		Connects: in.connects.Load(), Failures: in.failures.Load(),
 		Calls: len(in.calls), Started: in.counts.taken.Load(), Refused: in.counts.refused.Load(),
+		ClaimsWon: in.counts.won.Load(), ClaimsLost: in.counts.lost.Load(),
+		Declined: in.counts.declined.Load(), NetsFired: in.counts.netsFired.Load(),
 		Wire: in.wire.stats(),
 	}
 }
@@ -345,27 +352,42 @@ func (in *Inbound) setState(s InboundState, lastErr string) {
 // send runs one command on the shared connection, waiting for a
 // connection if there is none, all within the command timeout (and ctx).
 func (in *Inbound) send(ctx context.Context, what, cmd string) (string, error) {
+	res := in.sendAll(ctx, command{what, cmd})
+	return res[0].text, res[0].err
+}
+
+// sendAll runs commands in one write on the shared connection (see
+// commands.sendAll), waiting for a connection if there is none, all within
+// the command timeout (and ctx).
+func (in *Inbound) sendAll(ctx context.Context, cmds ...command) []result {
 	ctx, cancel := context.WithTimeout(ctx, in.cfg.CommandTimeout)
 	defer cancel()
 	in.mu.Lock()
 	conn, up := in.conn, in.up
 	in.mu.Unlock()
+	fail := func(why string) []result {
+		res := make([]result, len(cmds))
+		for i, cmd := range cmds {
+			res[i].err = fmt.Errorf("%s: %w%s", cmd.what, ErrDisconnected, why)
+		}
+		return res
+	}
 	if conn == nil {
 		select {
 		case <-up:
 		case <-ctx.Done():
-			return "", fmt.Errorf("%s: %w (no connection to FreeSWITCH)", what, ErrDisconnected)
+			return fail(" (no connection to FreeSWITCH)")
 		case <-in.stop:
-			return "", fmt.Errorf("%s: %w (the connection is closed)", what, ErrDisconnected)
+			return fail(" (the connection is closed)")
 		}
 		in.mu.Lock()
 		conn = in.conn
 		in.mu.Unlock()
 		if conn == nil {
-			return "", fmt.Errorf("%s: %w", what, ErrDisconnected)
+			return fail("")
 		}
 	}
-	return conn.cmds.send(ctx, what, cmd)
+	return conn.cmds.sendAll(ctx, cmds)
 }
 
 // event applies one event, on the connection's read loop (frameHandler): a
@@ -395,7 +417,16 @@ func (in *Inbound) notice(f *Frame) error {
 // start takes a call the dialplan handed over.
 func (in *Inbound) start(body []byte) {
 	b := in.runner.bind()
-	data, err := channelDataFromEvent(body, b.VarFilter)
+	// The pick-up net's reply is esl's own to read, whatever the handler
+	// keeps.
+	filter := b.VarFilter
+	if filter != nil {
+		filter = func(lookup func(string) (string, bool)) func(string) bool {
+			keep := b.VarFilter(lookup)
+			return func(name string) bool { return name == PickVar || keep(name) }
+		}
+	}
+	data, err := channelDataFromEvent(body, filter)
 	if err != nil {
 		b.Release()
 		in.log.Warn("start event not taken: the dialplan's safety net will route the call", "err", err)
@@ -408,7 +439,11 @@ func (in *Inbound) start(body []byte) {
 		b.Release()
 		return
 	}
-	c := newCall(callConfig{leg: &inboundLeg{in: in}, data: data, log: in.log, parent: in.runner.ctx, holder: "park"})
+	leg := newInboundLeg(in, data)
+	if !leg.contended {
+		in.legacyWarn.log(in.log, "a call was announced without a pick-up net (the channel variable "+PickVar+"): an older dialplan; only one eslapp may serve it (see conf/freeswitch)", "call", id)
+	}
+	c := newCall(callConfig{leg: leg, data: data, log: in.log, parent: in.runner.ctx, holder: "park"})
 	in.calls[id] = c
 	in.handlers.Add(1)
 	in.mu.Unlock()

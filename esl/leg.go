@@ -1,6 +1,9 @@
 package esl
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // leg is what differs between the two ways a call reaches eslapp: its own
 // outbound socket (*Session) or the shared inbound connection of the
@@ -9,7 +12,9 @@ import "context"
 //
 //	claim     the call becomes eslapp's: its events are subscribed
 //	          (myevents on a socket, a Unique-ID filter on a shared
-//	          connection); nothing is sent for it before
+//	          connection, after the claim of a contended call); nothing
+//	          is sent to it before
+//	arm       its safety net is re-armed for each step (socket-less)
 //	handler   the call's owner runs it with the Call's methods, which
 //	          reach FreeSWITCH through send and sendmsg
 //	leave     handBack, transfer or hangup hands it on
@@ -20,13 +25,21 @@ type leg interface {
 	// FreeSWITCH's refusals are *ReplyError, or the sentinel they mean
 	// for this way in (ErrNotFull on a socket without full, ErrHangup
 	// for a channel gone socket-less).
-	send(ctx context.Context, what, cmd string) (string, error)
+	send(ctx context.Context, c *Call, what, cmd string) (string, error)
 	// sendmsg sends a sendmsg command that msg builds for the channel
 	// name the connection needs: "" on the call's own socket, where
 	// sendmsg names no channel, the UUID on a shared connection.
 	sendmsg(ctx context.Context, c *Call, what string, msg func(channel string) string) error
-	// claim subscribes the call's events; see Call.claim.
+	// claim makes the call eslapp's and subscribes its events; see
+	// Call.claim. A contended call's claim may be lost (ErrClaimLost).
 	claim(ctx context.Context, c *Call) error
+	// isContended reports whether other eslapps may take the call: the
+	// runner then claims it only when it can run it, and after a delay
+	// that lets a less loaded or healthier peer win.
+	isContended() bool
+	// arm (re-)arms the call's safety net for a step that may take bound;
+	// nothing on a socket, whose end is its own net.
+	arm(ctx context.Context, c *Call, bound time.Duration) error
 	// full reports whether FreeSWITCH takes api and sendevent for the
 	// call (a socket without "full" refuses them).
 	full() bool

@@ -9,7 +9,11 @@ import (
 // takes as they are, so they may only contain what such names are made of.
 
 func isAppName(s string) bool { return isWord(s, "_") }
-func isAPIName(s string) bool { return isWord(s, "_") }
+
+// isTransferWord accepts an extension, dialplan or context name, the words
+// of a transfer destination.
+func isTransferWord(s string) bool { return isWord(s, "_-.+*#@") }
+func isAPIName(s string) bool      { return isWord(s, "_") }
 
 // isEventName accepts what "event plain ..." and "nixevent" take: event
 // names (CHANNEL_EXECUTE) and CUSTOM subclasses.

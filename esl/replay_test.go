@@ -3,7 +3,6 @@ package esl
 import (
 	"bytes"
 	"context"
-	"github.com/eslapp/eslapp/internal/testlog"
 	"io"
 	"log/slog"
 	"net"
@@ -12,6 +11,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/eslapp/eslapp/internal/testlog"
 )
 
 // transcriptDir holds raw bytes captured from FreeSWITCH 1.10.12 (see its

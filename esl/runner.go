@@ -44,6 +44,13 @@ type Binding struct {
 	// Release, when not nil, runs once the call is over for eslapp (or
 	// never started: no valid connect reply or start event).
 	Release func()
+	// Bound, when not nil, bounds the call's first step: the net a
+	// contended call's claim arms covers it (default DefaultFirstBound).
+	Bound func(c *Call) time.Duration
+	// ClaimDelay, when not nil, delays the claim of a contended call on
+	// top of the load-based delay: a call this eslapp would serve badly
+	// (its workflow's circuit breaker open) goes to a healthier peer.
+	ClaimDelay func(c *Call) time.Duration
 }
 
 // RunnerConfig is what a Runner needs; cmd/eslapp fills it from [server].
@@ -66,8 +73,22 @@ type RunnerConfig struct {
 	// after the calls were ended at the drain deadline, before the
 	// connections are closed under them. Default 2 s.
 	ShutdownGrace time.Duration
+	// ClaimStagger delays the claim of a contended call by this much per
+	// call running now, up to MaxClaimDelay: of several eslapps that hear
+	// a call, the least loaded claims first, so that they share the load
+	// (whichever hears first would win every call otherwise). Defaults
+	// DefaultClaimStagger and DefaultMaxClaimDelay; negative: none.
+	ClaimStagger  time.Duration
+	MaxClaimDelay time.Duration
 	Logger        *slog.Logger
 }
+
+// Defaults of the claim delay: calls arrive with hold music playing, and
+// the pick-up net gives eslapps at least a second to claim.
+const (
+	DefaultClaimStagger  = 200 * time.Microsecond
+	DefaultMaxClaimDelay = 50 * time.Millisecond
+)
 
 // Runner runs the calls of every way in — the outbound socket server and
 // the inbound connections — with one life cycle: admission (max_calls,
@@ -112,6 +133,12 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	cfg.Logger = loggerOrDiscard(cfg.Logger)
 	positiveOr(&cfg.CommandTimeout, DefaultCommandTimeout)
 	positiveOr(&cfg.ShutdownGrace, 2*time.Second)
+	if cfg.ClaimStagger == 0 {
+		cfg.ClaimStagger = DefaultClaimStagger
+	}
+	if cfg.MaxClaimDelay == 0 {
+		cfg.MaxClaimDelay = DefaultMaxClaimDelay
+	}
 	r := &Runner{cfg: cfg, log: cfg.Logger, idle: make(chan struct{})}
 	r.ctx, r.cancel = context.WithCancelCause(context.Background())
 	r.SetMaxCalls(cfg.MaxCalls)
@@ -158,6 +185,9 @@ func (r *Runner) bind() Binding {
 	}
 	if b.Release == nil {
 		b.Release = func() {}
+	}
+	if b.Bound == nil {
+		b.Bound = func(*Call) time.Duration { return DefaultFirstBound }
 	}
 	return b
 }
@@ -207,7 +237,13 @@ func (r *Runner) signalIdle() {
 }
 
 // callCounts are a way in's own counts of the calls it brought.
-type callCounts struct{ taken, refused atomic.Uint64 }
+type callCounts struct {
+	taken, refused atomic.Uint64
+	// Contended calls: claims won and lost, calls not claimed at all
+	// (draining, max_calls: left to a peer or the pick-up net), and nets
+	// found fired.
+	won, lost, declined, netsFired atomic.Uint64
+}
 
 // run runs one call to its end, on the caller's goroutine, with the
 // binding it got when it arrived: admission, the claim, the handler (or
@@ -218,6 +254,22 @@ func (r *Runner) run(c *Call, b Binding, counts *callCounts) {
 	defer r.callEnded()
 	defer c.leg.release(c)
 	why := r.admit()
+	if c.leg.isContended() {
+		// Other eslapps hear this call too: one that cannot run it does
+		// not claim it (a peer does, or the pick-up net routes it), and
+		// one that can waits its turn.
+		if why == nil {
+			why = r.waitClaimTurn(c, b)
+		}
+		if why != nil {
+			if counts != nil {
+				counts.declined.Add(1)
+			}
+			c.log.Debug("call not claimed: left to another eslapp or the dialplan's pick-up net", "why", why.Error())
+			return
+		}
+	}
+	c.firstBound = b.Bound(c)
 	// A refused call is handed back even when eslapp is shutting down
 	// (its context may be cancelled then): with a deadline of its own.
 	ctx := c.ctx
@@ -227,7 +279,14 @@ func (r *Runner) run(c *Call, b Binding, counts *callCounts) {
 		defer cancel()
 	}
 	if err := c.claim(ctx); err != nil {
-		c.log.Warn("call not taken: subscribing to its events failed", "err", err)
+		if errors.Is(err, ErrClaimLost) {
+			if counts != nil {
+				counts.lost.Add(1)
+			}
+			c.log.Debug("call not taken: claimed by another eslapp, or its pick-up net fired")
+			return
+		}
+		c.log.Warn("call not taken: claiming it failed", "err", err)
 		return
 	}
 	if why != nil {
@@ -243,6 +302,36 @@ func (r *Runner) run(c *Call, b Binding, counts *callCounts) {
 		counts.taken.Add(1)
 	}
 	r.handle(c, b)
+}
+
+// waitClaimTurn waits before claiming a contended call: ClaimStagger per
+// call running here (the least loaded eslapp claims first), plus what the
+// binding asks. A drain or a shutdown that starts meanwhile declines the
+// call (the error says why).
+func (r *Runner) waitClaimTurn(c *Call, b Binding) error {
+	r.mu.Lock()
+	others := r.active - 1
+	r.mu.Unlock()
+	var d time.Duration
+	if r.cfg.ClaimStagger > 0 {
+		d = min(time.Duration(others)*r.cfg.ClaimStagger, r.cfg.MaxClaimDelay)
+	}
+	if b.ClaimDelay != nil {
+		d += b.ClaimDelay(c)
+	}
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-c.ctx.Done():
+			return context.Cause(c.ctx)
+		}
+	}
+	if r.Draining() {
+		return ErrDraining
+	}
+	return nil
 }
 
 // handle calls the handler, recovering from a panic in it: a panic ends

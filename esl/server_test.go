@@ -3,7 +3,6 @@ package esl_test
 import (
 	"context"
 	"errors"
-	"github.com/eslapp/eslapp/internal/testlog"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -12,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/eslapp/eslapp/internal/testlog"
 
 	"github.com/eslapp/eslapp/esl"
 	"github.com/eslapp/eslapp/esl/esltest"

@@ -191,7 +191,7 @@ func (s *Session) Close() {
 
 // send runs one command on the call's socket (see commands.send). A
 // "command not found" on a socket without "full" is ErrNotFull.
-func (s *Session) send(ctx context.Context, what, cmd string) (string, error) {
+func (s *Session) send(ctx context.Context, _ *Call, what, cmd string) (string, error) {
 	text, err := s.conn.cmds.send(ctx, what, cmd)
 	var re *ReplyError
 	if errors.As(err, &re) && re.Text == "command not found" && s.Call != nil && !s.full() {
@@ -202,7 +202,7 @@ func (s *Session) send(ctx context.Context, what, cmd string) (string, error) {
 
 // sendmsg: on the call's own socket sendmsg names no channel.
 func (s *Session) sendmsg(ctx context.Context, _ *Call, what string, msg func(string) string) error {
-	_, err := s.send(ctx, what, msg(""))
+	_, err := s.send(ctx, s.Call, what, msg(""))
 	return err
 }
 
@@ -210,8 +210,16 @@ func (s *Session) sendmsg(ctx context.Context, _ *Call, what string, msg func(st
 // full), which api, event, linger and sendevent need.
 func (s *Session) full() bool { return s.data.Header("Control") == "full" }
 
-// claim asks for the call's own events (myevents).
+// claim asks for the call's own events (myevents): FreeSWITCH connected
+// to this eslapp alone, so the call is already its.
 func (s *Session) claim(ctx context.Context, _ *Call) error { return s.Subscribe(ctx) }
+
+// isContended: no other eslapp hears of a socket's call.
+func (s *Session) isContended() bool { return false }
+
+// arm: a socket is its own net (if eslapp dies, the socket closes and the
+// dialplan goes on after "socket").
+func (s *Session) arm(context.Context, *Call, time.Duration) error { return nil }
 
 // Subscribe asks for the call's own events (myevents), unless the call is
 // claimed already, and, in addition, for the named events (event plain
@@ -228,7 +236,7 @@ func (s *Session) Subscribe(ctx context.Context, extra ...string) error {
 	subscribed := s.subscribed
 	s.Call.mu.Unlock()
 	if !subscribed {
-		if _, err := s.send(ctx, "myevents", "myevents"); err != nil {
+		if _, err := s.send(ctx, s.Call, "myevents", "myevents"); err != nil {
 			return err
 		}
 		s.Call.mu.Lock()
@@ -238,7 +246,7 @@ func (s *Session) Subscribe(ctx context.Context, extra ...string) error {
 	if len(extra) == 0 {
 		return nil
 	}
-	_, err := s.send(ctx, "event", "event plain "+strings.Join(extra, " "))
+	_, err := s.send(ctx, s.Call, "event", "event plain "+strings.Join(extra, " "))
 	return err
 }
 
@@ -251,7 +259,7 @@ func (s *Session) Unsubscribe(ctx context.Context, names ...string) error {
 			return &UnsafeValueError{Sink: "event name", Reason: fmt.Sprintf("%q is not an event name", name)}
 		}
 	}
-	_, err := s.send(ctx, "nixevent", "nixevent "+strings.Join(names, " "))
+	_, err := s.send(ctx, s.Call, "nixevent", "nixevent "+strings.Join(names, " "))
 	return err
 }
 
@@ -259,7 +267,7 @@ func (s *Session) Unsubscribe(ctx context.Context, names ...string) error {
 // until eslapp sends exit. Without it FreeSWITCH closes the socket right
 // after its disconnect notice.
 func (s *Session) Linger(ctx context.Context) error {
-	_, err := s.send(ctx, "linger", "linger")
+	_, err := s.send(ctx, s.Call, "linger", "linger")
 	if err == nil {
 		s.mu.Lock()
 		s.lingering = true
@@ -271,7 +279,7 @@ func (s *Session) Linger(ctx context.Context) error {
 // Resume makes FreeSWITCH continue the dialplan after the socket application
 // once the socket closes, cutting short whatever plays (transcript s7).
 func (s *Session) Resume(ctx context.Context) error {
-	_, err := s.send(ctx, "resume", "resume")
+	_, err := s.send(ctx, s.Call, "resume", "resume")
 	if err == nil {
 		s.mu.Lock()
 		s.resumed = true
@@ -299,7 +307,7 @@ func (s *Session) transfer(ctx context.Context, c *Call, arg AppArg) error {
 // hangup is a hangup call-command, which FreeSWITCH acts on at once rather
 // than after the applications queued before it.
 func (s *Session) hangup(ctx context.Context, _ *Call, cause string) error {
-	_, err := s.send(ctx, "sendmsg hangup", "sendmsg\ncall-command: hangup\nhangup-cause: "+cause)
+	_, err := s.send(ctx, s.Call, "sendmsg hangup", "sendmsg\ncall-command: hangup\nhangup-cause: "+cause)
 	return err
 }
 
@@ -338,7 +346,7 @@ func (s *Session) Exit(ctx context.Context) error {
 	s.exitSent = true
 	s.mu.Unlock()
 	if send {
-		_, err := s.send(context.WithoutCancel(ctx), "exit", "exit")
+		_, err := s.send(context.WithoutCancel(ctx), s.Call, "exit", "exit")
 		if err != nil && !errors.Is(err, ErrDisconnected) {
 			return err
 		}

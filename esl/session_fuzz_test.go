@@ -2,7 +2,6 @@ package esl
 
 import (
 	"context"
-	"github.com/eslapp/eslapp/internal/testlog"
 	"io"
 	"log/slog"
 	"net"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eslapp/eslapp/internal/testlog"
 )
 
 // FuzzSession drives a whole session with arbitrary bytes from the peer:

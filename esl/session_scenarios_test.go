@@ -113,7 +113,7 @@ func TestReplayErrors(t *testing.T) {
 			t.Errorf("err = %v, want ReplyError %q", err, text)
 		}
 	}
-	_, err := s.send(ctx, "sendmsg", "sendmsg 11111111-2222-3333-4444-555555555555\ncall-command: execute\nexecute-app-name: playback\nexecute-app-arg: short.wav")
+	_, err := s.send(ctx, s.Call, "sendmsg", "sendmsg 11111111-2222-3333-4444-555555555555\ncall-command: execute\nexecute-app-name: playback\nexecute-app-arg: short.wav")
 	wantReply(err, "invalid session id [11111111-2222-3333-4444-555555555555]")
 	_, err = s.API(ctx, "uuid_break", APIArg("00000000-0000-0000-0000-000000000000"))
 	wantReply(err, "No such channel!")
@@ -123,7 +123,7 @@ func TestReplayErrors(t *testing.T) {
 	if err != nil || res.Response != "FILE NOT FOUND" || !res.PlaybackStarted.IsZero() {
 		t.Errorf("missing file: %+v, %v", res, err)
 	}
-	_, err = s.send(ctx, "myevents", "myevents") // a second myevents
+	_, err = s.send(ctx, s.Call, "myevents", "myevents") // a second myevents
 	wantReply(err, "aready enabled.")
 	if _, err := s.Execute(ctx, "hangup", AppArg{}); !errors.Is(err, ErrHangup) {
 		t.Errorf("hangup: %v", err)
@@ -188,7 +188,7 @@ func TestReplayNotFull(t *testing.T) {
 	if _, err := s.API(ctx, "status", APIArgs{}); !errors.Is(err, ErrNotFull) {
 		t.Errorf("api: %v, want ErrNotFull", err)
 	}
-	if _, err := s.send(ctx, "event", "event plain CUSTOM x::y"); !errors.Is(err, ErrNotFull) {
+	if _, err := s.send(ctx, s.Call, "event", "event plain CUSTOM x::y"); !errors.Is(err, ErrNotFull) {
 		t.Errorf("event: %v, want ErrNotFull", err)
 	}
 	if err := s.Linger(ctx); !errors.Is(err, ErrNotFull) {

@@ -172,22 +172,13 @@ func (c *Call) runAPI(line string) (string, func()) {
 		return "+OK\n", c.on(t, func() { t.hangupChannel(cause, "send_bye") })
 	case "sched_del":
 		// sched_del_function: a task id, or a group (sched_transfer's group
-		// is the channel's UUID). Only the socket-less safety net is
-		// modelled.
-		n := 0
-		if t := c.fs.locate(arg); t != nil {
-			if t == c {
-				n = t.delNet()
-			} else {
-				got := make(chan int, 1)
-				t.do(func() { got <- t.delNet() })
-				select {
-				case n = <-got:
-				case <-t.done:
-				}
-			}
+		// is the channel's UUID).
+		if arg == "" {
+			return "-ERR Invalid syntax\n", nil
 		}
-		return "+OK Deleted: " + strconv.Itoa(n) + "\n", nil
+		return "+OK Deleted: " + strconv.Itoa(c.fs.sched.del(arg)) + "\n", nil
+	case "sched_api":
+		return c.fs.schedAPI(arg), nil
 	case "echo":
 		return arg, nil
 	case "uuid_exists":

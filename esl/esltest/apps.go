@@ -46,6 +46,9 @@ type appRun struct {
 	playStarted       bool
 	played            int // index into c.played, -1 for none
 	dur               time.Duration
+	// endless: the dialplan's hold music, which only a break or the call
+	// moving on ends; applications sent meanwhile run nested inside it.
+	endless bool
 }
 
 // dialplanHangup is the message that stands for the extension a transfer
@@ -285,6 +288,9 @@ func (c *Call) startMedia(a *appRun, name string) {
 	a.media = true
 	a.dur = max(dur, 0)
 	a.endAt = time.Now().Add(a.dur)
+	if a.endless {
+		a.endAt = time.Time{}
+	}
 	if a.playPath != "" {
 		a.playStarted = true
 		c.emit(eventSpec{name: "PLAYBACK_START", loc: locPlaybackStart, extra: playbackHeaders(a.playPath, "")})
@@ -442,7 +448,7 @@ func (c *Call) completeApp(a *appRun, st appStatus) {
 		c.startApp(a)
 		return
 	}
-	if outer := c.top(); outer != nil && outer.state == appRunning && outer.media && outer.endAt.IsZero() {
+	if outer := c.top(); outer != nil && outer.state == appRunning && outer.media && outer.endAt.IsZero() && !outer.endless {
 		outer.endAt = time.Now().Add(outer.remaining)
 	}
 	c.pump()
@@ -458,6 +464,11 @@ func (c *Call) breakMedia(all bool) {
 		c.queue = nil
 	}
 	if a := c.top(); a != nil && a.state == appRunning && a.media {
+		c.completeApp(a, statusBreak)
+	}
+	// Measured on 1.10.12: a break also ends the dialplan's hold music
+	// under the prompt, and the dialplan goes on to park.
+	if a := c.top(); a != nil && a.state == appRunning && a.endless {
 		c.completeApp(a, statusBreak)
 	}
 }

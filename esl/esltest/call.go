@@ -117,8 +117,15 @@ type Outcome struct {
 	HangupCause string
 	// TransferDest is "EXT DIALPLAN CONTEXT" of the first transfer.
 	TransferDest string
-	// NetFired is set when a socket-less call's safety net transferred it.
+	// NetFired is set when a socket-less call's safety net transferred it
+	// (a scheduled uuid_transfer); NetGroup is the scheduler group of the
+	// task that fired ("eslapp-pick-UUID", "eslapp-net-UUID", or the
+	// call's UUID for a dialplan's sched_transfer).
 	NetFired bool
+	NetGroup string
+	// Transfers lists every transfer, "EXT DIALPLAN CONTEXT", in order:
+	// a call moved twice shows it here.
+	Transfers []string
 	// ResumeReceived and ExitReceived record those commands.
 	ResumeReceived, ExitReceived      bool
 	HungUpAt, TransferredAt, ClosedAt time.Time
@@ -199,8 +206,6 @@ type Call struct {
 	queue      []*Command
 	stack      []*appRun
 	xferAt     time.Time
-	netAt      time.Time // the socket-less safety net (sched_transfer) fires
-	netDest    []string
 	timer      *time.Timer
 	armed      time.Time
 
@@ -491,7 +496,6 @@ func (c *Call) rearm() {
 	}
 	consider(c.lingerEnd)
 	consider(c.xferAt)
-	consider(c.netAt)
 	if a := c.top(); a != nil {
 		if a.state == appPending {
 			consider(a.startAt)
@@ -518,9 +522,6 @@ func (c *Call) onTimer() {
 		c.sendFinalNotice()
 		c.closeConn()
 		return
-	case !c.netAt.IsZero() && !now.Before(c.netAt):
-		c.fireNet()
-		return
 	case !c.lingerEnd.IsZero() && !now.Before(c.lingerEnd):
 		c.lingerEnd = time.Time{}
 		c.sendFinalNotice()
@@ -535,7 +536,7 @@ func (c *Call) onTimer() {
 	if a := c.top(); a != nil {
 		if a.state == appPending && !now.Before(a.startAt) {
 			c.startApp(a)
-		} else if a.state == appRunning && a.media && !now.Before(a.endAt) {
+		} else if a.state == appRunning && a.media && !a.endAt.IsZero() && !now.Before(a.endAt) {
 			c.completeApp(a, statusDone)
 		}
 	}

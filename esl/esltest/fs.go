@@ -34,6 +34,9 @@ type Options struct {
 	// NoRecordFrames stops Call.Sent from recording frames, to keep memory
 	// flat in load tests with thousands of calls.
 	NoRecordFrames bool
+	// Second is how long the scheduler's second lasts (sched_api +N fires
+	// after N of them). Default time.Second; tests shorten it.
+	Second time.Duration
 }
 
 // FreeSWITCH is one fake FreeSWITCH host. It dials the application's
@@ -48,11 +51,27 @@ type FreeSWITCH struct {
 	seq      atomic.Uint64
 	globals  map[string]string
 
+	sched scheduler
+	// sys runs api commands for no call and no connection: the
+	// scheduler's (sch_api_callback runs them without a session).
+	sys *Call
+
 	mu        sync.Mutex
 	calls     map[string]*Call
 	fired     []FiredEvent
 	inbound   map[*inboundConn]struct{}
 	inboundLn []net.Listener
+	// inboundCmds are the command lines every inbound connection sent,
+	// in order (not with Options.NoRecordFrames).
+	inboundCmds []string
+}
+
+// InboundCommands returns the command lines (each command's first line)
+// received on every inbound connection so far, in order.
+func (fs *FreeSWITCH) InboundCommands() []string {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return append([]string(nil), fs.inboundCmds...)
 }
 
 // FiredEvent is an event a call fired with sendevent (and FreeSWITCH
@@ -88,6 +107,9 @@ func New(opts Options) *FreeSWITCH {
 	if opts.ConnectTimeout == 0 {
 		opts.ConnectTimeout = 25 * time.Second
 	}
+	if opts.Second <= 0 {
+		opts.Second = time.Second
+	}
 	fs := &FreeSWITCH{opts: opts, coreUUID: opts.CoreUUID, calls: make(map[string]*Call), inbound: make(map[*inboundConn]struct{})}
 	fs.globals = map[string]string{
 		"hostname":     opts.Hostname,
@@ -101,6 +123,8 @@ func New(opts Options) *FreeSWITCH {
 		fs.globals[k] = v
 	}
 	fs.seq.Store(900)
+	fs.sched.fs = fs
+	fs.sys = &Call{fs: fs, noRecord: true, ctrl: make(chan func()), done: make(chan struct{}), notify: make(chan struct{})}
 	return fs
 }
 

@@ -2,6 +2,7 @@ package esltest
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -217,6 +218,11 @@ func (ic *inboundConn) process(cmd *Command) bool {
 		return true
 	}
 	line := cmd.Line
+	if !ic.fs.opts.NoRecordFrames {
+		ic.fs.mu.Lock()
+		ic.fs.inboundCmds = append(ic.fs.inboundCmds, line)
+		ic.fs.mu.Unlock()
+	}
 	switch cmd.Name {
 	case "event":
 		pc.sendReply(pc.event(line))
@@ -274,17 +280,43 @@ func (ic *inboundConn) process(cmd *Command) bool {
 }
 
 // SocketlessOptions describe a call whose dialplan hands it over without
-// a socket: vars set (CallOptions.Vars), the safety net armed, the CUSTOM
-// event fired, then park.
+// a socket: vars set (CallOptions.Vars), a net scheduled, the CUSTOM event
+// fired, then the call waits: in Music when given, then in park.
+//
+// The shipped dialplan (conf/freeswitch) schedules a pick-up net and
+// waits in hold music:
+//
+//	set eslapp_pick=${sched_api(+2 eslapp-pick-${uuid} uuid_transfer ${uuid} OnError XML crm_branches)}
+//	event Event-Name=CUSTOM,Event-Subclass=eslapp::call
+//	playback local_stream://eslapp_hold
+//	park
+//
+// (Pick, PickDest, Music); an older one a sched_transfer safety net in the
+// call's own group, then park (Net, NetDest).
 type SocketlessOptions struct {
 	CallOptions
 	// Subclass of the CUSTOM event; default "eslapp::call".
 	Subclass string
-	// Net is the safety net's delay (sched_transfer +Net), NetDest where
-	// it sends the call ("OnError XML crm_branches"). No net when Net is 0.
+	// Net is the safety net's delay (sched_transfer +Net, group the
+	// call's UUID), NetDest where it sends the call ("OnError XML
+	// crm_branches"). No net when Net is 0.
 	Net     time.Duration
 	NetDest string
+	// Pick is the pick-up net's delay: the dialplan's sched_api in group
+	// eslapp-pick-UUID, whose reply it keeps in eslapp_pick; PickDest is
+	// where it sends the call (default NetDest, else "OnError XML
+	// crm_branches"). No pick-up net when Pick is 0.
+	Pick     time.Duration
+	PickDest string
+	// Music is what the dialplan plays after the event while the call
+	// waits ("local_stream://eslapp_hold"): it never ends by itself, an
+	// application eslapp sends runs nested inside it, and a uuid_break
+	// ends it too (the dialplan then parks the call). "" parks at once.
+	Music string
 }
+
+// PickGroup is the scheduler group of a call's pick-up net.
+func PickGroup(uuid string) string { return "eslapp-pick-" + uuid }
 
 // Socketless starts a call on the socket-less path. The call lives until it
 // hangs up: a transfer (by the application or by the net) leads to the
@@ -313,10 +345,18 @@ func (fs *FreeSWITCH) Socketless(ctx context.Context, o SocketlessOptions) (*Cal
 	c.do(func() {
 		defer close(fired)
 		if o.Net > 0 {
-			c.netAt = time.Now().Add(o.Net)
-			c.netDest = transferArgs(o.NetDest)
+			fs.sched.add(o.Net, c.uuid, "uuid_transfer "+c.uuid+" "+o.NetDest)
+		}
+		if o.Pick > 0 {
+			dest := cmp.Or(o.PickDest, o.NetDest, "OnError XML crm_branches")
+			id := fs.sched.add(o.Pick, PickGroup(c.uuid), "uuid_transfer "+c.uuid+" "+dest)
+			// ${sched_api(...)}: the api's output, newline and all.
+			c.setVar("eslapp_pick", "+OK Added: "+strconv.FormatUint(uint64(id), 10)+"\n")
 		}
 		c.fireCustom(o.Subclass)
+		if o.Music != "" {
+			c.holdMusic(o.Music)
+		}
 	})
 	select {
 	case <-fired:
@@ -339,23 +379,12 @@ func (c *Call) fireCustom(subclass string) {
 	c.fs.publish(evCustom, subclass, h)
 }
 
-// delNet is sched_del for this call's group: the net is cancelled.
-func (c *Call) delNet() int {
-	if c.netAt.IsZero() {
-		return 0
-	}
-	c.netAt, c.netDest = time.Time{}, nil
-	return 1
-}
-
-// fireNet is the scheduled transfer.
-func (c *Call) fireNet() {
-	dest := c.netDest
-	c.netAt, c.netDest = time.Time{}, nil
-	c.mu.Lock()
-	c.outcome.NetFired = true
-	c.mu.Unlock()
-	c.transfer(dest)
+// holdMusic is the dialplan's playback of a stream while the call waits:
+// it runs until broken or until the call moves on.
+func (c *Call) holdMusic(arg string) {
+	a := &appRun{name: "playback", rawArg: arg, uuid: NewUUID(), loops: 1, played: -1, endless: true}
+	c.stack = append(c.stack, a)
+	c.startApp(a)
 }
 
 // recordCommand keeps a command sent for this call over an inbound

@@ -175,6 +175,7 @@ func (c *Call) transferProfile(args []string) {
 		c.outcome.TransferDest = dest + " " + dialplan + " " + context
 		c.outcome.TransferredAt = now
 	}
+	c.outcome.Transfers = append(c.outcome.Transfers, dest+" "+dialplan+" "+context)
 	if c.outcome.Kind == Active && !c.socketDone {
 		c.outcome.Kind = Transferred
 	}

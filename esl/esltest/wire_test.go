@@ -6,12 +6,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/eslapp/eslapp/esl"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/eslapp/eslapp/esl"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*/*.want")

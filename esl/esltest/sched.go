@@ -96,19 +96,22 @@ func (s *scheduler) run(id uint32) {
 }
 
 // runScheduled runs a scheduled api command. A uuid_transfer of a call is
-// that call's net firing: its outcome says so, and which group fired.
+// that call's net firing: its outcome says so, and which group fired. One
+// for a call that is gone does nothing (FreeSWITCH answers "No such
+// channel" to nobody).
 func (fs *FreeSWITCH) runScheduled(group, cmd string) {
 	name, arg, _ := strings.Cut(cmd, " ")
 	if name == "uuid_transfer" {
 		uuid, _, _ := strings.Cut(strings.TrimSpace(arg), " ")
-		if t := fs.locate(uuid); t != nil {
-			t.mu.Lock()
-			t.outcome.NetFired = true
-			t.outcome.NetGroup = group
-			t.mu.Unlock()
+		t := fs.locate(uuid)
+		if t == nil {
+			return
 		}
+		t.mu.Lock()
+		t.outcome.NetFired = true
+		t.outcome.NetGroup = group
+		t.mu.Unlock()
 	}
-	fs.logf("scheduler: group %s runs %s", group, cmd)
 	body, effect := fs.sys.runAPI(cmd)
 	if effect != nil {
 		effect()

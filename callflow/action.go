@@ -47,6 +47,10 @@ type actionType interface {
 	// drawing is its node in the flow's graph: shape and detail as data,
 	// and the ways back to the dialplan no key of it names.
 	drawing() drawing
+	// hold is how long it may hold the call and the workflow it calls: a
+	// socket-less call's safety net is re-armed with it before it runs,
+	// and a call's first action decides its claim (net.go).
+	hold(c *call) hold
 	// run runs the action on a call: next is the action to run after it,
 	// "" when the call has left eslapp (or, for a step, goes back to the
 	// dialplan because no branch is wired for its outcome).

@@ -30,6 +30,8 @@ func (continueNode) writes() []string                { return nil }
 func (continueNode) sequences() map[string]*Sequence { return nil }
 
 // drawing: an end, whose way out goes back to the dialplan.
+func (continueNode) hold(*call) hold { return hold{} }
+
 func (continueNode) drawing() drawing {
 	return drawing{shape: ShapeEnd, exits: []exit{{label: "continue"}}}
 }
@@ -72,6 +74,7 @@ func (n *hangupNode) reads() map[string][]string      { return nil }
 func (n *hangupNode) writes() []string                { return nil }
 func (n *hangupNode) sequences() map[string]*Sequence { return nil }
 func (n *hangupNode) drawing() drawing                { return drawing{shape: ShapeEnd} }
+func (n *hangupNode) hold(*call) hold                 { return hold{} }
 
 func (n *hangupNode) run(ctx context.Context, c *call, log *slog.Logger) string {
 	// The outputs first: the call's CDR and hangup events carry them (and

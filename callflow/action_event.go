@@ -112,6 +112,7 @@ func (n *customEventNode) reads() map[string][]string {
 func (n *customEventNode) writes() []string                { return nil }
 func (n *customEventNode) sequences() map[string]*Sequence { return nil }
 func (n *customEventNode) drawing() drawing                { return drawing{shape: ShapeAction} }
+func (n *customEventNode) hold(*call) hold                 { return hold{} }
 
 func (n *customEventNode) run(ctx context.Context, c *call, log *slog.Logger) string {
 	headers := []esl.EventHeader{{Name: headerCallUUID, Value: c.ch.UUID()}}

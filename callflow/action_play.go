@@ -40,6 +40,11 @@ func (n *playNode) writes() []string                { return nil }
 func (n *playNode) sequences() map[string]*Sequence { return map[string]*Sequence{"sequence": n.seq} }
 func (n *playNode) drawing() drawing                { return drawing{shape: ShapeAction} }
 
+// hold: the prompt plays to its end.
+func (n *playNode) hold(c *call) hold {
+	return hold{bound: c.playBound(c.renderSequence(n.seq)) + leaveMargin}
+}
+
 func (n *playNode) run(ctx context.Context, c *call, _ *slog.Logger) string {
 	c.play(ctx, n.seq)
 	return n.next

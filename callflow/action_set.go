@@ -70,6 +70,7 @@ func (n *setNode) writes() []string {
 
 func (n *setNode) sequences() map[string]*Sequence { return nil }
 func (n *setNode) drawing() drawing                { return drawing{shape: ShapeAction} }
+func (n *setNode) hold(*call) hold                 { return hold{} }
 
 func (n *setNode) run(_ context.Context, c *call, log *slog.Logger) string {
 	for _, s := range n.set {

@@ -155,6 +155,8 @@ func (n *stepNode) sequences() map[string]*Sequence {
 
 // drawing: a hexagon naming the workflow; without Default, the outcomes
 // no branch names go back to the dialplan.
+func (n *stepNode) hold(c *call) hold { return c.stepHold(n.spec) }
+
 func (n *stepNode) drawing() drawing {
 	d := drawing{shape: ShapeStep, detail: n.spec.ConfigID.String() + " / " + n.spec.WorkflowID.String()}
 	if _, ok := n.spec.Branches[Default]; !ok && n.ends() {

@@ -71,7 +71,7 @@ func TestActionTypeIsWhole(t *testing.T) {
 		})
 	}
 	// What every type must say about itself stays required.
-	for _, m := range []string{"keys", "compile", "targets", "ends", "reads", "writes", "sequences", "drawing", "run"} {
+	for _, m := range []string{"keys", "compile", "targets", "ends", "reads", "writes", "sequences", "drawing", "hold", "run"} {
 		if !slices.Contains(iface, m) {
 			t.Errorf("actionType no longer requires %s (its methods: %v)", m, iface)
 		}

@@ -68,6 +68,8 @@ func (n *transferNode) writes() []string                { return nil }
 func (n *transferNode) sequences() map[string]*Sequence { return nil }
 
 // drawing: an end, naming the destination as written.
+func (n *transferNode) hold(*call) hold { return hold{} }
+
 func (n *transferNode) drawing() drawing {
 	d := drawing{shape: ShapeEnd}
 	words := make([]string, len(n.destination))

@@ -37,6 +37,10 @@ type Channel interface {
 	Transfer(ctx context.Context, extension, dialplan, context string) error
 	Hangup(ctx context.Context, cause string) error
 	SendEvent(ctx context.Context, subclass string, headers []esl.EventHeader, body []byte) (string, error)
+	// Arm re-arms the call's safety net for an action that may hold it
+	// bound (socket-less; nothing on a socket). esl.ErrNetFired: the net
+	// fired, and the call is over for eslapp.
+	Arm(ctx context.Context, bound time.Duration) error
 }
 
 // Running is an application started on the channel.

@@ -26,6 +26,10 @@ type Workflows interface {
 	// Timeout is the step timeout: the step's own (stepMs, 0 when unset),
 	// else the channel's timeoutMilliSec, else the integration's.
 	Timeout(configID string, stepMs int64, channel string) time.Duration
+	// BreakerState is a workflow's circuit breaker (closed for unknown
+	// ids): a socket-less call whose first workflow's is open is claimed
+	// later, so that a healthier eslapp takes it.
+	BreakerState(configID, workflowID string) crm.BreakerState
 	// PathVars are the variables workflow paths read.
 	PathVars() []string
 }
@@ -333,6 +337,7 @@ func (e *Engine) handBackOnShutdown(ctx context.Context, c *call) {
 // variables, its outputs on the channel, then back to the dialplan.
 func (e *Engine) runDialplanStep(ctx context.Context, c *call) {
 	spec, inputErr := e.dialplanSpec(c)
+	c.arm(ctx, c.stepHold(spec))
 	rep := c.runStep(ctx, spec, inputErr)
 	e.report(c, rep)
 	if rep.hangup {
@@ -391,6 +396,7 @@ func (e *Engine) runFlow(ctx context.Context, c *call, name string) {
 			return
 		}
 		a := flow.Actions[id]
+		c.arm(ctx, a.hold(c))
 		id = a.run(ctx, c, c.log.With("flow", name, "action", a.ID))
 		if id == "" {
 			return

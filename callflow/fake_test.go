@@ -57,7 +57,8 @@ func (f *fakeChannel) SetVars(_ context.Context, vars []esl.Var, _ time.Duration
 	f.record("setvars")
 	return doneApp{}, nil
 }
-func (f *fakeChannel) HandBack(context.Context, string) error { f.record("resume"); return nil }
+func (f *fakeChannel) HandBack(context.Context, string) error   { f.record("resume"); return nil }
+func (f *fakeChannel) Arm(context.Context, time.Duration) error { return nil }
 func (f *fakeChannel) Transfer(_ context.Context, ext, dp, cx string) error {
 	f.record("transfer " + ext + " " + dp + " " + cx)
 	return nil
@@ -101,6 +102,9 @@ func (f *fakeCRM) Execute(ctx context.Context, req crm.Request) crm.Result {
 func (f *fakeCRM) Precheck(crm.Request) (crm.Result, bool)     { return crm.Result{}, false }
 func (f *fakeCRM) Timeout(string, int64, string) time.Duration { return time.Second }
 func (f *fakeCRM) PathVars() []string                          { return nil }
+func (f *fakeCRM) BreakerState(string, string) crm.BreakerState {
+	return crm.BreakerClosed
+}
 
 func fakeEngine(t *testing.T, w callflow.Workflows) *callflow.Engine {
 	t.Helper()

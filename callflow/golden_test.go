@@ -6,7 +6,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"github.com/eslapp/eslapp/internal/testlog"
 	"log/slog"
 	"net"
 	"os"
@@ -16,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eslapp/eslapp/internal/testlog"
 
 	"github.com/BurntSushi/toml"
 

@@ -60,6 +60,18 @@ func TestGoldenCallsSocketless(t *testing.T) {
 			if c.Outcome().NetFired {
 				t.Error("the safety net fired: eslapp did not cancel it")
 			}
+			// Nothing left in FreeSWITCH's scheduler: the claim took the
+			// pick-up net, leaving (or the hangup) took eslapp's.
+			deadline := time.Now().Add(2 * time.Second)
+			for fs.ScheduledTasks(esl.PickGroup(c.UUID()))+fs.ScheduledTasks(esl.NetGroup(c.UUID())) > 0 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if n := fs.ScheduledTasks(esl.PickGroup(c.UUID())) + fs.ScheduledTasks(esl.NetGroup(c.UUID())); n > 0 {
+				t.Errorf("%d scheduled tasks left for the call", n)
+			}
+			if n := len(c.Outcome().Transfers); n > 1 {
+				t.Errorf("transferred %d times: %v", n, c.Outcome().Transfers)
+			}
 		})
 	}
 }
@@ -96,7 +108,7 @@ func startInbound(t testing.TB, e *callflow.Engine, fs *esltest.FreeSWITCH) (*es
 	if _, bench := t.(*testing.B); !bench {
 		log = testLog(t)
 	}
-	r, err := esl.NewRunner(esl.RunnerConfig{Handler: e.Handle, Refuse: e.Refuse, VarFilter: e.ChannelVars, CommandTimeout: 3 * time.Second, Logger: log})
+	r, err := esl.NewRunner(esl.RunnerConfig{Bind: e.Binding, CommandTimeout: 3 * time.Second, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,11 +149,58 @@ func runSocketless(t testing.TB, e *callflow.Engine, fs *esltest.FreeSWITCH, cs 
 		opts.Vars[k] = v
 	}
 	start := time.Now()
+	// The shipped dialplan: a pick-up net, hold music while the call
+	// waits.
 	c, err := fs.Socketless(context.Background(), esltest.SocketlessOptions{
-		CallOptions: opts, Net: 30 * time.Second, NetDest: "OnError XML crm_branches",
+		CallOptions: opts, Pick: 30 * time.Second, PickDest: "OnError XML crm_branches", Music: "local_stream://eslapp_hold",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return play(t, c, cs, start, func() { go r.Shutdown(expired()) })
+}
+
+// What a socket-less dialplan-mode call sends FreeSWITCH, in order, with
+// the shipped dialplan: the claim and the net in one write, the filter,
+// the prompt, the break, the outputs, the net taken away, the transfer,
+// the filter deleted. A call's one step is covered by the net its claim
+// armed: nothing is re-armed.
+func TestSocketlessCommands(t *testing.T) {
+	e := newEngine(t, expandIncludes(t, "@base\n"), testLog(t))
+	fs := esltest.New(esltest.Options{Logf: func(string, ...any) {}})
+	c := runSocketless(t, e, fs, callScript{opts: esltest.CallOptions{
+		Vars:  map[string]string{"wfe_config_id": "demo", "wfe_workflow_id": "lookup", "playback_terminators": "none"},
+		Media: func(string) (time.Duration, bool) { return 10 * time.Second, true },
+	}})
+	var apps []string // the sendmsg applications, in order
+	for _, cmd := range c.Commands() {
+		if cmd.Name == "sendmsg" {
+			apps = append(apps, cmd.App)
+		}
+	}
+	var got []string
+	for _, line := range fs.InboundCommands() {
+		if !strings.Contains(line, c.UUID()) {
+			continue // the connection's own: auth, event, filters of others
+		}
+		line = strings.ReplaceAll(line, c.UUID(), "UUID")
+		if strings.HasPrefix(line, "sendmsg") && len(apps) > 0 {
+			line, apps = line+" "+apps[0], apps[1:]
+		}
+		got = append(got, line)
+	}
+	want := []string{
+		"api sched_del eslapp-pick-UUID",
+		"api sched_api +9 eslapp-net-UUID uuid_transfer UUID OnError XML crm_branches",
+		"filter Unique-ID UUID",
+		"sendmsg UUID playback",
+		"api uuid_break UUID all",
+		"sendmsg UUID multiset",
+		"api sched_del eslapp-net-UUID",
+		"api uuid_transfer UUID OnSuccess XML crm_branches",
+		"filter delete Unique-ID UUID",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("commands:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }

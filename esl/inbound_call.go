@@ -233,8 +233,8 @@ func (l *inboundLeg) arm(ctx context.Context, c *Call, bound time.Duration) erro
 	if l.net.id == "" {
 		return nil // not claimed, or left
 	}
-	if time.Until(l.net.due) >= bound+fenceAhead {
-		return nil
+	if time.Until(l.net.due) >= bound {
+		return nil // it fires after the step, or is renewed while it runs late
 	}
 	return l.rearmLocked(ctx, c, bound, true)
 }

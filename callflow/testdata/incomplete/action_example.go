@@ -34,5 +34,6 @@ func (n *exampleNode) ends() bool                 { return false }
 func (n *exampleNode) reads() map[string][]string { return nil }
 func (n *exampleNode) writes() []string           { return nil }
 func (n *exampleNode) drawing() drawing           { return drawing{shape: ShapeAction} }
+func (n *exampleNode) hold(*call) hold            { return hold{} }
 
 func (n *exampleNode) run(_ context.Context, _ *call, _ *slog.Logger) string { return n.next }

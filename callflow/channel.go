@@ -41,6 +41,9 @@ type Channel interface {
 	// bound (socket-less; nothing on a socket). esl.ErrNetFired: the net
 	// fired, and the call is over for eslapp.
 	Arm(ctx context.Context, bound time.Duration) error
+	// Late is where the call's late results go (the inbound connection to
+	// its FreeSWITCH); nil: Config.Late, if any.
+	Late() LateSink
 }
 
 // Running is an application started on the channel.
@@ -59,6 +62,13 @@ var _ Channel = callChannel{}
 
 func (c callChannel) Var(name string) (string, bool) { return c.Data().Var(name) }
 func (c callChannel) Header(name string) string      { return c.Data().Header(name) }
+
+func (c callChannel) Late() LateSink {
+	if in := c.Inbound(); in != nil {
+		return in
+	}
+	return nil // never a typed nil in the interface
+}
 
 func (c callChannel) Start(ctx context.Context, app string, arg esl.AppArg, opts esl.ExecOptions) (Running, error) {
 	a, err := c.Call.Start(ctx, app, arg, opts)

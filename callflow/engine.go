@@ -78,8 +78,9 @@ type Config struct {
 	SharedSecret    conf.Secret
 	SharedSecretVar string
 
-	// Late delivers the late results of steps with a window (late.go);
-	// nil: they are logged, not delivered.
+	// Late delivers the late results of steps with a window (late.go)
+	// when the call names no sink of its own (Channel.Late: the inbound
+	// connection to its FreeSWITCH); nil: they are logged, not delivered.
 	Late LateSink
 }
 

@@ -26,8 +26,8 @@ const LateSubclass = "eslapp::workflow_late_result"
 // when the step names none.
 const DefaultLateResultVar = "workflowLateResultOutput"
 
-// LateSink delivers late results: the shared inbound connection
-// (*esl.Inbound), which outlives the call's own socket.
+// LateSink delivers late results: the inbound connection to the call's
+// FreeSWITCH (*esl.Inbound), which outlives the call's own socket.
 type LateSink interface {
 	SendEvent(ctx context.Context, subclass string, headers []esl.EventHeader, body []byte) error
 	SetVar(ctx context.Context, uuid, name, value string) error
@@ -48,28 +48,33 @@ func (c *call) lateResult(spec *StepSpec, configID, workflowID string) (time.Dur
 	if varName == "" {
 		varName = DefaultLateResultVar
 	}
+	sink := c.ch.Late()
+	if sink == nil {
+		sink = e.cfg.Late
+	}
 	return time.Duration(spec.LateResultMs) * time.Millisecond, func(res crm.Result) {
-		e.deliverLate(log, uuid, configID, workflowID, varName, res)
+		e.deliverLate(sink, log, uuid, configID, workflowID, varName, res)
 	}
 }
 
-// deliverLate sends one late result (on a goroutine of the CRM request's,
-// after the call's step has ended).
-func (e *Engine) deliverLate(log *slog.Logger, uuid, configID, workflowID, varName string, res crm.Result) {
+// deliverLate sends one late result over sink, the connection to the
+// call's FreeSWITCH (on a goroutine of the CRM request's, after the call's
+// step has ended).
+func (e *Engine) deliverLate(sink LateSink, log *slog.Logger, uuid, configID, workflowID, varName string, res crm.Result) {
 	if res.Branch == crm.OnTimeout || res.Hangup {
 		e.metrics.lateResult("expired")
 		log.Info("late result: none within the window", "config_id", configID, "workflow_id", workflowID)
 		return
 	}
-	if e.cfg.Late == nil {
+	if sink == nil {
 		e.metrics.lateResult("undelivered")
-		log.Warn("late result not delivered: it needs the inbound connection ([socketless] enabled)", "config_id", configID, "workflow_id", workflowID, "branch", string(res.Branch))
+		log.Warn("late result not delivered: it needs an inbound connection to the call's FreeSWITCH ([socketless] enabled, the host named)", "config_id", configID, "workflow_id", workflowID, "branch", string(res.Branch))
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), lateDeliveryTimeout)
 	defer cancel()
 	headers, body := resultEvent(uuid, configID, workflowID, res, headerLatencyMs, strconv.FormatInt(res.Latency.Milliseconds(), 10))
-	if err := e.cfg.Late.SendEvent(ctx, LateSubclass, headers, body); err != nil {
+	if err := sink.SendEvent(ctx, LateSubclass, headers, body); err != nil {
 		e.metrics.lateResult("undelivered")
 		log.Warn("late result event not sent", "err", err)
 		return
@@ -79,7 +84,7 @@ func (e *Engine) deliverLate(log *slog.Logger, uuid, configID, workflowID, varNa
 	if len(body) == 0 {
 		return
 	}
-	switch err := e.cfg.Late.SetVar(ctx, uuid, varName, string(body)); {
+	switch err := sink.SetVar(ctx, uuid, varName, string(body)); {
 	case errors.Is(err, esl.ErrHangup):
 		log.Info("late result: the call has ended; the event carried it", "var", varName)
 	case err != nil:

@@ -34,6 +34,9 @@ type Call struct {
 	// FreeSWITCH does not expand application arguments (see AppArg.Wire).
 	expandOff bool
 	appIDs    func() string
+	// inbound is the connection to the call's FreeSWITCH, for what must
+	// reach it after the call has left (late results); nil when none.
+	inbound *Inbound
 	// firstBound bounds the first step, for the net a contended claim
 	// arms (Binding.Bound); set by the runner before the claim.
 	firstBound time.Duration
@@ -100,6 +103,13 @@ func (c *Call) Logger() *slog.Logger { return c.log }
 // lost, or eslapp is shutting down. context.Cause tells which (ErrHangup,
 // ErrDisconnected, ErrShutdown).
 func (c *Call) Context() context.Context { return c.ctx }
+
+// Inbound is eslapp's inbound connection to the FreeSWITCH the call is on:
+// the one that announced a socket-less call; for a socket's call, the one
+// to the socket's peer address (or the only one), nil when there is none.
+// What must reach FreeSWITCH after the call has left eslapp (a late
+// result) goes over it.
+func (c *Call) Inbound() *Inbound { return c.inbound }
 
 // Full reports whether FreeSWITCH takes every command eslapp sends for
 // the call: a socket needs "async full" for api and sendevent; the shared

@@ -195,6 +195,9 @@ func (in *Inbound) SetVar(ctx context.Context, uuid, name, value string) error {
 	return err
 }
 
+// Address is the FreeSWITCH inbound event socket this connection is to.
+func (in *Inbound) Address() string { return in.cfg.Address }
+
 // Stats reports the connection's state and counters.
 func (in *Inbound) Stats() InboundStats {
 	in.mu.Lock()
@@ -444,6 +447,7 @@ func (in *Inbound) start(body []byte) {
 		in.legacyWarn.log(in.log, "a call was announced without a pick-up net (the channel variable "+PickVar+"): an older dialplan; only one eslapp may serve it (see conf/freeswitch)", "call", id)
 	}
 	c := newCall(callConfig{leg: leg, data: data, log: in.log, parent: in.runner.ctx, holder: "park"})
+	c.inbound = in
 	in.calls[id] = c
 	in.handlers.Add(1)
 	in.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -200,6 +201,32 @@ func (r *Runner) add(e entry) {
 	if draining {
 		e.drainStarted()
 	}
+}
+
+// inboundFor is the inbound connection to the FreeSWITCH at addr: the one
+// whose address names that IP, or the only one there is.
+func (r *Runner) inboundFor(addr net.Addr) *Inbound {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ins []*Inbound
+	for _, e := range r.entries {
+		if in, ok := e.(*Inbound); ok {
+			ins = append(ins, in)
+		}
+	}
+	if tcp, ok := addr.(*net.TCPAddr); ok {
+		for _, in := range ins {
+			if host, _, err := net.SplitHostPort(in.cfg.Address); err == nil {
+				if ip := net.ParseIP(host); ip != nil && ip.Equal(tcp.IP) {
+					return in
+				}
+			}
+		}
+	}
+	if len(ins) == 1 {
+		return ins[0]
+	}
+	return nil
 }
 
 // admit counts a call in and says why it must be refused (nil: run it).

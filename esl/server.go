@@ -246,6 +246,7 @@ func (srv *Server) handle(nc net.Conn) {
 		return
 	}
 	defer srv.track(sess, false)
+	sess.Call.inbound = srv.runner.inboundFor(sess.RemoteAddr())
 	srv.runner.run(sess.Call, b, &srv.counts)
 }
 

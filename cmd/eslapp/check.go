@@ -28,13 +28,15 @@ func checkCmd(configPath string, explicit bool, stdout, stderr io.Writer) int {
 	b.close()
 	fmt.Fprintf(stdout, "%s: ok\n", src.name)
 	if sl := src.set.Socketless; sl != nil {
-		// The connection's state, for the operator: not a configuration
+		// Each connection's state, for the operator: not a configuration
 		// error (FreeSWITCH may start later; eslapp keeps trying, and
-		// calls go by the dialplan's safety net meanwhile).
-		if err := esl.CheckInbound(sl.Address, sl.Password.Reveal(), src.set.CommandTimeout); err != nil {
-			fmt.Fprintf(stdout, "socket-less: FreeSWITCH's event socket at %s: not usable: %v\n", sl.Address, err)
-		} else {
-			fmt.Fprintf(stdout, "socket-less: FreeSWITCH's event socket at %s: logged in\n", sl.Address)
+		// calls go by the dialplan's nets meanwhile).
+		for _, h := range sl.Hosts {
+			if err := esl.CheckInbound(h.Address, h.Password.Reveal(), src.set.CommandTimeout); err != nil {
+				fmt.Fprintf(stdout, "socket-less: FreeSWITCH's event socket at %s: not usable: %v\n", h.Address, err)
+			} else {
+				fmt.Fprintf(stdout, "socket-less: FreeSWITCH's event socket at %s: logged in\n", h.Address)
+			}
 		}
 	}
 	return 0

@@ -80,9 +80,9 @@ type ServerConfig struct {
 	SharedSecretVar string `toml:"shared_secret_var"`
 }
 
-// SocketlessConfig is [socketless]: the shared inbound connection to
-// FreeSWITCH over which eslapp takes the calls a dialplan hands over
-// without a socket (a CUSTOM event, then park).
+// SocketlessConfig is [socketless]: the inbound connections to the
+// FreeSWITCH hosts over which eslapp takes the calls a dialplan hands over
+// without a socket (a CUSTOM event, then hold music or park).
 type SocketlessConfig struct {
 	Enabled bool `toml:"enabled"`
 	// Address is FreeSWITCH's inbound Event Socket, host:port (a
@@ -90,10 +90,22 @@ type SocketlessConfig struct {
 	Address string `toml:"address"`
 	// Password must be a reference: ${env:NAME} or ${file:PATH}.
 	Password string `toml:"password"`
+	// Hosts name several FreeSWITCH hosts instead of Address and
+	// Password: one connection each.
+	Hosts []SocketlessHostConfig `toml:"hosts"`
 	// Subclass is the CUSTOM event the dialplan fires; default eslapp::call.
 	Subclass      string `toml:"subclass"`
 	ProbeInterval string `toml:"probe_interval"` // default 5s
 	MaxBackoff    string `toml:"max_backoff"`    // default 10s
+	// ClaimStagger delays a contended call's claim per call running here
+	// (default 200us; "0s": none): the least loaded eslapp claims first.
+	ClaimStagger string `toml:"claim_stagger"`
+}
+
+// SocketlessHostConfig is one [[socketless.hosts]].
+type SocketlessHostConfig struct {
+	Address  string `toml:"address"`
+	Password string `toml:"password"`
 }
 
 // LogConfig is [log].
@@ -130,11 +142,17 @@ type Settings struct {
 
 // SocketlessSettings are [socketless], checked.
 type SocketlessSettings struct {
-	Address    string
-	Password   conf.Secret
-	Subclass   string
-	ProbeEvery time.Duration
-	MaxBackoff time.Duration
+	Hosts        []SocketlessHost // at least one
+	Subclass     string
+	ProbeEvery   time.Duration
+	MaxBackoff   time.Duration
+	ClaimStagger time.Duration // negative: none
+}
+
+// SocketlessHost is one FreeSWITCH host's inbound Event Socket.
+type SocketlessHost struct {
+	Address  string
+	Password conf.Secret
 }
 
 // source is a configuration read once: the file's values, its TOML
@@ -333,30 +351,60 @@ func checkSocketless(cfg *Config, baseDir string, errs *conf.FieldErrors) *Socke
 		return nil
 	}
 	res := conf.Resolver{BaseDir: baseDir}
-	s := &SocketlessSettings{Address: esl.DefaultInboundAddress, Subclass: esl.DefaultStartSubclass, ProbeEvery: esl.DefaultProbeEvery, MaxBackoff: esl.DefaultMaxBackoff}
-	if sc.Address != "" {
-		v, _, err := res.Resolve(sc.Address)
-		switch {
-		case err != nil:
-			c.errorf(toml.Key{"socketless", "address"}, "%v", err)
-		default:
-			s.Address = v.Reveal()
-			if host, port, err := net.SplitHostPort(s.Address); err != nil || host == "" || port == "" {
-				c.errorf(toml.Key{"socketless", "address"}, "%q is not host:port", conf.Clip(s.Address, 80))
+	s := &SocketlessSettings{Subclass: esl.DefaultStartSubclass, ProbeEvery: esl.DefaultProbeEvery, MaxBackoff: esl.DefaultMaxBackoff,
+		ClaimStagger: esl.DefaultClaimStagger}
+	host := func(key toml.Key, address, password string) (SocketlessHost, bool) {
+		h := SocketlessHost{Address: esl.DefaultInboundAddress}
+		ok := true
+		if address != "" {
+			v, _, err := res.Resolve(address)
+			switch {
+			case err != nil:
+				c.errorf(append(key, "address"), "%v", err)
+				ok = false
+			default:
+				h.Address = v.Reveal()
+				if host, port, err := net.SplitHostPort(h.Address); err != nil || host == "" || port == "" {
+					c.errorf(append(key, "address"), "%q is not host:port", conf.Clip(h.Address, 80))
+					ok = false
+				}
 			}
 		}
+		switch v, hasRef, err := res.Resolve(password); {
+		case password == "":
+			c.errorf(append(key, "password"), "is required: event_socket.conf's password, as ${env:NAME} or ${file:PATH}")
+		case err != nil:
+			c.errorf(append(key, "password"), "%v", err)
+		case !hasRef:
+			c.errorf(append(key, "password"), "is written in the file: reference it as ${env:NAME} or ${file:PATH}")
+		case strings.ContainsAny(v.Reveal(), "\r\n"):
+			c.errorf(append(key, "password"), "holds a line break")
+		default:
+			h.Password = v
+			return h, ok
+		}
+		return h, false
 	}
-	switch v, hasRef, err := res.Resolve(sc.Password); {
-	case sc.Password == "":
-		c.errorf(toml.Key{"socketless", "password"}, "is required: event_socket.conf's password, as ${env:NAME} or ${file:PATH}")
-	case err != nil:
-		c.errorf(toml.Key{"socketless", "password"}, "%v", err)
-	case !hasRef:
-		c.errorf(toml.Key{"socketless", "password"}, "is written in the file: reference it as ${env:NAME} or ${file:PATH}")
-	case strings.ContainsAny(v.Reveal(), "\r\n"):
-		c.errorf(toml.Key{"socketless", "password"}, "holds a line break")
+	switch {
+	case len(sc.Hosts) > 0 && (sc.Address != "" || sc.Password != ""):
+		c.errorf(toml.Key{"socketless", "hosts"}, "name the hosts either with address and password or with [[socketless.hosts]], not both")
+	case len(sc.Hosts) > 0:
+		seen := map[string]bool{}
+		for i, hc := range sc.Hosts {
+			key := toml.Key{"socketless", "hosts", strconv.Itoa(i)}
+			if h, ok := host(key, hc.Address, hc.Password); ok {
+				if seen[h.Address] {
+					c.errorf(append(key, "address"), "%s is named twice", h.Address)
+					continue
+				}
+				seen[h.Address] = true
+				s.Hosts = append(s.Hosts, h)
+			}
+		}
 	default:
-		s.Password = v
+		if h, ok := host(toml.Key{"socketless"}, sc.Address, sc.Password); ok {
+			s.Hosts = append(s.Hosts, h)
+		}
 	}
 	if sc.Subclass != "" {
 		s.Subclass = sc.Subclass
@@ -366,6 +414,17 @@ func checkSocketless(cfg *Config, baseDir string, errs *conf.FieldErrors) *Socke
 	}
 	c.duration(toml.Key{"socketless", "probe_interval"}, sc.ProbeInterval, &s.ProbeEvery)
 	c.duration(toml.Key{"socketless", "max_backoff"}, sc.MaxBackoff, &s.MaxBackoff)
+	if sc.ClaimStagger != "" {
+		d, err := time.ParseDuration(sc.ClaimStagger)
+		switch {
+		case err != nil || d < 0:
+			c.errorf(toml.Key{"socketless", "claim_stagger"}, "%q is not a duration of 0 or more (examples: \"200us\", \"1ms\", \"0s\")", sc.ClaimStagger)
+		case d == 0:
+			s.ClaimStagger = -1 // none
+		default:
+			s.ClaimStagger = d
+		}
+	}
 	return s
 }
 

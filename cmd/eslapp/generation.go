@@ -29,8 +29,6 @@ type generation struct {
 type genOptions struct {
 	logger  *slog.Logger      // nil: discard
 	metrics *callflow.Metrics // nil: none
-	// late delivers late results (the inbound connection); nil: none.
-	late callflow.LateSink
 	// workflows wraps the CRM the engine asks (try records it); nil:
 	// the configuration's own.
 	workflows func(callflow.Workflows) callflow.Workflows
@@ -47,7 +45,6 @@ func newGeneration(src *source, opts genOptions) (*generation, error) {
 		return nil, err
 	}
 	cfg := b.engine
-	cfg.Late = opts.late
 	if opts.workflows != nil {
 		cfg.CRM = opts.workflows(cfg.CRM)
 	}
@@ -104,7 +101,9 @@ func (gs *generations) replace(g *generation) {
 // esl.RunnerConfig.Bind). A reload never changes a call midway.
 func (gs *generations) bind() esl.Binding {
 	g := gs.acquire()
-	return esl.Binding{Handler: g.engine.Handle, Refuse: g.engine.Refuse, VarFilter: g.engine.ChannelVars, Release: g.release}
+	b := g.engine.Binding()
+	b.Release = g.release
+	return b
 }
 
 // applyGoMaxProcs sets the CPUs eslapp's Go code runs on: n, or every CPU

@@ -2,6 +2,7 @@ package main
 
 import (
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -133,7 +134,7 @@ func (c *boundedConn) Close() error {
 // registerWayInMetrics exports what the ways in saw: connections refused
 // before a call started, the traffic with FreeSWITCH, and the socket-less
 // connection's state. Nothing without a registry.
-func registerWayInMetrics(reg *prometheus.Registry, srv *esl.Server, inbound *esl.Inbound) {
+func registerWayInMetrics(reg *prometheus.Registry, srv *esl.Server, inbounds []*esl.Inbound) {
 	if reg == nil {
 		return
 	}
@@ -158,8 +159,8 @@ func registerWayInMetrics(reg *prometheus.Registry, srv *esl.Server, inbound *es
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
 			func() float64 {
 				n := f(srv.Stats().Wire)
-				if inbound != nil {
-					n += f(inbound.Stats().Wire)
+				for _, in := range inbounds {
+					n += f(in.Stats().Wire)
 				}
 				return float64(n)
 			})
@@ -171,42 +172,55 @@ func registerWayInMetrics(reg *prometheus.Registry, srv *esl.Server, inbound *es
 		wire("eslapp_esl_event_bytes_total", "Bytes of those events.", func(w esl.WireStats) uint64 { return w.EventBytes }),
 		wire("eslapp_esl_replies_total", "Command replies read from FreeSWITCH.", func(w esl.WireStats) uint64 { return w.Replies }),
 	)
-	if inbound != nil {
-		registerInboundMetrics(reg, inbound)
+	for _, in := range inbounds {
+		registerInboundMetrics(reg, in)
 	}
 }
 
-// registerInboundMetrics exports the socket-less connection's state.
+const claimsHelp = "Claims of contended socket-less calls, by result: won, or lost (another eslapp, or the dialplan's pick-up net, was first)."
+
+// registerInboundMetrics exports one socket-less connection's state and
+// calls, labelled with its FreeSWITCH's address.
 func registerInboundMetrics(reg prometheus.Registerer, in *esl.Inbound) {
-	stat := func(f func(esl.InboundStats) float64) func() float64 {
-		return func() float64 { return f(in.Stats()) }
+	host := prometheus.Labels{"freeswitch": in.Address()}
+	gauge := func(name, help string, f func(esl.InboundStats) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: host},
+			func() float64 { return f(in.Stats()) })
+	}
+	counter := func(name, help string, labels prometheus.Labels, f func(esl.InboundStats) uint64) prometheus.Collector {
+		l := prometheus.Labels{}
+		maps.Copy(l, host)
+		maps.Copy(l, labels)
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: l},
+			func() float64 { return float64(f(in.Stats())) })
 	}
 	reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "eslapp_socketless_connected", Help: "1 while the shared inbound connection to FreeSWITCH is up and subscribed.",
-		}, stat(func(st esl.InboundStats) float64 {
-			if st.State == esl.InboundConnected {
-				return 1
-			}
-			return 0
-		})),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "eslapp_socketless_state_seconds", Help: "Seconds since the connection entered its current state (connected or not).",
-		}, stat(func(st esl.InboundStats) float64 { return time.Since(st.Since).Seconds() })),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "eslapp_socketless_connects_total", Help: "Connections established (the first one and every reconnection).",
-		}, stat(func(st esl.InboundStats) float64 { return float64(st.Connects) })),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "eslapp_socketless_failures_total", Help: "Connection attempts that failed and connections lost.",
-		}, stat(func(st esl.InboundStats) float64 { return float64(st.Failures) })),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "eslapp_socketless_calls", Help: "Socket-less calls eslapp runs now.",
-		}, stat(func(st esl.InboundStats) float64 { return float64(st.Calls) })),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "eslapp_socketless_calls_taken_total", Help: "Socket-less calls taken (start events heard and run).",
-		}, stat(func(st esl.InboundStats) float64 { return float64(st.Started) })),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "eslapp_socketless_calls_refused_total", Help: "Socket-less calls handed back unrun (max_calls, draining).",
-		}, stat(func(st esl.InboundStats) float64 { return float64(st.Refused) })),
+		gauge("eslapp_socketless_connected", "1 while the inbound connection to this FreeSWITCH is up and subscribed.",
+			func(st esl.InboundStats) float64 {
+				if st.State == esl.InboundConnected {
+					return 1
+				}
+				return 0
+			}),
+		gauge("eslapp_socketless_state_seconds", "Seconds since the connection entered its current state (connected or not).",
+			func(st esl.InboundStats) float64 { return time.Since(st.Since).Seconds() }),
+		counter("eslapp_socketless_connects_total", "Connections established (the first one and every reconnection).", nil,
+			func(st esl.InboundStats) uint64 { return st.Connects }),
+		counter("eslapp_socketless_failures_total", "Connection attempts that failed and connections lost.", nil,
+			func(st esl.InboundStats) uint64 { return st.Failures }),
+		gauge("eslapp_socketless_calls", "Socket-less calls of this FreeSWITCH eslapp runs now.",
+			func(st esl.InboundStats) float64 { return float64(st.Calls) }),
+		counter("eslapp_socketless_calls_taken_total", "Socket-less calls taken and run.", nil,
+			func(st esl.InboundStats) uint64 { return st.Started }),
+		counter("eslapp_socketless_calls_refused_total", "Socket-less calls handed back unrun (an older dialplan, at max_calls or draining).", nil,
+			func(st esl.InboundStats) uint64 { return st.Refused }),
+		counter("eslapp_socketless_claims_total", claimsHelp, prometheus.Labels{"result": "won"},
+			func(st esl.InboundStats) uint64 { return st.ClaimsWon }),
+		counter("eslapp_socketless_claims_total", claimsHelp, prometheus.Labels{"result": "lost"},
+			func(st esl.InboundStats) uint64 { return st.ClaimsLost }),
+		counter("eslapp_socketless_calls_left_total", "Contended calls this eslapp did not claim (draining or at max_calls): left to another eslapp or the dialplan's pick-up net.", nil,
+			func(st esl.InboundStats) uint64 { return st.Declined }),
+		counter("eslapp_socketless_nets_fired_total", "Calls whose safety net FreeSWITCH fired while this eslapp had them (it had stood still past their bound).", nil,
+			func(st esl.InboundStats) uint64 { return st.NetsFired }),
 	)
 }

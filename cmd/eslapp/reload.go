@@ -24,8 +24,7 @@ type reloader struct {
 	gens     *generations
 	runner   *esl.Runner
 	srv      *esl.Server
-	late     callflow.LateSink // the inbound connection, or nil
-	drain    atomic.Int64      // drain_timeout, nanoseconds
+	drain    atomic.Int64 // drain_timeout, nanoseconds
 
 	lastOK, lastFailed prometheus.Gauge // Unix seconds of the last reload that worked, and failed
 	failures           prometheus.Counter
@@ -60,7 +59,7 @@ func (r *reloader) reload() bool {
 	if err != nil {
 		return r.logProblems(fail, err)
 	}
-	g, err := newGeneration(src, genOptions{logger: r.log, metrics: r.metrics, late: r.late})
+	g, err := newGeneration(src, genOptions{logger: r.log, metrics: r.metrics})
 	if err != nil {
 		return r.logProblems(fail, err)
 	}
@@ -133,5 +132,9 @@ func socketlessKey(s *SocketlessSettings) any {
 	if s == nil {
 		return nil
 	}
-	return []any{s.Address, s.Password.Reveal(), s.Subclass, s.ProbeEvery, s.MaxBackoff}
+	key := []any{s.Subclass, s.ProbeEvery, s.MaxBackoff, s.ClaimStagger}
+	for _, h := range s.Hosts {
+		key = append(key, h.Address, h.Password.Reveal())
+	}
+	return key
 }

@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/eslapp/eslapp/callflow"
 	"github.com/eslapp/eslapp/esl"
 )
 
@@ -50,16 +49,14 @@ func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) i
 	if hooks.handler != nil {
 		bind = func() esl.Binding { b := gens.bind(); b.Handler = hooks.handler; return b }
 	}
-	runner, srv, inbound, err := newWaysIn(s, log, bind)
+	runner, srv, inbounds, err := newWaysIn(s, log, bind)
 	if err != nil {
 		log.Error("cannot take calls", "err", err)
 		return 1
 	}
-	var late callflow.LateSink
-	if inbound != nil {
-		late = inbound // late results go to the agent over it
-	}
-	g, err := newGeneration(src, genOptions{logger: log, metrics: metrics, late: late})
+	// Late results go to the agent over the inbound connection to the
+	// call's FreeSWITCH (esl.Call.Inbound).
+	g, err := newGeneration(src, genOptions{logger: log, metrics: metrics})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -71,9 +68,9 @@ func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) i
 		log.Warn("configuration", "warning", w)
 	}
 	rl := newReloader(&reloader{path: configPath, explicit: explicit, log: log, level: level, metrics: metrics,
-		gens: gens, runner: runner, srv: srv, late: late}, reg)
+		gens: gens, runner: runner, srv: srv}, reg)
 	rl.drain.Store(int64(s.DrainTimeout))
-	registerWayInMetrics(reg, srv, inbound)
+	registerWayInMetrics(reg, srv, inbounds)
 
 	// No TCP keep-alive: every wait on FreeSWITCH is bounded (commands by
 	// command_timeout, applications by what they play), so a host that
@@ -94,9 +91,9 @@ func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) i
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	if inbound != nil {
-		log.Info("socket-less calls: connecting to FreeSWITCH's event socket", "addr", s.Socketless.Address, "subclass", s.Socketless.Subclass)
-		go inbound.Serve()
+	for _, in := range inbounds {
+		log.Info("socket-less calls: connecting to FreeSWITCH's event socket", "addr", in.Address(), "subclass", s.Socketless.Subclass)
+		go in.Serve()
 	}
 	if hooks.ready != nil {
 		hooks.ready <- ln.Addr()
@@ -134,18 +131,25 @@ func serve(configPath string, explicit bool, stderr io.Writer, hooks runHooks) i
 }
 
 // newWaysIn makes the runner and the ways calls reach it: the outbound
-// socket server and, with [socketless], the inbound connection.
-func newWaysIn(s *Settings, log *slog.Logger, bind func() esl.Binding) (*esl.Runner, *esl.Server, *esl.Inbound, error) {
-	runner, err := esl.NewRunner(esl.RunnerConfig{Bind: bind, MaxCalls: s.MaxCalls, CommandTimeout: s.CommandTimeout, Logger: log})
+// socket server, which stops listening as soon as a drain starts (so that
+// FreeSWITCH's "socket A|B" goes to the next eslapp), and, with
+// [socketless], one inbound connection per FreeSWITCH host.
+func newWaysIn(s *Settings, log *slog.Logger, bind func() esl.Binding) (*esl.Runner, *esl.Server, []*esl.Inbound, error) {
+	rcfg := esl.RunnerConfig{Bind: bind, MaxCalls: s.MaxCalls, CommandTimeout: s.CommandTimeout, Logger: log}
+	if s.Socketless != nil {
+		rcfg.ClaimStagger = s.Socketless.ClaimStagger
+	}
+	runner, err := esl.NewRunner(rcfg)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	srv, err := esl.NewServer(runner, esl.ServerConfig{
-		Allow:           s.Allow,
-		CommandTimeout:  s.CommandTimeout,
-		MaxConnecting:   s.MaxConnecting,
-		MaxConnectBytes: s.MaxConnectBytes,
-		Logger:          log,
+		Allow:                s.Allow,
+		CommandTimeout:       s.CommandTimeout,
+		MaxConnecting:        s.MaxConnecting,
+		MaxConnectBytes:      s.MaxConnectBytes,
+		StopListeningOnDrain: true,
+		Logger:               log,
 	})
 	if err != nil {
 		return nil, nil, nil, err
@@ -154,15 +158,19 @@ func newWaysIn(s *Settings, log *slog.Logger, bind func() esl.Binding) (*esl.Run
 	if sl == nil {
 		return runner, srv, nil, nil
 	}
-	inbound, err := esl.NewInbound(runner, esl.InboundConfig{
-		Address: sl.Address, Password: sl.Password.Reveal(), Subclass: sl.Subclass,
-		CommandTimeout: s.CommandTimeout, ProbeEvery: sl.ProbeEvery, MaxBackoff: sl.MaxBackoff,
-		Logger: log,
-	})
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("socket-less connection: %w", err)
+	var inbounds []*esl.Inbound
+	for _, h := range sl.Hosts {
+		in, err := esl.NewInbound(runner, esl.InboundConfig{
+			Address: h.Address, Password: h.Password.Reveal(), Subclass: sl.Subclass,
+			CommandTimeout: s.CommandTimeout, ProbeEvery: sl.ProbeEvery, MaxBackoff: sl.MaxBackoff,
+			Logger: log,
+		})
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("socket-less connection to %s: %w", h.Address, err)
+		}
+		inbounds = append(inbounds, in)
 	}
-	return runner, srv, inbound, nil
+	return runner, srv, inbounds, nil
 }
 
 // drain shuts the runner down within timeout and returns the number of

@@ -170,3 +170,106 @@ func TestCheckSharedSecretConfig(t *testing.T) {
 		t.Errorf("good secret: exit %d: %s", code, errOut)
 	}
 }
+
+// One eslapp, two FreeSWITCH hosts ([[socketless.hosts]]): each host's
+// calls run over that host's connection and go back to its dialplan;
+// metrics and the log name the host; check logs in to each.
+func TestServeSeveralFreeSWITCHHosts(t *testing.T) {
+	t.Setenv("ESLAPP_TEST_ESL_A", "pw-a")
+	t.Setenv("ESLAPP_TEST_ESL_B", "pw-b")
+	var hosts []*esltest.FreeSWITCH
+	var addrs []string
+	for _, pw := range []string{"pw-a", "pw-b"} {
+		fs := esltest.New(esltest.Options{Logf: func(string, ...any) {}})
+		addr, err := fs.ListenInbound(pw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fs.StopInbound()
+		hosts, addrs = append(hosts, fs), append(addrs, addr)
+	}
+	path := filepath.Join(t.TempDir(), "eslapp.toml")
+	metrics := freeAddr(t)
+	writeFile(t, path, `[server]
+listen = "127.0.0.1:0"
+metrics_listen = "`+metrics+`"
+drain_timeout = "5s"
+[prompts]
+hold_music = ""
+[socketless]
+enabled = true
+[[socketless.hosts]]
+address = "`+addrs[0]+`"
+password = "${env:ESLAPP_TEST_ESL_A}"
+[[socketless.hosts]]
+address = "`+addrs[1]+`"
+password = "${env:ESLAPP_TEST_ESL_B}"
+[integrations.demo]
+kind = "fixture"
+[[integrations.demo.workflows.lookup.rules]]
+body = '{"found":true}'
+`)
+	code, out, errOut := runCmd(t, "check", "-config", path)
+	if code != 0 || strings.Count(out, ": logged in") != 2 {
+		t.Fatalf("check: exit %d\n%s%s", code, out, errOut)
+	}
+	srv := startServing(t, path)
+	for _, fs := range hosts {
+		waitSubscribed(t, fs, srv)
+	}
+	for i, fs := range hosts {
+		c, err := fs.Socketless(context.Background(), esltest.SocketlessOptions{
+			CallOptions: esltest.CallOptions{Vars: map[string]string{
+				"wfe_config_id": "demo", "wfe_workflow_id": "lookup", "wfe_context": "crm_branches", "wfe_branch": "OnError",
+			}},
+			Pick: 5 * time.Second, PickDest: "OnError XML crm_branches", Music: "local_stream://eslapp_hold",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-c.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("host %d: call not over:\n%s", i, srv.stderr.String())
+		}
+		if out := c.Outcome(); out.TransferDest != "OnSuccess XML crm_branches" || out.NetFired || len(out.Transfers) != 1 {
+			t.Errorf("host %d: outcome %+v", i, out)
+		}
+	}
+	body := scrape(t, metrics)
+	for _, addr := range addrs {
+		for _, want := range []string{
+			`eslapp_socketless_connected{freeswitch="` + addr + `"} 1`,
+			`eslapp_socketless_claims_total{freeswitch="` + addr + `",result="won"} 1`,
+			`eslapp_socketless_calls_taken_total{freeswitch="` + addr + `"} 1`,
+		} {
+			if !strings.Contains(body, want) {
+				t.Errorf("metrics lack %s", want)
+			}
+		}
+	}
+	srv.stop(t)
+}
+
+// [[socketless.hosts]] and address/password do not go together; a host is
+// named once; claim_stagger is a duration.
+func TestCheckSocketlessHosts(t *testing.T) {
+	t.Setenv("ESLAPP_TEST_ESL_PASSWORD", "pw")
+	path := filepath.Join(t.TempDir(), "eslapp.toml")
+	for _, tc := range []struct{ body, want string }{
+		{"address = \"127.0.0.1:8021\"\n[[socketless.hosts]]\naddress = \"127.0.0.1:8022\"\npassword = \"${env:ESLAPP_TEST_ESL_PASSWORD}\"\n",
+			"socketless.hosts: name the hosts either with address and password or with [[socketless.hosts]], not both"},
+		{"[[socketless.hosts]]\naddress = \"127.0.0.1:8022\"\npassword = \"${env:ESLAPP_TEST_ESL_PASSWORD}\"\n[[socketless.hosts]]\naddress = \"127.0.0.1:8022\"\npassword = \"${env:ESLAPP_TEST_ESL_PASSWORD}\"\n",
+			"socketless.hosts.1.address: 127.0.0.1:8022 is named twice"},
+		{"[[socketless.hosts]]\naddress = \"127.0.0.1:8022\"\npassword = \"written\"\n",
+			"socketless.hosts.0.password: is written in the file"},
+		{"claim_stagger = \"soon\"\npassword = \"${env:ESLAPP_TEST_ESL_PASSWORD}\"\n",
+			`socketless.claim_stagger: "soon" is not a duration of 0 or more`},
+	} {
+		writeFile(t, path, "[prompts]\nhold_music = \"\"\n[socketless]\nenabled = true\n"+tc.body)
+		code, out, errOut := runCmd(t, "check", "-config", path)
+		if code == 0 || !strings.Contains(errOut, tc.want) || !strings.HasPrefix(errOut, path+":") {
+			t.Errorf("exit %d, want %q:\n%s%s", code, tc.want, out, errOut)
+		}
+	}
+}

@@ -179,7 +179,7 @@ type tryCall struct {
 // connection — and waits until it has left eslapp.
 func runTryCall(g *generation, call tryCall, tl *timeline) (*esltest.Call, error) {
 	discard := slog.New(slog.DiscardHandler)
-	runner, err := esl.NewRunner(esl.RunnerConfig{Handler: g.engine.Handle, Refuse: g.engine.Refuse, VarFilter: g.engine.ChannelVars, Logger: discard})
+	runner, err := esl.NewRunner(esl.RunnerConfig{Bind: g.engine.Binding, Logger: discard})
 	if err != nil {
 		return nil, err
 	}
@@ -203,9 +203,10 @@ func runTryCall(g *generation, call tryCall, tl *timeline) (*esltest.Call, error
 			return nil, err
 		}
 		tl.start = time.Now()
-		// The double's safety net: long enough never to fire on a call
-		// eslapp runs (the longest step timeout, 10 minutes).
-		c, err = fs.Socketless(context.Background(), esltest.SocketlessOptions{CallOptions: opts, Net: 11 * time.Minute, NetDest: "OnError XML default"})
+		// The shipped dialplan: the pick-up net (2 s), hold music while
+		// the call waits.
+		c, err = fs.Socketless(context.Background(), esltest.SocketlessOptions{CallOptions: opts,
+			Pick: 2 * time.Second, PickDest: "OnError XML default", Music: "local_stream://eslapp_hold"})
 		if err != nil {
 			return nil, err
 		}

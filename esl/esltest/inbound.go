@@ -258,12 +258,10 @@ func (ic *inboundConn) process(cmd *Command) bool {
 	case "api":
 		ic.mu.Unlock()
 		// An api command that names a call (uuid_break UUID, sched_del
-		// UUID, ...) is kept with that call's commands, so that a test
-		// sees everything eslapp sent about it.
-		if f := strings.Fields(line); len(f) >= 3 {
-			if t := ic.fs.locate(f[2]); t != nil {
-				t.do(func() { t.recordCommand(cmd) })
-			}
+		// eslapp-net-UUID, ...) is kept with that call's commands, so that
+		// a test sees everything eslapp sent about it.
+		if t := ic.fs.namedCall(line); t != nil {
+			t.do(func() { t.recordCommand(cmd) })
 		}
 		body, effect := pc.runAPI(line[len("api "):])
 		ic.mu.Lock()
@@ -313,6 +311,21 @@ type SocketlessOptions struct {
 	// application eslapp sends runs nested inside it, and a uuid_break
 	// ends it too (the dialplan then parks the call). "" parks at once.
 	Music string
+}
+
+// namedCall is the first call an api command line names: a word that is
+// a call's UUID or ends in one (a scheduler group such as
+// eslapp-net-UUID).
+func (fs *FreeSWITCH) namedCall(line string) *Call {
+	for _, w := range strings.Fields(line)[1:] {
+		if len(w) > 36 {
+			w = w[len(w)-36:]
+		}
+		if t := fs.locate(w); t != nil {
+			return t
+		}
+	}
+	return nil
 }
 
 // PickGroup is the scheduler group of a call's pick-up net.

@@ -131,6 +131,8 @@ func TestShownConfigsAreValid(t *testing.T) {
 	t.Setenv("ACME_TOKEN", "example") // the README's example secret
 	t.Setenv("FREESWITCH_ESL_PASSWORD", "example")
 	t.Setenv("FN_KEY", "example")
+	t.Setenv("FS1_ESL_PASSWORD", "example") // Running several
+	t.Setenv("FS2_ESL_PASSWORD", "example")
 	files, _ := filepath.Glob(filepath.Join("conf", "*.toml"))
 	for _, f := range files {
 		_, b, err := loadConfig(f, nil)

@@ -239,6 +239,8 @@ func TestDocsConfigsAreValid(t *testing.T) {
 	t.Setenv("ACME_TOKEN", "example") // the pages' example secrets
 	t.Setenv("FREESWITCH_ESL_PASSWORD", "example")
 	t.Setenv("FN_KEY", "example")
+	t.Setenv("FS1_ESL_PASSWORD", "example")
+	t.Setenv("FS2_ESL_PASSWORD", "example")
 	pages, err := filepath.Glob(filepath.Join("docs", "*.md"))
 	if err != nil {
 		t.Fatal(err)

@@ -341,13 +341,15 @@ func TestFreeSWITCHConfTree(t *testing.T) {
 	if last := exts[len(exts)-1]; expr(last) != "^.*$" {
 		t.Errorf("the catch-all must come last, found %q", expr(last))
 	}
-	for _, dest := range []string{"7000", "7001", "7002"} {
+	// Held socket: every socket action connects to the address list of
+	// ESLAPP_SOCKETS (default 8084, then 8085), async and full.
+	for _, dest := range []string{"7000", "7001", "7002", "7021", "7022"} {
 		e, _ := find(def, dest)
 		var socket string
 		for _, a := range e.one(t, "condition").all("action", "application", "socket") {
 			socket = a.attr("data")
 		}
-		if socket != "127.0.0.1:8084 async full" {
+		if socket != "127.0.0.1:8084|127.0.0.1:8085 async full" {
 			t.Errorf("%s: socket %q", dest, socket)
 		}
 	}
@@ -408,4 +410,50 @@ func TestFreeSWITCHConfTree(t *testing.T) {
 		t.Errorf("language en: %v", lang.Attrs)
 	}
 	lang.one(t, "phrases").one(t, "macros")
+}
+
+// The settings that differ between FreeSWITCH processes of a pool come from
+// the environment, with the old fixed values as defaults.
+func TestFreeSWITCHConfPerProcess(t *testing.T) {
+	type settings struct{ sipPort, eslPort, rtpStart, rtpEnd, sockets, coreDB string }
+	read := func(env map[string]string) settings {
+		doc, _ := loadFSConf(t, env)
+		conf := doc.one(t, "section", "name", "configuration")
+		params := func(name string) map[string]string {
+			return conf.one(t, "configuration", "name", name).one(t, "settings").params()
+		}
+		profile := conf.one(t, "configuration", "name", "sofia.conf").one(t, "profiles").one(t, "profile", "name", "eslapp").one(t, "settings").params()
+		sw := params("switch.conf")
+		got := settings{sipPort: profile["sip-port"], eslPort: params("event_socket.conf")["listen-port"],
+			rtpStart: sw["rtp-start-port"], rtpEnd: sw["rtp-end-port"], coreDB: sw["core-db-name"]}
+		// Every socket action of every context names the same list.
+		for _, ctx := range doc.one(t, "section", "name", "dialplan").all("context") {
+			for _, e := range ctx.all("extension") {
+				for _, c := range e.all("condition") {
+					for _, a := range c.all("action", "application", "socket") {
+						addrs, opts, _ := strings.Cut(a.attr("data"), " ")
+						if opts != "async full" || (got.sockets != "" && addrs != got.sockets) {
+							t.Errorf("extension %s: socket %q", e.attr("name"), a.attr("data"))
+						}
+						got.sockets = addrs
+					}
+				}
+			}
+		}
+		return got
+	}
+	if got, want := read(map[string]string{}), (settings{"5080", "8021", "16384", "32768",
+		"127.0.0.1:8084|127.0.0.1:8085", "/dev/shm/freeswitch-core.db"}); got != want {
+		t.Errorf("without the environment:\n got %+v\nwant %+v", got, want)
+	}
+	env := map[string]string{
+		"ESLAPP_SIP_PORT": "5082", "FREESWITCH_ESL_PORT": "8022",
+		"FREESWITCH_RTP_START": "32770", "FREESWITCH_RTP_END": "49152",
+		"ESLAPP_SOCKETS":     "10.0.0.2:8084|10.0.0.3:8084|127.0.0.1:8085",
+		"FREESWITCH_CORE_DB": "/dev/shm/fs-b/core.db",
+	}
+	if got, want := read(env), (settings{"5082", "8022", "32770", "49152",
+		"10.0.0.2:8084|10.0.0.3:8084|127.0.0.1:8085", "/dev/shm/fs-b/core.db"}); got != want {
+		t.Errorf("with %v:\n got %+v\nwant %+v", env, got, want)
+	}
 }

@@ -457,3 +457,41 @@ func TestFreeSWITCHConfPerProcess(t *testing.T) {
 		t.Errorf("with %v:\n got %+v\nwant %+v", env, got, want)
 	}
 }
+
+// The hold music of the socket-less extensions: the stream eslapp_hold at
+// 8 and 16 kHz, each from a directory of eslapp's sounds that holds a copy
+// of holdmusic.wav and nothing else (a stream plays every file of its
+// directory), as sounds/generate.sh makes it.
+func TestFreeSWITCHHoldMusicStream(t *testing.T) {
+	doc, _ := loadFSConf(t, map[string]string{"ESLAPP_SOUNDS_DIR": "/srv/eslapp/sounds"})
+	ls := doc.one(t, "section", "name", "configuration").one(t, "configuration", "name", "local_stream.conf")
+	sounds := filepath.Join(repoRoot(t), "sounds")
+	for _, c := range []struct{ name, rate string }{{"eslapp_hold", "8000"}, {"eslapp_hold/16000", "16000"}} {
+		d := ls.one(t, "directory", "name", c.name)
+		if want := "/srv/eslapp/sounds/hold/" + c.rate; d.attr("path") != want {
+			t.Errorf("local_stream %s: path %q, want %q", c.name, d.attr("path"), want)
+		}
+		p := d.params()
+		if p["rate"] != c.rate || p["channels"] != "1" || p["shuffle"] != "false" {
+			t.Errorf("local_stream %s: %v", c.name, p)
+		}
+		dir := filepath.Join(sounds, "hold", c.rate)
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		if len(names) != 1 || names[0] != "holdmusic.wav" {
+			t.Errorf("%s holds %v, want holdmusic.wav alone", dir, names)
+		}
+		copied, err1 := os.ReadFile(filepath.Join(dir, "holdmusic.wav"))
+		music, err2 := os.ReadFile(filepath.Join(sounds, c.rate, "holdmusic.wav"))
+		if err1 != nil || err2 != nil || string(copied) != string(music) {
+			t.Errorf("sounds/hold/%s/holdmusic.wav is not a copy of sounds/%s/holdmusic.wav (sounds/generate.sh makes it) %v %v", c.rate, c.rate, err1, err2)
+		}
+	}
+}

@@ -333,7 +333,7 @@ func TestFreeSWITCHConfTree(t *testing.T) {
 		}
 		return fsNode{}, false
 	}
-	for _, dest := range []string{"7000", "7001", "7002", "7010", "1000", "7080", "7090"} {
+	for _, dest := range []string{"7000", "7001", "7002", "7010", "7011", "7019", "7021", "7022", "1000", "7080", "7081", "7090"} {
 		if _, ok := find(def, dest); !ok {
 			t.Errorf("context default has no extension for %s", dest)
 		}
@@ -353,33 +353,20 @@ func TestFreeSWITCHConfTree(t *testing.T) {
 			t.Errorf("%s: socket %q", dest, socket)
 		}
 	}
-	// 7010, socket-less: the net is scheduled before the event announces
-	// the call (eslapp may take it at once), the event is eslapp's default
-	// subclass, the call parks last, and the net and wfe_context name
-	// crm_branches.
-	if e, ok := find(def, "7010"); ok {
-		var apps []string
-		for _, a := range e.one(t, "condition").all("action") {
-			apps = append(apps, a.attr("application"))
-			switch a.attr("application") {
-			case "socket":
-				t.Errorf("7010 opens a socket: %q", a.attr("data"))
-			case "event":
-				if want := "Event-Name=CUSTOM,Event-Subclass=" + esl.DefaultStartSubclass; a.attr("data") != want {
-					t.Errorf("7010 event %q, want %q", a.attr("data"), want)
-				}
-			case "sched_transfer":
-				if !regexp.MustCompile(`^\+\d+ OnError XML crm_branches$`).MatchString(a.attr("data")) {
-					t.Errorf("7010 safety net %q", a.attr("data"))
-				}
-			case "multiset":
-				if !strings.Contains(a.attr("data"), "|wfe_context=crm_branches") {
-					t.Errorf("7010 does not name the branch context: %q", a.attr("data"))
-				}
+	// Socket-less: every extension that announces a call to eslapp has
+	// the same shape (checkSocketless), 7010, 7011 and 7019 among them.
+	var socketless []string
+	for _, e := range exts {
+		for _, a := range e.one(t, "condition").all("action", "application", "event") {
+			if strings.Contains(a.attr("data"), esl.DefaultStartSubclass) {
+				socketless = append(socketless, expr(e))
+				checkSocketless(t, e)
 			}
 		}
-		if got := strings.Join(apps, " "); got != "answer multiset sched_transfer event park" {
-			t.Errorf("7010 runs %q", got)
+	}
+	for _, dest := range []string{"7010", "7011", "7019"} {
+		if e, ok := find(def, dest); !ok || !slices.Contains(socketless, expr(e)) {
+			t.Errorf("%s is not socket-less", dest)
 		}
 	}
 	branches := dialplan.one(t, "context", "name", "crm_branches")
@@ -410,6 +397,48 @@ func TestFreeSWITCHConfTree(t *testing.T) {
 		t.Errorf("language en: %v", lang.Attrs)
 	}
 	lang.one(t, "phrases").one(t, "macros")
+}
+
+// The pick-up net: armed before the announcement, in the scheduler group
+// eslapp claims the call by (sched_del eslapp-pick-UUID), and moving the
+// call to OnError if nobody does.
+const pickNet = "eslapp_pick=${sched_api(+2 eslapp-pick-${uuid} uuid_transfer ${uuid} OnError XML crm_branches)}"
+
+// checkSocketless checks a socket-less extension: answer, the inputs (with
+// the branch context and no terminators), the pick-up net, the event of
+// eslapp's subclass, the hold music, and park last; no socket, and no net
+// of the dialplan's own (sched_transfer): eslapp arms its nets itself.
+func checkSocketless(t *testing.T, e fsNode) {
+	t.Helper()
+	name := e.attr("name")
+	var apps []string
+	for _, a := range e.one(t, "condition").all("action") {
+		app, data := a.attr("application"), a.attr("data")
+		apps = append(apps, app)
+		switch app {
+		case "multiset":
+			for _, want := range []string{"^^|", "|playback_terminators=none", "|wfe_branch=OnError", "|wfe_context=crm_branches"} {
+				if !strings.Contains(data, want) {
+					t.Errorf("%s: multiset %q lacks %q", name, data, want)
+				}
+			}
+		case "set":
+			if data != pickNet {
+				t.Errorf("%s: set %q, want the pick-up net %q", name, data, pickNet)
+			}
+		case "event":
+			if want := "Event-Name=CUSTOM,Event-Subclass=" + esl.DefaultStartSubclass; data != want {
+				t.Errorf("%s: event %q, want %q", name, data, want)
+			}
+		case "playback":
+			if data != "local_stream://eslapp_hold" {
+				t.Errorf("%s: plays %q, want the hold music local_stream://eslapp_hold", name, data)
+			}
+		}
+	}
+	if got, want := strings.Join(apps, " "), "answer multiset set event playback park"; got != want {
+		t.Errorf("%s runs %q, want %q (no socket, no sched_transfer)", name, got, want)
+	}
 }
 
 // The settings that differ between FreeSWITCH processes of a pool come from

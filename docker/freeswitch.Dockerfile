@@ -87,6 +87,8 @@ RUN --mount=type=secret,id=signalwire_token,required=true \
 COPY conf/freeswitch/ /etc/freeswitch/
 COPY sounds/8000/ /usr/share/eslapp/sounds/8000/
 COPY sounds/16000/ /usr/share/eslapp/sounds/16000/
+# The hold-music stream eslapp_hold (conf/freeswitch local_stream.conf.xml).
+COPY sounds/hold/ /usr/share/eslapp/sounds/hold/
 COPY --chmod=0755 docker/freeswitch-entrypoint.sh /usr/local/bin/freeswitch-entrypoint
 
 USER freeswitch

@@ -20,24 +20,43 @@ import (
 // when given a binary (ESLAPP_FREESWITCH, the path the kit's install
 // script prints), so one command works on any host that has FreeSWITCH.
 // Nothing is written outside Dir (and a directory of its own in /dev/shm
-// for the core's call table).
+// for the core's call table). Several can run side by side, as the
+// FreeSWITCH processes of a pool do: give each its own Dir, SIP and Event
+// Socket ports and RTP range; conf/freeswitch takes them from the
+// environment (vars.xml), and each process gets its own call table.
 
-// FreeSWITCH's ports in conf/freeswitch: they are fixed there, so they must
-// be free before it starts.
+// The defaults of conf/freeswitch/vars.xml: what a FreeSWITCH started
+// without those options uses, and the ports that must then be free.
 const (
-	fsSIPPort = 5080
-	fsESLPort = 8021
+	DefaultSIPPort  = 5080                            // ESLAPP_SIP_PORT
+	DefaultESLPort  = 8021                            // FREESWITCH_ESL_PORT
+	DefaultRTPStart = 16384                           // FREESWITCH_RTP_START
+	DefaultRTPEnd   = 32768                           // FREESWITCH_RTP_END
+	DefaultSockets  = "127.0.0.1:8084|127.0.0.1:8085" // ESLAPP_SOCKETS
 )
 
 // FreeSWITCHOptions says how to start FreeSWITCH.
 type FreeSWITCHOptions struct {
-	Binary    string        // the freeswitch binary
-	ConfDir   string        // the tree to copy; default <repo>/conf/freeswitch
-	SoundsDir string        // eslapp's [sounds] dir, as both see it; default <repo>/sounds
-	Dir       string        // its conf, log, db and run dirs and console.log; required
-	SIPIP     string        // the address its SIP profile binds; default 127.0.0.1
-	LogLevel  string        // the core log level; default info
-	Ready     time.Duration // how long it may take to come up; default 60 s
+	Binary    string // the freeswitch binary
+	ConfDir   string // the tree to copy; default <repo>/conf/freeswitch
+	SoundsDir string // eslapp's [sounds] dir, as both see it; default <repo>/sounds
+	Dir       string // its conf, log, db and run dirs and console.log; required
+	SIPIP     string // the address its SIP profile binds; default 127.0.0.1
+	SIPPort   int    // its SIP profile's port, UDP and TCP (ESLAPP_SIP_PORT); default 5080
+	ESLPort   int    // its inbound Event Socket's port (FREESWITCH_ESL_PORT); default 8021
+	// Its RTP ports (FREESWITCH_RTP_START, FREESWITCH_RTP_END); default
+	// 16384-32768. FreeSWITCH does not check that another process holds
+	// one: processes on one machine need disjoint ranges.
+	RTPStart, RTPEnd int
+	// Where its held-socket extensions connect, "HOST:PORT|HOST:PORT"
+	// tried in order (ESLAPP_SOCKETS); default 127.0.0.1:8084|127.0.0.1:8085.
+	Sockets string
+	// Its core database, the call table (FREESWITCH_CORE_DB); default
+	// core.db in a directory of its own under /dev/shm (in memory: a disk
+	// database slows call-rate runs), else Dir/db/core.db. Never shared.
+	CoreDB   string
+	LogLevel string        // the core log level; default info
+	Ready    time.Duration // how long it may take to come up; default 60 s
 }
 
 // FreeSWITCH is a running FreeSWITCH.
@@ -46,6 +65,10 @@ type FreeSWITCH struct {
 	ESL        string // its inbound Event Socket, host:port
 	Password   string // the Event Socket password (random)
 	SoundsDir  string
+	Sockets    string // where its held-socket extensions connect (ESLAPP_SOCKETS)
+	CoreDB     string // its core database
+	RTPStart   int    // its RTP ports
+	RTPEnd     int
 	ConsoleLog string
 	Version    string // what freeswitch -version printed
 	cmd        *exec.Cmd
@@ -70,6 +93,21 @@ func StartFreeSWITCH(ctx context.Context, o FreeSWITCHOptions) (*FreeSWITCH, err
 	if o.SIPIP == "" {
 		o.SIPIP = "127.0.0.1"
 	}
+	if o.SIPPort == 0 {
+		o.SIPPort = DefaultSIPPort
+	}
+	if o.ESLPort == 0 {
+		o.ESLPort = DefaultESLPort
+	}
+	if o.RTPStart == 0 {
+		o.RTPStart = DefaultRTPStart
+	}
+	if o.RTPEnd == 0 {
+		o.RTPEnd = DefaultRTPEnd
+	}
+	if o.Sockets == "" {
+		o.Sockets = DefaultSockets
+	}
 	if o.LogLevel == "" {
 		o.LogLevel = "info"
 	}
@@ -79,11 +117,17 @@ func StartFreeSWITCH(ctx context.Context, o FreeSWITCHOptions) (*FreeSWITCH, err
 	if o.Dir == "" {
 		return nil, errors.New("freeswitch: no directory to run in")
 	}
+	if o.RTPStart < 1024 || o.RTPEnd > 65535 || o.RTPStart >= o.RTPEnd {
+		return nil, fmt.Errorf("freeswitch: RTP ports %d-%d: want 1024 <= start < end <= 65535", o.RTPStart, o.RTPEnd)
+	}
+	if strings.ContainsAny(o.Sockets, " \t\n") {
+		return nil, fmt.Errorf("freeswitch: sockets %q: want HOST:PORT|HOST:PORT without spaces", o.Sockets)
+	}
 	version, err := exec.CommandContext(ctx, o.Binary, "-version").CombinedOutput()
 	if err != nil {
 		return nil, fmt.Errorf("freeswitch: %s -version: %w (%s)", o.Binary, err, strings.TrimSpace(string(version)))
 	}
-	if err := portsFree(o.SIPIP); err != nil {
+	if err := portsFree(o.SIPIP, o.SIPPort, o.ESLPort); err != nil {
 		return nil, err
 	}
 	conf := filepath.Join(o.Dir, "conf")
@@ -99,17 +143,23 @@ func StartFreeSWITCH(ctx context.Context, o FreeSWITCHOptions) (*FreeSWITCH, err
 		}
 	}
 	f := &FreeSWITCH{
-		SIP:        net.JoinHostPort(o.SIPIP, fmt.Sprint(fsSIPPort)),
-		ESL:        net.JoinHostPort("127.0.0.1", fmt.Sprint(fsESLPort)),
+		SIP:        net.JoinHostPort(o.SIPIP, fmt.Sprint(o.SIPPort)),
+		ESL:        net.JoinHostPort("127.0.0.1", fmt.Sprint(o.ESLPort)),
 		Password:   randomHex(16),
 		SoundsDir:  o.SoundsDir,
+		Sockets:    o.Sockets,
+		RTPStart:   o.RTPStart,
+		RTPEnd:     o.RTPEnd,
 		ConsoleLog: filepath.Join(o.Dir, "freeswitch-console.log"),
 		Version:    strings.TrimSpace(string(version)),
 		done:       make(chan struct{}),
 	}
-	coreDB := filepath.Join(o.Dir, "db", "core.db")
-	if shm, err := os.MkdirTemp("/dev/shm", "eslapp-freeswitch-"); err == nil {
-		f.shmDir, coreDB = shm, filepath.Join(shm, "core.db")
+	f.CoreDB = o.CoreDB
+	if f.CoreDB == "" {
+		f.CoreDB = filepath.Join(o.Dir, "db", "core.db")
+		if shm, err := os.MkdirTemp("/dev/shm", "eslapp-freeswitch-"); err == nil {
+			f.shmDir, f.CoreDB = shm, filepath.Join(shm, "core.db")
+		}
 	}
 	console, err := os.Create(f.ConsoleLog)
 	if err != nil {
@@ -122,13 +172,21 @@ func StartFreeSWITCH(ctx context.Context, o FreeSWITCHOptions) (*FreeSWITCH, err
 	// Its console reads commands from stdin, which is /dev/null.
 	f.cmd.Stdout, f.cmd.Stderr = console, console
 	f.cmd.SysProcAttr = childAttr()
+	// Every setting vars.xml reads is given, so nothing comes from this
+	// process's own environment (the last value of a name wins).
 	f.cmd.Env = append(os.Environ(),
 		"FREESWITCH_ESL_PASSWORD="+f.Password,
 		"FREESWITCH_ESL_LISTEN_IP=127.0.0.1",
+		fmt.Sprintf("FREESWITCH_ESL_PORT=%d", o.ESLPort),
+		fmt.Sprintf("FREESWITCH_RTP_START=%d", o.RTPStart),
+		fmt.Sprintf("FREESWITCH_RTP_END=%d", o.RTPEnd),
 		"FREESWITCH_LOGLEVEL="+o.LogLevel,
-		"FREESWITCH_CORE_DB="+coreDB,
+		"FREESWITCH_CORE_DB="+f.CoreDB,
 		"ESLAPP_SIP_IP="+o.SIPIP,
+		fmt.Sprintf("ESLAPP_SIP_PORT=%d", o.SIPPort),
+		"ESLAPP_SOCKETS="+o.Sockets,
 		"ESLAPP_SOUNDS_DIR="+o.SoundsDir,
+		"ESLAPP_TEST_NET=127.0.0.1/32",
 	)
 	if err := f.cmd.Start(); err != nil {
 		console.Close()
@@ -217,9 +275,12 @@ func (f *FreeSWITCH) ConsoleTail(n int) string { return fileTail(f.ConsoleLog, n
 
 // portsFree checks that nothing holds the ports FreeSWITCH's configuration
 // binds: its SIP profile (UDP and TCP) and its inbound Event Socket.
-func portsFree(sipIP string) error {
-	sip := net.JoinHostPort(sipIP, fmt.Sprint(fsSIPPort))
-	esl := net.JoinHostPort("127.0.0.1", fmt.Sprint(fsESLPort))
+func portsFree(sipIP string, sipPort, eslPort int) error {
+	if sipPort == eslPort {
+		return fmt.Errorf("freeswitch: the SIP profile and the Event Socket both on port %d", sipPort)
+	}
+	sip := net.JoinHostPort(sipIP, fmt.Sprint(sipPort))
+	esl := net.JoinHostPort("127.0.0.1", fmt.Sprint(eslPort))
 	for _, p := range []struct{ network, addr, what string }{
 		{"udp", sip, "its SIP profile"}, {"tcp", sip, "its SIP profile"}, {"tcp", esl, "its inbound Event Socket"},
 	} {

@@ -333,7 +333,7 @@ func TestFreeSWITCHConfTree(t *testing.T) {
 		}
 		return fsNode{}, false
 	}
-	for _, dest := range []string{"7000", "7001", "7002", "7010", "1000", "7080", "7090"} {
+	for _, dest := range []string{"7000", "7001", "7002", "7010", "7011", "7019", "7021", "7022", "1000", "7080", "7081", "7090"} {
 		if _, ok := find(def, dest); !ok {
 			t.Errorf("context default has no extension for %s", dest)
 		}
@@ -341,43 +341,32 @@ func TestFreeSWITCHConfTree(t *testing.T) {
 	if last := exts[len(exts)-1]; expr(last) != "^.*$" {
 		t.Errorf("the catch-all must come last, found %q", expr(last))
 	}
-	for _, dest := range []string{"7000", "7001", "7002"} {
+	// Held socket: every socket action connects to the address list of
+	// ESLAPP_SOCKETS (default 8084, then 8085), async and full.
+	for _, dest := range []string{"7000", "7001", "7002", "7021", "7022"} {
 		e, _ := find(def, dest)
 		var socket string
 		for _, a := range e.one(t, "condition").all("action", "application", "socket") {
 			socket = a.attr("data")
 		}
-		if socket != "127.0.0.1:8084 async full" {
+		if socket != "127.0.0.1:8084|127.0.0.1:8085 async full" {
 			t.Errorf("%s: socket %q", dest, socket)
 		}
 	}
-	// 7010, socket-less: the net is scheduled before the event announces
-	// the call (eslapp may take it at once), the event is eslapp's default
-	// subclass, the call parks last, and the net and wfe_context name
-	// crm_branches.
-	if e, ok := find(def, "7010"); ok {
-		var apps []string
-		for _, a := range e.one(t, "condition").all("action") {
-			apps = append(apps, a.attr("application"))
-			switch a.attr("application") {
-			case "socket":
-				t.Errorf("7010 opens a socket: %q", a.attr("data"))
-			case "event":
-				if want := "Event-Name=CUSTOM,Event-Subclass=" + esl.DefaultStartSubclass; a.attr("data") != want {
-					t.Errorf("7010 event %q, want %q", a.attr("data"), want)
-				}
-			case "sched_transfer":
-				if !regexp.MustCompile(`^\+\d+ OnError XML crm_branches$`).MatchString(a.attr("data")) {
-					t.Errorf("7010 safety net %q", a.attr("data"))
-				}
-			case "multiset":
-				if !strings.Contains(a.attr("data"), "|wfe_context=crm_branches") {
-					t.Errorf("7010 does not name the branch context: %q", a.attr("data"))
-				}
+	// Socket-less: every extension that announces a call to eslapp has
+	// the same shape (checkSocketless), 7010, 7011 and 7019 among them.
+	var socketless []string
+	for _, e := range exts {
+		for _, a := range e.one(t, "condition").all("action", "application", "event") {
+			if strings.Contains(a.attr("data"), esl.DefaultStartSubclass) {
+				socketless = append(socketless, expr(e))
+				checkSocketless(t, e)
 			}
 		}
-		if got := strings.Join(apps, " "); got != "answer multiset sched_transfer event park" {
-			t.Errorf("7010 runs %q", got)
+	}
+	for _, dest := range []string{"7010", "7011", "7019"} {
+		if e, ok := find(def, dest); !ok || !slices.Contains(socketless, expr(e)) {
+			t.Errorf("%s is not socket-less", dest)
 		}
 	}
 	branches := dialplan.one(t, "context", "name", "crm_branches")
@@ -408,4 +397,130 @@ func TestFreeSWITCHConfTree(t *testing.T) {
 		t.Errorf("language en: %v", lang.Attrs)
 	}
 	lang.one(t, "phrases").one(t, "macros")
+}
+
+// The pick-up net: armed before the announcement, in the scheduler group
+// eslapp claims the call by (sched_del eslapp-pick-UUID), and moving the
+// call to OnError if nobody does.
+const pickNet = "eslapp_pick=${sched_api(+2 eslapp-pick-${uuid} uuid_transfer ${uuid} OnError XML crm_branches)}"
+
+// checkSocketless checks a socket-less extension: answer, the inputs (with
+// the branch context and no terminators), the pick-up net, the event of
+// eslapp's subclass, the hold music, and park last; no socket, and no net
+// of the dialplan's own (sched_transfer): eslapp arms its nets itself.
+func checkSocketless(t *testing.T, e fsNode) {
+	t.Helper()
+	name := e.attr("name")
+	var apps []string
+	for _, a := range e.one(t, "condition").all("action") {
+		app, data := a.attr("application"), a.attr("data")
+		apps = append(apps, app)
+		switch app {
+		case "multiset":
+			for _, want := range []string{"^^|", "|playback_terminators=none", "|wfe_branch=OnError", "|wfe_context=crm_branches"} {
+				if !strings.Contains(data, want) {
+					t.Errorf("%s: multiset %q lacks %q", name, data, want)
+				}
+			}
+		case "set":
+			if data != pickNet {
+				t.Errorf("%s: set %q, want the pick-up net %q", name, data, pickNet)
+			}
+		case "event":
+			if want := "Event-Name=CUSTOM,Event-Subclass=" + esl.DefaultStartSubclass; data != want {
+				t.Errorf("%s: event %q, want %q", name, data, want)
+			}
+		case "playback":
+			if data != "local_stream://eslapp_hold" {
+				t.Errorf("%s: plays %q, want the hold music local_stream://eslapp_hold", name, data)
+			}
+		}
+	}
+	if got, want := strings.Join(apps, " "), "answer multiset set event playback park"; got != want {
+		t.Errorf("%s runs %q, want %q (no socket, no sched_transfer)", name, got, want)
+	}
+}
+
+// The settings that differ between FreeSWITCH processes of a pool come from
+// the environment, with the old fixed values as defaults.
+func TestFreeSWITCHConfPerProcess(t *testing.T) {
+	type settings struct{ sipPort, eslPort, rtpStart, rtpEnd, sockets, coreDB string }
+	read := func(env map[string]string) settings {
+		doc, _ := loadFSConf(t, env)
+		conf := doc.one(t, "section", "name", "configuration")
+		params := func(name string) map[string]string {
+			return conf.one(t, "configuration", "name", name).one(t, "settings").params()
+		}
+		profile := conf.one(t, "configuration", "name", "sofia.conf").one(t, "profiles").one(t, "profile", "name", "eslapp").one(t, "settings").params()
+		sw := params("switch.conf")
+		got := settings{sipPort: profile["sip-port"], eslPort: params("event_socket.conf")["listen-port"],
+			rtpStart: sw["rtp-start-port"], rtpEnd: sw["rtp-end-port"], coreDB: sw["core-db-name"]}
+		// Every socket action of every context names the same list.
+		for _, ctx := range doc.one(t, "section", "name", "dialplan").all("context") {
+			for _, e := range ctx.all("extension") {
+				for _, c := range e.all("condition") {
+					for _, a := range c.all("action", "application", "socket") {
+						addrs, opts, _ := strings.Cut(a.attr("data"), " ")
+						if opts != "async full" || (got.sockets != "" && addrs != got.sockets) {
+							t.Errorf("extension %s: socket %q", e.attr("name"), a.attr("data"))
+						}
+						got.sockets = addrs
+					}
+				}
+			}
+		}
+		return got
+	}
+	if got, want := read(map[string]string{}), (settings{"5080", "8021", "16384", "32768",
+		"127.0.0.1:8084|127.0.0.1:8085", "/dev/shm/freeswitch-core.db"}); got != want {
+		t.Errorf("without the environment:\n got %+v\nwant %+v", got, want)
+	}
+	env := map[string]string{
+		"ESLAPP_SIP_PORT": "5082", "FREESWITCH_ESL_PORT": "8022",
+		"FREESWITCH_RTP_START": "32770", "FREESWITCH_RTP_END": "49152",
+		"ESLAPP_SOCKETS":     "10.0.0.2:8084|10.0.0.3:8084|127.0.0.1:8085",
+		"FREESWITCH_CORE_DB": "/dev/shm/fs-b/core.db",
+	}
+	if got, want := read(env), (settings{"5082", "8022", "32770", "49152",
+		"10.0.0.2:8084|10.0.0.3:8084|127.0.0.1:8085", "/dev/shm/fs-b/core.db"}); got != want {
+		t.Errorf("with %v:\n got %+v\nwant %+v", env, got, want)
+	}
+}
+
+// The hold music of the socket-less extensions: the stream eslapp_hold at
+// 8 and 16 kHz, each from a directory of eslapp's sounds that holds a copy
+// of holdmusic.wav and nothing else (a stream plays every file of its
+// directory), as sounds/generate.sh makes it.
+func TestFreeSWITCHHoldMusicStream(t *testing.T) {
+	doc, _ := loadFSConf(t, map[string]string{"ESLAPP_SOUNDS_DIR": "/srv/eslapp/sounds"})
+	ls := doc.one(t, "section", "name", "configuration").one(t, "configuration", "name", "local_stream.conf")
+	sounds := filepath.Join(repoRoot(t), "sounds")
+	for _, c := range []struct{ name, rate string }{{"eslapp_hold", "8000"}, {"eslapp_hold/16000", "16000"}} {
+		d := ls.one(t, "directory", "name", c.name)
+		if want := "/srv/eslapp/sounds/hold/" + c.rate; d.attr("path") != want {
+			t.Errorf("local_stream %s: path %q, want %q", c.name, d.attr("path"), want)
+		}
+		p := d.params()
+		if p["rate"] != c.rate || p["channels"] != "1" || p["shuffle"] != "false" {
+			t.Errorf("local_stream %s: %v", c.name, p)
+		}
+		dir := filepath.Join(sounds, "hold", c.rate)
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		if len(names) != 1 || names[0] != "holdmusic.wav" {
+			t.Errorf("%s holds %v, want holdmusic.wav alone", dir, names)
+		}
+		copied, err1 := os.ReadFile(filepath.Join(dir, "holdmusic.wav"))
+		music, err2 := os.ReadFile(filepath.Join(sounds, c.rate, "holdmusic.wav"))
+		if err1 != nil || err2 != nil || string(copied) != string(music) {
+			t.Errorf("sounds/hold/%s/holdmusic.wav is not a copy of sounds/%s/holdmusic.wav (sounds/generate.sh makes it) %v %v", c.rate, c.rate, err1, err2)
+		}
+	}
 }

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Regenerates the prompts eslapp ships, as 16-bit mono PCM wavs in
 # sounds/8000/ and sounds/16000/ (FreeSWITCH's mod_sndfile picks
-# DIR/RATE/NAME.wav for DIR/NAME.wav by the call's rate).
+# DIR/RATE/NAME.wav for DIR/NAME.wav by the call's rate), and the hold
+# music's copies in sounds/hold/8000/ and sounds/hold/16000/.
 #
 # Needs espeak-ng and sox (Debian: apt-get install -y espeak-ng sox).
 # The output is deterministic for given tool versions: fixed voice, speed,
@@ -72,7 +73,15 @@ for rate in $RATES; do
 	sox -R -D "$tmp/holdmusic.wav" -b 16 -e signed-integer -c 1 "$rate/holdmusic.wav" rate -v "$rate" gain -n "$MUSIC"
 done
 
-echo "generate.sh: wrote $(ls 8000/*.wav 16000/*.wav | wc -l) files:"
-for f in 8000/*.wav 16000/*.wav; do
+# The hold-music stream of conf/freeswitch (local_stream.conf.xml's
+# eslapp_hold) plays every file of its directory in turn: hold/RATE/ holds a
+# copy of the music and nothing else.
+for rate in $RATES; do
+	mkdir -p "hold/$rate"
+	cp "$rate/holdmusic.wav" "hold/$rate/holdmusic.wav"
+done
+
+echo "generate.sh: wrote $(ls 8000/*.wav 16000/*.wav hold/*/*.wav | wc -l) files:"
+for f in 8000/*.wav 16000/*.wav hold/*/*.wav; do
 	printf '  %s  %s s\n' "$f" "$(soxi -D "$f")"
 done

@@ -157,6 +157,7 @@ func (c *call) loop(ctx context.Context, until func() bool) error {
 			c.step.decide(ctx, res)
 		case <-grace:
 			c.step.grace = nil
+			c.endGraceFiller(ctx)
 			c.step.startPrompt(ctx)
 		case <-ctx.Done():
 			return context.Cause(ctx)
@@ -177,6 +178,19 @@ func (c *call) promptEnded(ctx context.Context) {
 			st.rep.promptErr = err
 		}
 	}
+}
+
+// endGraceFiller stops the hold music that filled a step's grace, before
+// the step's prompt starts.
+func (c *call) endGraceFiller(ctx context.Context) {
+	p := c.prompt
+	if !p.filler || !p.active() {
+		return
+	}
+	if _, err := p.stop(ctx); err != nil {
+		c.log.Warn("uuid_break", "err", err)
+	}
+	p.filler, p.startedAt, p.stoppedAt = false, time.Time{}, time.Time{}
 }
 
 // killZombie stops a prompt application that started after its prompt was

@@ -41,6 +41,10 @@ type Channel interface {
 	// bound (socket-less; nothing on a socket). esl.ErrNetFired: the net
 	// fired, and the call is over for eslapp.
 	Arm(ctx context.Context, bound time.Duration) error
+	// NeedsFiller reports whether a wait with no prompt must be filled
+	// with hold music because nothing of the dialplan's plays: a
+	// socket-less call whose dialplan hold music a break has ended.
+	NeedsFiller() bool
 	// Late is where the call's late results go (the inbound connection to
 	// its FreeSWITCH); nil: Config.Late, if any.
 	Late() LateSink

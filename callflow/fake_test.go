@@ -60,6 +60,7 @@ func (f *fakeChannel) SetVars(_ context.Context, vars []esl.Var, _ time.Duration
 func (f *fakeChannel) HandBack(context.Context, string) error   { f.record("resume"); return nil }
 func (f *fakeChannel) Arm(context.Context, time.Duration) error { return nil }
 func (f *fakeChannel) Late() callflow.LateSink                  { return nil }
+func (f *fakeChannel) NeedsFiller() bool                        { return false }
 func (f *fakeChannel) Transfer(_ context.Context, ext, dp, cx string) error {
 	f.record("transfer " + ext + " " + dp + " " + cx)
 	return nil

@@ -204,3 +204,68 @@ func TestSocketlessCommands(t *testing.T) {
 		t.Errorf("commands:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// The shipped dialplan holds a socket-less call in hold music, which the
+// first step's uuid_break ends too; a later step's grace is then filled
+// with eslapp's own hold music, never silence. An answer within the grace
+// stops it (no prompt); one after it makes way for the prompt.
+func TestSocketlessGraceFilledAfterTheMusic(t *testing.T) {
+	cfg := `[flows.two]
+start = "first"
+[flows.two.actions.first]
+type = "workflow_execute"
+config_id = "demo"
+workflow_id = "quick"
+sequence = '"hold.wav"'
+branches = { Default = "second" }
+[flows.two.actions.second]
+type = "workflow_execute"
+config_id = "demo"
+workflow_id = "{second}"
+sequence = '"hold.wav"'
+grace_ms = 400
+branches = { Default = "back" }
+[flows.two.actions.back]
+type = "continue"
+[[integrations.demo.workflows.quick.rules]]
+delay_ms = 100
+body = '{}'
+[[integrations.demo.workflows.within.rules]]
+delay_ms = 150
+body = '{}'
+[[integrations.demo.workflows.after.rules]]
+delay_ms = 700
+body = '{}'
+@base
+`
+	for _, tc := range []struct {
+		workflow string
+		want     []string // what the caller hears, in order
+	}{
+		{"within", []string{"local_stream://eslapp_hold", "hold.wav", "holdmusic.wav"}},
+		{"after", []string{"local_stream://eslapp_hold", "hold.wav", "holdmusic.wav", "hold.wav"}},
+	} {
+		t.Run(tc.workflow, func(t *testing.T) {
+			e := newEngine(t, expandIncludes(t, cfg), testLog(t))
+			fs := esltest.New(esltest.Options{Logf: func(string, ...any) {}})
+			c := runSocketless(t, e, fs, callScript{opts: esltest.CallOptions{
+				Vars:  map[string]string{"wfe_flow": "two", "second": tc.workflow},
+				Media: func(string) (time.Duration, bool) { return 10 * time.Second, true },
+			}})
+			var heard []string
+			for _, p := range c.Played() {
+				if strings.HasPrefix(p.Arg, "local_stream://") {
+					heard = append(heard, p.Arg)
+				} else {
+					heard = append(heard, filepath.Base(p.Arg))
+				}
+			}
+			if strings.Join(heard, " ") != strings.Join(tc.want, " ") {
+				t.Errorf("the caller heard %v, want %v", heard, tc.want)
+			}
+			if b, _ := c.Var("wfe_branch"); b != "OnSuccess" {
+				t.Errorf("branch %q", b)
+			}
+		})
+	}
+}

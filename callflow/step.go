@@ -100,6 +100,13 @@ func (c *call) runStep(ctx context.Context, spec *StepSpec, inputErr error) step
 		t := time.NewTimer(time.Duration(spec.GraceMs) * time.Millisecond)
 		defer t.Stop()
 		st.grace = t.C
+		if c.ch.NeedsFiller() {
+			// Nothing of the dialplan's plays any more: hold music fills
+			// the grace, never silence.
+			if err := c.prompt.playFiller(ctx); err != nil {
+				rep.promptErr = err
+			}
+		}
 	} else if prompt {
 		st.startPrompt(ctx)
 	}

@@ -55,6 +55,7 @@ type Call struct {
 	apps       map[string]*App // started, not yet complete, by Application-UUID
 	current    *App            // the application FreeSWITCH is running
 	hungUp     bool
+	broke      bool // a uuid_break was sent
 	subscribed bool // claimed: the call's events reach it
 	left       bool // handed on by eslapp (hand-back, transfer, hangup)
 }
@@ -265,7 +266,23 @@ func (c *Call) Break(ctx context.Context, all bool) error {
 		args = APIArgsOf(c.uuid, "all")
 	}
 	_, err := c.API(ctx, "uuid_break", args)
+	if err == nil {
+		c.mu.Lock()
+		c.broke = true
+		c.mu.Unlock()
+	}
 	return err
+}
+
+// NeedsFiller reports whether nothing of the dialplan's plays to the
+// caller between eslapp's prompts any more: a contended socket-less call
+// waits in the dialplan's hold music, which eslapp's first uuid_break ends
+// too (measured on 1.10.12: the call then sits in a silent park). A socket
+// and an older dialplan's park were never filled by the dialplan.
+func (c *Call) NeedsFiller() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.broke && c.leg.isContended()
 }
 
 // EventHeader is one header of an event eslapp fires.

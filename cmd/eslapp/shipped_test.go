@@ -120,10 +120,17 @@ func TestFreeSWITCHDialplanSnippets(t *testing.T) {
 		Lookup: func(name string, _ int) (string, bool) { return "", false },
 		API:    func(name, args string) (string, bool) { t.Errorf("the dialplan runs API %s", name); return "", false },
 	}
+	// The pick-up net: ${sched_api(+N GROUP uuid_transfer ${uuid} DEST)}.
+	pickRE := regexp.MustCompile(`^eslapp_pick=\$\{sched_api\(\+(\d+) eslapp-pick-\$\{uuid\} uuid_transfer \$\{uuid\} (.+)\)\}$`)
 	for _, e := range include.Extensions {
 		vars := map[string]string{}
-		socket, event, net := false, "", ""
+		socket, event, pick, pickDest, music := false, "", 0, "", ""
 		for _, a := range e.Cond.Actions {
+			if m := pickRE.FindStringSubmatch(a.Data); a.App == "set" && m != nil {
+				pick, _ = strconv.Atoi(m[1])
+				pickDest = m[2]
+				continue
+			}
 			switch a.App {
 			case "set":
 				// switch_core_session_exec expands the argument, then set
@@ -140,8 +147,10 @@ func TestFreeSWITCHDialplanSnippets(t *testing.T) {
 				socket = true
 			case "event":
 				event = a.Data
-			case "sched_transfer":
-				net = a.Data
+			case "playback":
+				if event != "" {
+					music = a.Data // what the call waits in
+				}
 			}
 			if socket {
 				break
@@ -154,17 +163,15 @@ func TestFreeSWITCHDialplanSnippets(t *testing.T) {
 		case socket:
 			c, err = fs.Dial(context.Background(), addr, esltest.CallOptions{CallerIDNumber: "1235550100", Vars: vars, Media: media})
 		case event != "":
-			// Socket-less: the event names eslapp's subclass, the net is
-			// "+SECONDS DEST".
+			// Socket-less: the pick-up net armed before the event, which
+			// names eslapp's subclass; the call waits in hold music.
 			sub, ok := strings.CutPrefix(event, "Event-Name=CUSTOM,Event-Subclass=")
-			secs, dest, _ := strings.Cut(strings.TrimPrefix(net, "+"), " ")
-			n, nerr := strconv.Atoi(secs)
-			if !ok || nerr != nil || dest == "" {
-				t.Fatalf("%s: event %q, sched_transfer %q", e.Name, event, net)
+			if !ok || pick == 0 || music == "" {
+				t.Fatalf("%s: event %q, pick-up net +%d %q, music %q", e.Name, event, pick, pickDest, music)
 			}
 			c, err = fs.Socketless(context.Background(), esltest.SocketlessOptions{
 				CallOptions: esltest.CallOptions{CallerIDNumber: "1235550100", Vars: vars, Media: media},
-				Subclass:    sub, Net: time.Duration(n) * time.Second, NetDest: dest,
+				Subclass:    sub, Pick: time.Duration(pick) * time.Second, PickDest: pickDest, Music: music,
 			})
 		default:
 			t.Fatalf("%s hands the call to eslapp neither by socket nor by event", e.Name)

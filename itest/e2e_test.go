@@ -379,10 +379,11 @@ func (h *harness) aniFromCallerProfile(t *testing.T) {
 }
 
 // netWhenEslappDies: eslapp is killed while a socket-less call waits for
-// the CRM. FreeSWITCH goes on playing the prompt to the parked call until
-// its safety net (7019: 4 s) transfers it to OnError, where the apology
-// plays and the call ends: never parked forever. eslapp is started again
-// for the subtests after this one.
+// the CRM. FreeSWITCH goes on playing the prompt to the call until the net
+// eslapp armed with its claim (the step's bound, 5 s of timeout and 1 s of
+// leaving, plus 2 s) transfers it to OnError, where the apology plays and
+// the call ends: never held forever. eslapp is started again for the
+// subtests after this one.
 func (h *harness) netWhenEslappDies(t *testing.T) {
 	h.during = func(phone string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -405,8 +406,9 @@ func (h *harness) netWhenEslappDies(t *testing.T) {
 }
 
 // netWhenNoEslapp: no eslapp is connected when the call announces itself;
-// eslapp starts while the call is parked (a restart) and does not take it,
-// since it never heard its event. The net routes it to OnError.
+// eslapp starts while the call waits in the dialplan's hold music (a
+// restart) and does not take it, since it never heard its event. The
+// pick-up net routes it to OnError, within 2.5 s of the event.
 func (h *harness) netWhenNoEslapp(t *testing.T) {
 	h.eslapp.Stop()
 	h.during = func(string) {

@@ -103,13 +103,18 @@ func (p *Eslapp) Stop() {
 	}
 }
 
-// WaitSocketless waits until eslapp's shared inbound connection to
-// FreeSWITCH is up and subscribed (eslapp_socketless_connected 1): before
-// that, a socket-less call is heard by no one and waits for its net.
+// WaitSocketless waits until eslapp's inbound connections to FreeSWITCH
+// are up and subscribed (eslapp_socketless_connected{freeswitch} 1 for
+// every host): before that, a socket-less call is heard by no one and
+// waits for its pick-up net.
 func (p *Eslapp) WaitSocketless(ctx context.Context) error {
 	for {
-		lines, err := p.MetricLines("eslapp_socketless_connected ")
-		if err == nil && len(lines) == 1 && strings.HasSuffix(lines[0], " 1") {
+		lines, err := p.MetricLines("eslapp_socketless_connected{")
+		up := err == nil
+		for _, l := range lines {
+			up = up && strings.HasSuffix(l, " 1")
+		}
+		if up {
 			return nil
 		}
 		select {

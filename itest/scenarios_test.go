@@ -37,6 +37,10 @@ func TestScenariosAgainstLocalUAS(t *testing.T) {
 			uasArgs: []string{"-key", "agent_ext", "1000", "-key", "wfe_branch", "OnError"}, wantFail: true},
 		{name: "uac_load.xml/no_agent_fails", scenario: "uac_load.xml", args: []string{"-r", "10", "-l", "1", "-m", "1"},
 			uasArgs: []string{"-key", "agent_ext", "none", "-key", "wfe_branch", "OnSuccess"}, wantFail: true},
+		// uac_load_any.xml takes any branch: the fault tests read it from
+		// FreeSWITCH.
+		{name: "uac_load_any.xml/other_branch", scenario: "uac_load_any.xml", args: []string{"-r", "10", "-l", "1", "-m", "1"},
+			uasArgs: []string{"-key", "agent_ext", "none", "-key", "wfe_branch", "OnError"}},
 	}
 	for _, c := range cases {
 		if c.name == "" {

@@ -87,8 +87,8 @@ type RunnerConfig struct {
 // Defaults of the claim delay: calls arrive with hold music playing, and
 // the pick-up net gives eslapps at least a second to claim.
 const (
-	DefaultClaimStagger  = 200 * time.Microsecond
-	DefaultMaxClaimDelay = 50 * time.Millisecond
+	DefaultClaimStagger  = time.Millisecond
+	DefaultMaxClaimDelay = 100 * time.Millisecond
 )
 
 // Runner runs the calls of every way in — the outbound socket server and

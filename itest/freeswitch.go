@@ -1,6 +1,7 @@
 package itest
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -54,7 +55,10 @@ type FreeSWITCHOptions struct {
 	// Its core database, the call table (FREESWITCH_CORE_DB); default
 	// core.db in a directory of its own under /dev/shm (in memory: a disk
 	// database slows call-rate runs), else Dir/db/core.db. Never shared.
-	CoreDB   string
+	CoreDB string
+	// Password is its Event Socket's password; default a random one (a
+	// restart that must keep its clients gives the old one).
+	Password string
 	LogLevel string        // the core log level; default info
 	Ready    time.Duration // how long it may take to come up; default 60 s
 }
@@ -145,7 +149,7 @@ func StartFreeSWITCH(ctx context.Context, o FreeSWITCHOptions) (*FreeSWITCH, err
 	f := &FreeSWITCH{
 		SIP:        net.JoinHostPort(o.SIPIP, fmt.Sprint(o.SIPPort)),
 		ESL:        net.JoinHostPort("127.0.0.1", fmt.Sprint(o.ESLPort)),
-		Password:   randomHex(16),
+		Password:   cmp.Or(o.Password, randomHex(16)),
 		SoundsDir:  o.SoundsDir,
 		Sockets:    o.Sockets,
 		RTPStart:   o.RTPStart,

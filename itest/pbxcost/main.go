@@ -8,7 +8,11 @@
 // highest call rate at which every call succeeds. With -eslapp-b it
 // compares two eslapp binaries in one run: an extension written EXT@b is
 // measured with the second binary (eslapp is swapped between blocks), so
-// "7000 7000@b" alternates the two on the same FreeSWITCH.
+// "7000 7000@b" alternates the two on the same FreeSWITCH. An extension
+// written EXT@2 runs with a second eslapp connected to the same
+// FreeSWITCH (socket-less calls are then claimed by one of two): "7010
+// 7010@2" measures what each more eslapp costs FreeSWITCH; the commands,
+// events and eslapp CPU are those of both.
 //
 // A call succeeds when the agent stand-in of conf/freeswitch (1000) hangs
 // up after the branch OnSuccess: uac_load.xml checks the headers its BYE
@@ -36,6 +40,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -156,6 +161,7 @@ type bench struct {
 	esl     *itest.InboundConn
 	eslapp  *itest.Eslapp // the one running now
 	variant string        // which binary runs: "" (-eslapp) or "b" (-eslapp-b)
+	peer    *itest.Eslapp // the second eslapp of EXT@2 blocks, while one runs
 	root    string
 	pass    string
 	out     string
@@ -220,7 +226,10 @@ func run(ctx context.Context, o options, w io.Writer) (clean bool, err error) {
 	if b.eslapp, err = startEslapp(ctx, o, o.eslapp, root, b.out, password); err != nil {
 		return false, err
 	}
-	defer func() { b.eslapp.Stop() }()
+	defer func() {
+		b.eslapp.Stop()
+		_ = b.usePeer(context.Background(), false)
+	}()
 	fmt.Fprintf(w, "eslapp pid %d on %s, log %s\n", b.eslapp.PID(), o.eslappConf, b.eslapp.LogPath)
 
 	if o.search {
@@ -229,13 +238,19 @@ func run(ctx context.Context, o options, w io.Writer) (clean bool, err error) {
 	return b.measureAll(ctx)
 }
 
-// use makes the binary an extension asks for the running eslapp: EXT@b
-// the -eslapp-b one, any other the -eslapp one. It returns the extension
-// to call.
+// use makes the binary an extension asks for the running eslapp — EXT@b
+// the -eslapp-b one, any other the -eslapp one — with a second eslapp
+// beside it for EXT@2. It returns the extension to call.
 func (b *bench) use(ctx context.Context, ext string) (string, error) {
-	dial, variant := ext, ""
-	if d, ok := strings.CutSuffix(ext, "@b"); ok {
+	dial, variant, peers := ext, "", false
+	if d, ok := strings.CutSuffix(dial, "@2"); ok {
+		dial, peers = d, true
+	}
+	if d, ok := strings.CutSuffix(dial, "@b"); ok {
 		dial, variant = d, "b"
+	}
+	if err := b.usePeer(ctx, peers); err != nil {
+		return "", err
 	}
 	if dial == b.o.baseline || variant == b.variant {
 		return dial, nil // pure dialplan: eslapp is not involved
@@ -251,6 +266,82 @@ func (b *bench) use(ctx context.Context, ext string) (string, error) {
 	}
 	b.eslapp, b.variant = e, variant
 	return dial, nil
+}
+
+// usePeer starts or stops the second eslapp: the -eslapp binary on a copy
+// of the configuration with its own listener and metrics.
+func (b *bench) usePeer(ctx context.Context, on bool) error {
+	switch {
+	case on && b.peer == nil:
+		cfg, err := os.ReadFile(b.configPath())
+		if err != nil {
+			return err
+		}
+		listen, err := itest.FreeTCPAddr()
+		if err != nil {
+			return err
+		}
+		metrics, err := itest.FreeTCPAddr()
+		if err != nil {
+			return err
+		}
+		text := regexp.MustCompile(`(?m)^listen = ".*"$`).ReplaceAllString(string(cfg), `listen = "`+listen+`"`)
+		text = regexp.MustCompile(`(?m)^metrics_listen = ".*"$`).ReplaceAllString(text, `metrics_listen = "`+metrics+`"`)
+		path := filepath.Join(b.out, "eslapp-peer.toml")
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			return err
+		}
+		o := b.o
+		o.eslappConf = path
+		b.peer, err = startEslapp(ctx, o, b.o.eslapp, b.root, b.out, b.pass)
+		return err
+	case !on && b.peer != nil:
+		b.peer.Stop()
+		b.peer = nil
+	}
+	return nil
+}
+
+// configPath is eslapp's configuration file.
+func (b *bench) configPath() string {
+	if filepath.IsAbs(b.o.eslappConf) {
+		return b.o.eslappConf
+	}
+	return filepath.Join(b.root, b.o.eslappConf)
+}
+
+// eslapps are the eslapp processes running now.
+func (b *bench) eslapps() []*itest.Eslapp {
+	if b.peer != nil {
+		return []*itest.Eslapp{b.eslapp, b.peer}
+	}
+	return []*itest.Eslapp{b.eslapp}
+}
+
+// eslappCPU is the CPU time of the eslapps running now.
+func (b *bench) eslappCPU() (time.Duration, error) {
+	var sum time.Duration
+	for _, e := range b.eslapps() {
+		d, err := itest.CPUTime(e.PID())
+		if err != nil {
+			return 0, err
+		}
+		sum += d
+	}
+	return sum, nil
+}
+
+// eslappWire is the traffic of the eslapps running now.
+func (b *bench) eslappWire() (wire, error) {
+	var sum wire
+	for _, e := range b.eslapps() {
+		w, err := readWire(e)
+		if err != nil {
+			return wire{}, err
+		}
+		sum = sum.plus(w)
+	}
+	return sum, nil
 }
 
 func startEslapp(ctx context.Context, o options, bin, root, out, password string) (*itest.Eslapp, error) {
@@ -284,7 +375,7 @@ func startEslapp(ctx context.Context, o options, bin, root, out, password string
 			return nil, err
 		}
 	}
-	e, err := itest.StartEslapp(ctx, bin, root, cfgPath, cfg.Server.MetricsListen, filepath.Join(out, "eslapp.log"),
+	e, err := itest.StartEslapp(ctx, bin, root, cfgPath, cfg.Server.MetricsListen, filepath.Join(out, strings.TrimSuffix(filepath.Base(cfgPath), ".toml")+".log"),
 		"FREESWITCH_ESL_PASSWORD="+password)
 	if err != nil || !cfg.Socketless.Enabled {
 		return e, err
@@ -341,11 +432,11 @@ func (b *bench) runBlock(ctx context.Context, ext string, rate, calls int) (bloc
 	if err != nil {
 		return bl, err
 	}
-	es0, err := itest.CPUTime(b.eslapp.PID())
+	es0, err := b.eslappCPU()
 	if err != nil {
 		return bl, err
 	}
-	w0, err := readWire(b.eslapp)
+	w0, err := b.eslappWire()
 	if err != nil {
 		return bl, err
 	}
@@ -364,11 +455,11 @@ func (b *bench) runBlock(ctx context.Context, ext string, rate, calls int) (bloc
 	if err != nil {
 		return bl, err
 	}
-	es1, err := itest.CPUTime(b.eslapp.PID())
+	es1, err := b.eslappCPU()
 	if err != nil {
 		return bl, err
 	}
-	w1, err := readWire(b.eslapp)
+	w1, err := b.eslappWire()
 	if err != nil {
 		return bl, err
 	}

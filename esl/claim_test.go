@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -271,8 +272,9 @@ func TestLeavingDeletesOrphanNets(t *testing.T) {
 	}
 }
 
-// Arm re-arms the net in one write (the group deleted, the new net added)
-// only when the armed one does not cover the step.
+// Arm re-arms the net only when the armed one does not cover the step, in
+// one write: the new net added, then the old one deleted by its task id
+// (never a moment without a net).
 func TestArmRearmsWhenNeeded(t *testing.T) {
 	p := newPool(t, 0)
 	errs := make(chan error, 2)
@@ -296,6 +298,15 @@ func TestArmRearmsWhenNeeded(t *testing.T) {
 	}
 	if !slices.Equal(arms, []string{"+12", "+32"}) {
 		t.Errorf("nets armed: %v, want the claim's +12 then +32", arms)
+	}
+	cmds := p.fs.InboundCommands()
+	for i, cmd := range cmds {
+		if !strings.HasPrefix(cmd, "api sched_api +32 ") {
+			continue
+		}
+		if i+1 == len(cmds) || !regexp.MustCompile(`^api sched_del [0-9]+$`).MatchString(cmds[i+1]) {
+			t.Errorf("the re-arm's next command is not the old net's deletion by id: %q", cmds[i+1:])
+		}
 	}
 }
 

@@ -28,13 +28,14 @@ import (
 // without one: FreeSWITCH runs a connection's commands in order, so if the
 // claim is won the net is armed even if eslapp dies right after. A loser
 // deletes the net it armed; one it could not delete (it died) is deleted
-// with the group by the winner's next re-arm or its leaving.
+// with the group when the winner leaves.
 //
 // The net is re-armed for each step (Call.Arm), before a command whenever
 // it is about to fire (a stall), and by a timer while a wait runs long;
-// each re-arm deletes the group and adds the new net in one write, and a
-// deletion that finds nothing means the net fired: FreeSWITCH moved the
-// call to OnError, and eslapp sends it nothing more (ErrNetFired).
+// each re-arm adds the new net and deletes the old one by its task id in
+// one write (so there is always a net), and a deletion that finds nothing
+// means the net fired: FreeSWITCH moved the call to OnError, and eslapp
+// sends it nothing more (ErrNetFired).
 //
 // A dialplan without the pick-up net (an older one, with a sched_transfer
 // safety net in the call's own group) is served as before: no claim, so
@@ -256,14 +257,25 @@ func (l *inboundLeg) fence(ctx context.Context, c *Call) error {
 	return l.rearmLocked(ctx, c, renewBound, true)
 }
 
-// rearmLocked deletes the call's net group and arms a new net, in one
-// write. With check, a deletion that found nothing means the net fired:
-// the new one is deleted again, and the call is over for eslapp
-// (ErrNetFired). l.net.mu held.
+// rearmLocked arms a new net and then deletes the old one by its task
+// id, in one write: the call is never without a net, even if eslapp dies
+// between the two. With check, a deletion that found nothing means the
+// old net fired: the new one is deleted again, and the call is over for
+// eslapp (ErrNetFired). With no old id known (the claim's net was not
+// armed), the group is deleted first instead. l.net.mu held.
 func (l *inboundLeg) rearmLocked(ctx context.Context, c *Call, bound time.Duration, check bool) error {
-	res := l.in.sendAll(ctx, command{"api sched_del", "api sched_del " + NetGroup(c.uuid)}, l.netCommand(c, bound))
-	id, armErr := addedID(res[1])
-	had, delErr := deletedAny(res[0])
+	var id string
+	var armErr, delErr error
+	var had bool
+	if old := l.net.id; old != "" {
+		res := l.in.sendAll(ctx, l.netCommand(c, bound), command{"api sched_del", "api sched_del " + old})
+		id, armErr = addedID(res[0])
+		had, delErr = deletedAny(res[1])
+	} else {
+		res := l.in.sendAll(ctx, command{"api sched_del", "api sched_del " + NetGroup(c.uuid)}, l.netCommand(c, bound))
+		id, armErr = addedID(res[1])
+		had, delErr = deletedAny(res[0])
+	}
 	if delErr == nil && check && !had {
 		if id != "" {
 			_, _ = l.in.send(context.WithoutCancel(ctx), "api sched_del", "api sched_del "+id)

@@ -98,7 +98,8 @@ type SocketlessConfig struct {
 	ProbeInterval string `toml:"probe_interval"` // default 5s
 	MaxBackoff    string `toml:"max_backoff"`    // default 10s
 	// ClaimStagger delays a contended call's claim per call running here
-	// (default 200us; "0s": none): the least loaded eslapp claims first.
+	// (default 1ms, up to 100ms in all; "0s": none): the least loaded
+	// eslapp claims first.
 	ClaimStagger string `toml:"claim_stagger"`
 }
 

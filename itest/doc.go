@@ -15,7 +15,11 @@
 // the FreeSWITCH configuration tree as FreeSWITCH's preprocessor reads it,
 // and docker/eslapp.toml. See itest/README.md.
 //
-// It must not be imported by eslapp's packages, and its tests never assert
-// a duration: what it measures goes to BENCHMARKS.md through itest/pbxcost
-// and itest/load.
+// It must not be imported by eslapp's packages, and its tests assert no
+// speed: what it measures goes to BENCHMARKS.md through itest/pbxcost,
+// itest/load, itest/pool and itest/hear. The durations they do assert are
+// the product's promises to callers, with their margins: the pool's nets
+// route a call within the step's bound plus 2 s, a peer takes a call
+// within 1 s, the caller hears audio within about 1 s (TestPool,
+// TestCallerHears).
 package itest

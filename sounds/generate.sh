@@ -74,11 +74,13 @@ for rate in $RATES; do
 done
 
 # The hold-music stream of conf/freeswitch (local_stream.conf.xml's
-# eslapp_hold) plays every file of its directory in turn: hold/RATE/ holds a
-# copy of the music and nothing else.
+# eslapp_hold) plays every file of its directory in turn, and pauses 1 s
+# (silence to every listener) each time it starts the directory again: so
+# hold/RATE/ holds the music six times over (60 s, one pause a minute) and
+# nothing else.
 for rate in $RATES; do
 	mkdir -p "hold/$rate"
-	cp "$rate/holdmusic.wav" "hold/$rate/holdmusic.wav"
+	sox -R -D "$rate/holdmusic.wav" "hold/$rate/holdmusic.wav" repeat 5
 done
 
 echo "generate.sh: wrote $(ls 8000/*.wav 16000/*.wav hold/*/*.wav | wc -l) files:"

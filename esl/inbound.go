@@ -166,7 +166,11 @@ const (
 	DefaultInboundAddress = "127.0.0.1:8021"
 	DefaultProbeEvery     = 5 * time.Second
 	DefaultMinBackoff     = 200 * time.Millisecond
-	DefaultMaxBackoff     = 10 * time.Second
+	// DefaultMaxBackoff is short because a FreeSWITCH that comes back
+	// takes calls at once: until eslapp is connected again its socket-less
+	// calls reach OnError through their pick-up nets. An attempt against a
+	// FreeSWITCH that is down costs one refused connection.
+	DefaultMaxBackoff = 2 * time.Second
 )
 
 // SendEvent fires a CUSTOM event over the shared connection, for no call

@@ -21,14 +21,19 @@ type FaultRun struct {
 
 // FaultResult is what one scenario saw.
 type FaultResult struct {
-	Name       string
-	Calls      int
-	PerEslapp  map[int]int // calls run, by eslapp
-	OnSuccess  int         // calls that reached the agent on OnSuccess
-	ByNet      int         // calls a net moved to OnError (their eslapp had died or stood still)
-	Died       int         // calls that died with a FreeSWITCH restart
-	Twice      int         // calls run by two eslapps (the negative control's)
-	NetAfter   []time.Duration
+	Name      string
+	Calls     int
+	PerEslapp map[int]int // calls run, by eslapp
+	OnSuccess int         // calls that reached the agent on OnSuccess
+	ByNet     int         // calls that reached OnError without eslapp's outputs: a net moved them, or their socket closed under them
+	ByNetExt  map[string]int
+	Died      int             // calls that died with a FreeSWITCH restart
+	Twice     int             // calls run by two eslapps (the negative control's)
+	NetAfter  []time.Duration // socket-less calls a net routed: their branch after the fault
+	// CutAfter: held-socket calls whose socket the fault closed: their
+	// branch after the fault (FreeSWITCH finishes the prompt it was given,
+	// then the dialplan goes on to wfe_branch, OnError).
+	CutAfter   []time.Duration
 	TakenAfter []time.Duration // announcement to the prompt, for calls announced during a fault
 	Notes      []string
 	Violations []string
@@ -88,6 +93,10 @@ func (p *Pool) load(ctx context.Context, r *FaultResult, exts []string, run Faul
 		}
 		if c.ByNet() {
 			r.ByNet++
+			if r.ByNetExt == nil {
+				r.ByNetExt = map[string]int{}
+			}
+			r.ByNetExt[c.Ext]++
 		}
 	}
 	return calls
@@ -155,9 +164,11 @@ func (p *Pool) KillOne(ctx context.Context, run FaultRun, after time.Duration) F
 			r.violate("not on a branch: %s", c.Describe())
 		case len(c.Branches) > 1:
 			r.violate("moved twice: %s", c.Describe())
+		case c.ByNet() && c.Ext == "7000":
+			r.CutAfter = append(r.CutAfter, c.Branched.Sub(killedAt))
 		case c.ByNet():
 			r.NetAfter = append(r.NetAfter, c.Branched.Sub(killedAt))
-			if c.Ext == "7010" && !c.Announced.IsZero() && c.Branched.Sub(c.Announced) > limit {
+			if !c.Announced.IsZero() && c.Branched.Sub(c.Announced) > limit {
 				r.violate("routed %v after its announcement (limit %v): %s", c.Branched.Sub(c.Announced), limit, c.Describe())
 			}
 		case c.Branch != "OnSuccess" || !c.Agent:
@@ -251,6 +262,7 @@ func (p *Pool) FreeSWITCHRestart(ctx context.Context, run FaultRun, after time.D
 		r.violate("%v", err)
 		return r
 	}
+	ready := time.Since(restarted)
 	wait1() // its calls died with it
 	for i := range p.Apps {
 		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -290,7 +302,8 @@ func (p *Pool) FreeSWITCHRestart(ctx context.Context, run FaultRun, after time.D
 			r.violate("eslapp %d connected %v times to the restarted FreeSWITCH", i, n)
 		}
 	}
-	r.Notes = append(r.Notes, fmt.Sprintf("both eslapps connected again %v after the restart began", reconnected.Round(100*time.Millisecond)))
+	r.Notes = append(r.Notes, fmt.Sprintf("FreeSWITCH ready again %v after the restart began, both eslapps connected %v after that",
+		ready.Round(100*time.Millisecond), (reconnected-ready).Round(100*time.Millisecond)))
 	return r
 }
 
@@ -311,10 +324,14 @@ func (r FaultResult) Summary() string {
 		fmt.Fprintf(&b, " (%s)", strings.Join(parts, ", "))
 	}
 	if r.ByNet > 0 {
-		fmt.Fprintf(&b, "; %d routed by their nets", r.ByNet)
+		fmt.Fprintf(&b, "; %d on OnError without eslapp's outputs %v", r.ByNet, r.ByNetExt)
 	}
 	if len(r.NetAfter) > 0 {
-		fmt.Fprintf(&b, " %v to %v after the fault", slices.Min(r.NetAfter).Round(10*time.Millisecond), slices.Max(r.NetAfter).Round(10*time.Millisecond))
+		fmt.Fprintf(&b, "; %d socket-less calls routed by their nets %v to %v after the fault", len(r.NetAfter), slices.Min(r.NetAfter).Round(10*time.Millisecond), slices.Max(r.NetAfter).Round(10*time.Millisecond))
+	}
+	if len(r.CutAfter) > 0 {
+		fmt.Fprintf(&b, "; %d held-socket calls cut, on their branch %v to %v after the fault", len(r.CutAfter),
+			slices.Min(r.CutAfter).Round(10*time.Millisecond), slices.Max(r.CutAfter).Round(10*time.Millisecond))
 	}
 	if len(r.TakenAfter) > 0 {
 		fmt.Fprintf(&b, "; %d announced during the fault, prompted %v to %v after the announcement", len(r.TakenAfter),

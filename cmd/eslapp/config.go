@@ -96,7 +96,7 @@ type SocketlessConfig struct {
 	// Subclass is the CUSTOM event the dialplan fires; default eslapp::call.
 	Subclass      string `toml:"subclass"`
 	ProbeInterval string `toml:"probe_interval"` // default 5s
-	MaxBackoff    string `toml:"max_backoff"`    // default 10s
+	MaxBackoff    string `toml:"max_backoff"`    // default 2s
 	// ClaimStagger delays a contended call's claim per call running here
 	// (default 1ms, up to 100ms in all; "0s": none): the least loaded
 	// eslapp claims first.

@@ -30,8 +30,11 @@ const leaveMargin = time.Second
 // breakerClaimDelay is how much later an eslapp claims a call whose first
 // step would go to OnError at once because the workflow's circuit breaker
 // is open here: a healthy peer claims it first, and when none is, this
-// one still does and the flow's own OnError branch runs.
-const breakerClaimDelay = 250 * time.Millisecond
+// one still does and the flow's own OnError branch runs. It exceeds the
+// largest load stagger (esl.DefaultMaxClaimDelay and its random part), so
+// a busy healthy peer still claims first, and with it stays well inside
+// the second the pick-up net leaves.
+const breakerClaimDelay = 300 * time.Millisecond
 
 // arm re-arms the call's net for an action's hold. A net found fired ends
 // the call (its context, as a hangup): the loop stops on it.

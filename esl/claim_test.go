@@ -332,6 +332,30 @@ func TestClaimsShareTheLoad(t *testing.T) {
 	}
 }
 
+// Equally loaded eslapps share the calls too: with nothing running in
+// either, the one that hears each announcement first would win every
+// claim (the double writes to the first connection first), but the
+// random part of the stagger makes each tie a coin toss.
+func TestClaimTiesAreShared(t *testing.T) {
+	p := newPool(t, 0)
+	var ran sync.Map
+	p.eslapp(t, esl.RunnerConfig{Handler: handBack("A", &ran, 0), ClaimStagger: time.Millisecond})
+	p.eslapp(t, esl.RunnerConfig{Handler: handBack("B", &ran, 0), ClaimStagger: time.Millisecond})
+	count := map[string]int{}
+	const n = 80
+	for range n {
+		c := p.call(t, 2*time.Second, nil)
+		waitDone(t, c, 5*time.Second) // the next call finds both idle
+		who, _ := ran.Load(c.UUID())
+		count[fmt.Sprint(who)]++
+	}
+	// Each wins Binomial(80, 1/2) ties: fewer than 25 is 3.4 standard
+	// deviations off (without the random part: about 60 to 20).
+	if count["A"] < 25 || count["B"] < 25 || count["A"]+count["B"] != n {
+		t.Errorf("calls per eslapp, one at a time: %v (want each at least 25 of %d)", count, n)
+	}
+}
+
 // An eslapp that asks for a later claim (its workflow's breaker open)
 // leaves the call to a healthy peer.
 func TestClaimDelayLetsAHealthyPeerWin(t *testing.T) {

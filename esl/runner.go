@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"runtime/debug"
 	"sync"
@@ -84,11 +85,17 @@ type RunnerConfig struct {
 	Logger        *slog.Logger
 }
 
-// Defaults of the claim delay: calls arrive with hold music playing, and
-// the pick-up net gives eslapps at least a second to claim.
+// Defaults of the claim delay. FreeSWITCH writes an idle inbound
+// connection's events when its listener thread next wakes, and that
+// thread sleeps up to 20 ms in poll when nothing arrives on the socket
+// (mod_event_socket's read_packet): one eslapp hears announcements a few
+// milliseconds before another, steadily, and 1 ms per call let it take
+// two calls in three at low load (5 ms: an even share; measured on the
+// pool, BENCHMARKS.md). Calls wait with hold music playing, and the
+// pick-up net gives eslapps at least a second to claim.
 const (
-	DefaultClaimStagger  = time.Millisecond
-	DefaultMaxClaimDelay = 100 * time.Millisecond
+	DefaultClaimStagger  = 5 * time.Millisecond
+	DefaultMaxClaimDelay = 250 * time.Millisecond
 )
 
 // Runner runs the calls of every way in — the outbound socket server and
@@ -109,9 +116,12 @@ type Runner struct {
 	mu       sync.Mutex
 	maxCalls int
 	active   int
-	draining bool
-	idle     chan struct{} // closed once draining with no call left
-	entries  []entry
+	// contending counts the contended calls admitted and not yet claimed
+	// or lost: they are not load yet (most are lost to a peer).
+	contending int
+	draining   bool
+	idle       chan struct{} // closed once draining with no call left
+	entries    []entry
 
 	taken, refused atomic.Uint64
 }
@@ -281,11 +291,14 @@ func (r *Runner) run(c *Call, b Binding, counts *callCounts) {
 	defer r.callEnded()
 	defer c.leg.release(c)
 	why := r.admit()
+	settle := func() {}
 	if c.leg.isContended() {
 		// Other eslapps hear this call too: one that cannot run it does
 		// not claim it (a peer does, or the pick-up net routes it), and
 		// one that can waits its turn.
 		if why == nil {
+			settle = r.contend()
+			defer settle()
 			why = r.waitClaimTurn(c, b)
 		}
 		if why != nil {
@@ -305,7 +318,9 @@ func (r *Runner) run(c *Call, b Binding, counts *callCounts) {
 		ctx, cancel = context.WithTimeout(context.WithoutCancel(c.ctx), 2*r.cfg.CommandTimeout)
 		defer cancel()
 	}
-	if err := c.claim(ctx); err != nil {
+	err := c.claim(ctx)
+	settle()
+	if err != nil {
 		if errors.Is(err, ErrClaimLost) {
 			if counts != nil {
 				counts.lost.Add(1)
@@ -331,17 +346,35 @@ func (r *Runner) run(c *Call, b Binding, counts *callCounts) {
 	r.handle(c, b)
 }
 
+// contend counts a contended call until its claim is settled (won, lost
+// or not made): settle, idempotent, ends that.
+func (r *Runner) contend() (settle func()) {
+	r.mu.Lock()
+	r.contending++
+	r.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			r.mu.Lock()
+			r.contending--
+			r.mu.Unlock()
+		})
+	}
+}
+
 // waitClaimTurn waits before claiming a contended call: ClaimStagger per
-// call running here (the least loaded eslapp claims first), plus what the
-// binding asks. A drain or a shutdown that starts meanwhile declines the
-// call (the error says why).
+// call running here (the least loaded eslapp claims first), plus a random
+// part of one ClaimStagger, so that eslapps equally loaded do not leave
+// every tie to whichever hears the event first, plus what the binding
+// asks. A drain or a shutdown that starts meanwhile declines the call
+// (the error says why).
 func (r *Runner) waitClaimTurn(c *Call, b Binding) error {
 	r.mu.Lock()
-	others := r.active - 1
+	running := r.active - r.contending // this call is in both
 	r.mu.Unlock()
 	var d time.Duration
 	if r.cfg.ClaimStagger > 0 {
-		d = min(time.Duration(others)*r.cfg.ClaimStagger, r.cfg.MaxClaimDelay)
+		d = min(time.Duration(running)*r.cfg.ClaimStagger+rand.N(r.cfg.ClaimStagger), r.cfg.MaxClaimDelay)
 	}
 	if b.ClaimDelay != nil {
 		d += b.ClaimDelay(c)

@@ -38,6 +38,9 @@ type PoolOptions struct {
 	// the net of a call whose eslapp dies; default 3 s.
 	StepTimeout time.Duration
 	LogLevel    string // FreeSWITCH's core log level; default warning
+	// ClaimStagger is the eslapps' [socketless] claim_stagger; "" leaves
+	// eslapp's default.
+	ClaimStagger string
 	// EslappLog is eslapp's log level; default info (each step's line
 	// names its call, which the record reads).
 	EslappLog string
@@ -383,6 +386,10 @@ func (p *Pool) writeEslappConfig(a *PoolEslapp) error {
 	for _, h := range p.Hosts {
 		fmt.Fprintf(&hosts, "[[socketless.hosts]]\naddress = %q\npassword = \"${env:ESLAPP_POOL_ESL_%d}\"\n", h.FS().ESL, h.Index)
 	}
+	stagger := ""
+	if p.opts.ClaimStagger != "" {
+		stagger = fmt.Sprintf("claim_stagger = %q\n", p.opts.ClaimStagger)
+	}
 	cfg := fmt.Sprintf(`# Written by itest (the pool).
 [server]
 listen = %q
@@ -394,7 +401,7 @@ drain_timeout = "20s"
 enabled = true
 probe_interval = "1s"
 max_backoff = "1s"
-%s
+%s%s
 [log]
 level = %q
 
@@ -431,7 +438,7 @@ destination = "1000 XML default"
 
 [flows.demo.actions.back]
 type = "continue"
-`, a.Listen, a.Metrics, hosts.String(), p.opts.EslappLog, filepath.Join(p.root, "sounds"), p.CRM.URL, p.opts.StepTimeout.Milliseconds())
+`, a.Listen, a.Metrics, stagger, hosts.String(), p.opts.EslappLog, filepath.Join(p.root, "sounds"), p.CRM.URL, p.opts.StepTimeout.Milliseconds())
 	return os.WriteFile(a.cfgPath, []byte(cfg), 0o644)
 }
 

@@ -98,7 +98,7 @@ type SocketlessConfig struct {
 	ProbeInterval string `toml:"probe_interval"` // default 5s
 	MaxBackoff    string `toml:"max_backoff"`    // default 2s
 	// ClaimStagger delays a contended call's claim per call running here
-	// (default 1ms, up to 100ms in all; "0s": none): the least loaded
+	// (default 5ms, up to 250ms in all; "0s": none): the least loaded
 	// eslapp claims first.
 	ClaimStagger string `toml:"claim_stagger"`
 }

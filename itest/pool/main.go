@@ -42,6 +42,7 @@ func main() {
 		gap        = flag.Duration("gap", 3*time.Second, "the pause before each eslapp's restart in the rolling restart")
 		crmDelay   = flag.Duration("crm-delay", time.Second, "how long the CRM takes to answer")
 		timeout    = flag.Duration("step-timeout", 3*time.Second, "the step's timeout (the integration's timeout_ms)")
+		stagger    = flag.String("claim-stagger", "", "the eslapps' [socketless] claim_stagger (default: eslapp's)")
 	)
 	flag.Parse()
 	if *freeswitch == "" {
@@ -68,7 +69,7 @@ func main() {
 	defer stop()
 	p, err := itest.StartPool(ctx, itest.PoolOptions{
 		FreeSWITCH: *freeswitch, Eslapp: *eslappBin, Dir: *dir,
-		CRMDelay: *crmDelay, StepTimeout: *timeout,
+		CRMDelay: *crmDelay, StepTimeout: *timeout, ClaimStagger: *stagger,
 		Logf: func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) },
 	})
 	if err != nil {

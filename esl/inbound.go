@@ -28,8 +28,10 @@ type InboundConfig struct {
 	// Password is event_socket.conf's password.
 	Password string
 	// Subclass is the CUSTOM event the dialplan fires; default
-	// DefaultStartSubclass. Two eslapp processes on one FreeSWITCH need
-	// two subclasses: each takes every call its subclass announces.
+	// DefaultStartSubclass. Several eslapps share it: a call announced
+	// with a pick-up net (PickVar) runs in the one that claims it; one
+	// announced without (an older dialplan) runs in every eslapp that
+	// hears it.
 	Subclass string
 	// CommandTimeout bounds each command; default DefaultCommandTimeout.
 	// A command without a reply in time closes the connection: a late

@@ -38,6 +38,9 @@ type PoolOptions struct {
 	// the net of a call whose eslapp dies; default 3 s.
 	StepTimeout time.Duration
 	LogLevel    string // FreeSWITCH's core log level; default warning
+	// ConfDir is the FreeSWITCH tree to copy; default conf/freeswitch
+	// (a test may give a copy with extensions of its own).
+	ConfDir string
 	// ClaimStagger is the eslapps' [socketless] claim_stagger; "" leaves
 	// eslapp's default.
 	ClaimStagger string
@@ -105,6 +108,10 @@ type PoolCall struct {
 	// when the call's branch first played (transferring.wav on the way to
 	// the agent, apology.wav on OnError), Ended the hangup.
 	Announced, Prompted, Branched, Ended time.Time
+	// Started is when the INVITE reached FreeSWITCH, Answered its answer
+	// (from the hangup's start_uepoch and answer_uepoch: set once the
+	// call has ended).
+	Started, Answered time.Time
 	// Prompts counts the starts of eslapp's prompt: a call whose prompt
 	// restarted was taken twice.
 	Prompts int
@@ -208,7 +215,7 @@ func StartPool(ctx context.Context, o PoolOptions) (*Pool, error) {
 			order = append(order[1:], order[0])
 		}
 		h := &PoolHost{Index: i, Options: FreeSWITCHOptions{
-			Binary: o.FreeSWITCH, Dir: filepath.Join(o.Dir, fmt.Sprintf("freeswitch-%d", i)), LogLevel: o.LogLevel,
+			Binary: o.FreeSWITCH, ConfDir: o.ConfDir, Dir: filepath.Join(o.Dir, fmt.Sprintf("freeswitch-%d", i)), LogLevel: o.LogLevel,
 			// Below the ephemeral ports (32768 up), where SIPp's media
 			// ports come from, and apart from the default range
 			// (16384-32768) another FreeSWITCH may use.
@@ -325,11 +332,23 @@ func (p *Pool) note(host int, ev Event) {
 		c.Elapsed = ev.Get("variable_wfe_elapsed_ms")
 		c.Agent = ev.Get("variable_harness_agent") != ""
 		c.Cause = ev.Get("Hangup-Cause")
+		c.Started = uepoch(ev.Get("variable_start_uepoch"))
+		c.Answered = uepoch(ev.Get("variable_answer_uepoch"))
 		c.Branches = transfersTo(ev.Get("variable_transfer_history"), "crm_branches")
 		if c.Ext == "" {
 			c.Ext = ev.Get("variable_sip_req_user")
 		}
 	}
+}
+
+// uepoch reads FreeSWITCH's microseconds since the epoch; zero for "" or
+// "0" (a call never answered).
+func uepoch(v string) time.Time {
+	us, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || us == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(us)
 }
 
 // transfersTo reads FreeSWITCH's transfer_history ("EPOCH:UUID:bl_xfer:
@@ -497,8 +516,11 @@ func (p *Pool) RestartFreeSWITCH(ctx context.Context, h int) error {
 	host := p.Hosts[h]
 	host.mu.Lock()
 	fs, watch := host.fs, host.watch
+	host.watch = nil
 	host.mu.Unlock()
-	close(watch)
+	if watch != nil {
+		close(watch)
+	}
 	fs.Stop()
 	// The eslapps log in with the password they were started with.
 	host.Options.Password = fs.Password
@@ -510,12 +532,54 @@ func (p *Pool) RestartFreeSWITCH(ctx context.Context, h int) error {
 // SIPp's result.
 func (p *Pool) Load(ctx context.Context, h int, ext string, cps float64, n int) (wait func() SIPpResult) {
 	host := p.Hosts[h]
-	fs := host.FS()
+	return p.LoadAt(ctx, host.FS().SIP, host.localIP, "uac_load_any.xml", ext, cps, n)
+}
+
+// LoadAt places calls to ext at any SIP address — a proxy in front of the
+// pool, Kamailio — from localIP with scenario (uac_load_any.xml or a
+// variant: its ACK follows the route set), at cps for n calls; wait
+// returns SIPp's result.
+func (p *Pool) LoadAt(ctx context.Context, remote, localIP, scenario, ext string, cps float64, n int) (wait func() SIPpResult) {
 	return SIPp{
-		Path: p.sipp, Scenario: "uac_load_any.xml", Remote: fs.SIP, LocalIP: host.localIP, Dir: p.opts.Dir,
+		Path: p.sipp, Scenario: scenario, Remote: remote, LocalIP: localIP, Dir: p.opts.Dir,
 		Args:    []string{"-s", ext, "-r", strconv.FormatFloat(cps, 'f', -1, 64), "-l", "5000", "-m", strconv.Itoa(n)},
 		Timeout: time.Duration(float64(n)/cps*float64(time.Second)) + 2*time.Minute,
 	}.Start(ctx)
+}
+
+// StopFreeSWITCH ends FreeSWITCH h with sig — SIGTERM, its own shutdown
+// (it hangs its calls up); SIGKILL, a crash (its calls get no BYE) — and
+// waits until it has exited; StartFreeSWITCHAgain brings it back. Until
+// then the pool's other hosts go on and WaitIdle leaves it out.
+func (p *Pool) StopFreeSWITCH(h int, sig syscall.Signal) error {
+	host := p.Hosts[h]
+	host.mu.Lock()
+	fs, watch := host.fs, host.watch
+	host.watch = nil
+	host.mu.Unlock()
+	if watch == nil {
+		return fmt.Errorf("FreeSWITCH %d is already stopped", h)
+	}
+	close(watch)
+	if err := fs.cmd.Process.Signal(sig); err != nil {
+		return err
+	}
+	select {
+	case <-fs.Done():
+	case <-time.After(30 * time.Second):
+		fs.Stop() // SIGKILL to its group, after another SIGTERM and 20 s
+	}
+	fs.removeShm()
+	return nil
+}
+
+// StartFreeSWITCHAgain starts FreeSWITCH h after StopFreeSWITCH, on the
+// same ports and with the same password; the eslapps reconnect by
+// themselves.
+func (p *Pool) StartFreeSWITCHAgain(ctx context.Context, h int) error {
+	host := p.Hosts[h]
+	host.Options.Password = host.FS().Password
+	return p.startHost(ctx, host)
 }
 
 // stepRE finds the call of an eslapp log line about a step.
@@ -564,11 +628,12 @@ func (p *Pool) Metric(i int, prefix string) float64 {
 	return sum
 }
 
-// WaitIdle waits until no FreeSWITCH of the pool has a channel.
+// WaitIdle waits until no FreeSWITCH of the pool has a channel (a
+// stopped one has none).
 func (p *Pool) WaitIdle(ctx context.Context) error {
 	for _, h := range p.Hosts {
 		fs := h.FS()
-		for {
+		for !hasExited(fs) {
 			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			c, err := DialInbound(dctx, fs.ESL, fs.Password)
 			cancel()
@@ -593,6 +658,16 @@ func (p *Pool) WaitIdle(ctx context.Context) error {
 	return nil
 }
 
+// hasExited reports whether a FreeSWITCH process has ended.
+func hasExited(fs *FreeSWITCH) bool {
+	select {
+	case <-fs.Done():
+		return true
+	default:
+		return false
+	}
+}
+
 // Stop ends everything.
 func (p *Pool) Stop() {
 	for _, a := range p.Apps {
@@ -603,9 +678,12 @@ func (p *Pool) Stop() {
 	for _, h := range p.Hosts {
 		h.mu.Lock()
 		fs, watch := h.fs, h.watch
+		h.watch = nil
 		h.mu.Unlock()
-		if fs != nil {
+		if watch != nil {
 			close(watch)
+		}
+		if fs != nil {
 			fs.Stop()
 		}
 	}
@@ -635,9 +713,10 @@ func startPoolCRM(delay time.Duration) (*PoolCRM, error) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		c.mu.Lock()
 		c.n[r.Header.Get("X-Request-Id")]++
+		delay := c.delay
 		c.mu.Unlock()
 		select {
-		case <-time.After(c.delay):
+		case <-time.After(delay):
 		case <-r.Context().Done():
 			return
 		}
@@ -653,6 +732,14 @@ func (c *PoolCRM) Requests(uuid string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.n[uuid]
+}
+
+// SetDelay changes how long the CRM takes to answer, from the next
+// request on.
+func (c *PoolCRM) SetDelay(d time.Duration) {
+	c.mu.Lock()
+	c.delay = d
+	c.mu.Unlock()
 }
 
 // Forget drops the counts.

@@ -3,12 +3,15 @@ package itest
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -378,4 +381,542 @@ func ConfWithSocketNet(dir string) (string, error) {
 	}
 	// dialplan/default/*.xml is included in the default context.
 	return conf, os.WriteFile(filepath.Join(conf, "dialplan", "default", "itest_socket_net.xml"), []byte(socketNetDialplan), 0o644)
+}
+
+// KamailioPool is a pool with Kamailio in front of its FreeSWITCH hosts:
+// the scenarios below place their calls at Kamailio, and the pool's
+// records say which FreeSWITCH took each call and how it ended. Each
+// returns what it measured (Notes) and what it found wrong (Violations),
+// as the pool's fault scenarios do: TestKamailio fails on a violation.
+type KamailioPool struct {
+	*Pool
+	K       *Kamailio
+	localIP string // the address the callers send from
+}
+
+// NewKamailioPool puts Kamailio k in front of pool p.
+func NewKamailioPool(p *Pool, k *Kamailio) (*KamailioPool, error) {
+	ip, err := LocalIPFor(k.SIP)
+	if err != nil {
+		return nil, err
+	}
+	return &KamailioPool{Pool: p, K: k, localIP: ip}, nil
+}
+
+// LoadKamailio places n calls to ext at Kamailio at cps with scenario
+// (uac_load_any.xml or uac_load_any_15s.xml); wait returns SIPp's result.
+func (kp *KamailioPool) LoadKamailio(ctx context.Context, scenario, ext string, cps float64, n int) (wait func() SIPpResult) {
+	return kp.LoadAt(ctx, kp.K.SIP, kp.localIP, scenario, ext, cps, n)
+}
+
+// WaitAllActive waits until every FreeSWITCH of the pool is in the
+// rotation.
+func (kp *KamailioPool) WaitAllActive(ctx context.Context) error {
+	want := map[string]bool{}
+	for _, h := range kp.Hosts {
+		want[h.FS().SIP] = true
+	}
+	ctx, cancel := context.WithTimeout(ctx, kp.K.ProbeInterval+kp.K.ReplyTimeout+10*time.Second)
+	defer cancel()
+	_, err := kp.K.WaitRotation(ctx, want)
+	return err
+}
+
+// settle waits until the pool has no call left and the last hangup events
+// are in, then returns the calls recorded.
+func (kp *KamailioPool) settle(ctx context.Context, r *FaultResult) []PoolCall {
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := kp.WaitIdle(wctx); err != nil {
+		r.violate("%v", err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	return kp.Calls()
+}
+
+// checkSIPp records a SIPp run that did not run or lost calls.
+func checkSIPp(r *FaultResult, what string, res SIPpResult, allowedFailures int) {
+	switch {
+	case res.Successful < 0:
+		r.violate("%s: SIPp did not run: %v", what, res)
+	case res.Failed > allowedFailures:
+		r.violate("%s: %d calls failed (%d allowed): %v", what, res.Failed, allowedFailures, res)
+	}
+}
+
+// byHost counts calls per FreeSWITCH.
+func byHost(calls []PoolCall, keep func(PoolCall) bool) map[int]int {
+	out := map[int]int{}
+	for _, c := range calls {
+		if keep(c) {
+			out[c.Host]++
+		}
+	}
+	return out
+}
+
+func delivered(c PoolCall) bool {
+	return c.Branch == "OnSuccess" && c.Agent && len(c.Branches) == 1
+}
+
+// Spread: calls to 7010 (socket-less) and then to 7000 (held socket)
+// through Kamailio. Round robin over the two FreeSWITCH hosts gives each
+// half of each extension's calls (40 to 60 % passes); every call reaches
+// the agent, and each socket-less call runs in exactly one eslapp.
+func (kp *KamailioPool) Spread(ctx context.Context, run FaultRun) FaultResult {
+	r := FaultResult{Name: "spread over the FreeSWITCH hosts"}
+	kp.Forget()
+	if err := kp.WaitAllActive(ctx); err != nil {
+		r.violate("%v", err)
+		return r
+	}
+	for _, ext := range []string{"7010", "7000"} {
+		checkSIPp(&r, ext, kp.LoadKamailio(ctx, "uac_load_any.xml", ext, run.CPS, run.Calls)(), 0)
+	}
+	calls := kp.settle(ctx, &r)
+	r.Calls = len(calls)
+	handlers := kp.Handlers()
+	for _, ext := range []string{"7010", "7000"} {
+		perHost := byHost(calls, func(c PoolCall) bool { return c.Ext == ext })
+		total := 0
+		for _, n := range perHost {
+			total += n
+		}
+		if total != run.Calls {
+			r.violate("%s: %d calls recorded, %d placed", ext, total, run.Calls)
+		}
+		for h := range kp.Hosts {
+			if share := float64(perHost[h]) / float64(max(total, 1)); share < 0.4 || share > 0.6 {
+				r.violate("%s: FreeSWITCH %d took %d of %d calls, want 40-60 %%", ext, h, perHost[h], total)
+			}
+		}
+		r.Notes = append(r.Notes, fmt.Sprintf("%s: %s", ext, describeHosts(perHost)))
+	}
+	for _, c := range calls {
+		if delivered(c) {
+			r.OnSuccess++
+		} else {
+			r.violate("not delivered: %s", c.Describe())
+		}
+		if c.Ext == "7010" && len(handlers[c.UUID]) != 1 {
+			r.violate("run by eslapps %v: %s", handlers[c.UUID], c.Describe())
+		}
+	}
+	return r
+}
+
+func describeHosts(perHost map[int]int) string {
+	keys := make([]int, 0, len(perHost))
+	for k := range perHost {
+		keys = append(keys, k)
+	}
+	sort.Ints(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("FreeSWITCH %d took %d", k, perHost[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// FreeSWITCHStopped: FreeSWITCH h is stopped with sig (SIGTERM: its own
+// shutdown; SIGKILL: a crash) while socket-less calls come in through
+// Kamailio, then started again. It must leave the rotation within the
+// probe interval plus the reply timeout (and a second of timers); no call
+// placed meanwhile fails — Kamailio tries the other host when one answers
+// 503 or not at all — except those the stopped FreeSWITCH held (a crash
+// cuts them); once it is out, calls (to 7000, held socket) all go to the
+// other host and reach the agent; started again, it rejoins the rotation
+// within a probe interval of being ready and takes its share again.
+func (kp *KamailioPool) FreeSWITCHStopped(ctx context.Context, run FaultRun, h int, sig syscall.Signal, after time.Duration) FaultResult {
+	r := FaultResult{Name: fmt.Sprintf("FreeSWITCH %d stopped (%s) and started again", h, signalName(sig))}
+	kp.Forget()
+	if err := kp.WaitAllActive(ctx); err != nil {
+		r.violate("%v", err)
+		return r
+	}
+	addr := kp.Hosts[h].FS().SIP
+	other := 1 - h
+	leaveBound := kp.K.ProbeInterval + kp.K.ReplyTimeout + time.Second
+
+	waitA := kp.LoadKamailio(ctx, "uac_load_any_15s.xml", "7010", run.CPS, run.Calls)
+	time.Sleep(after)
+	stopAt := time.Now()
+	stopped := make(chan error, 1)
+	go func() { stopped <- kp.StopFreeSWITCH(h, sig) }()
+	dctx, cancel := context.WithTimeout(ctx, leaveBound+5*time.Second)
+	_, err := kp.K.WaitRotation(dctx, map[string]bool{addr: false})
+	cancel()
+	if err != nil {
+		r.violate("FreeSWITCH %d did not leave the rotation: %v", h, err)
+		return r
+	}
+	down, ok, err := kp.K.ChangeAfter(addr, false, stopAt)
+	if err != nil || !ok {
+		r.violate("no rotation change in Kamailio's log for %s after the stop (%v)", addr, err)
+		return r
+	}
+	leave := down.At.Sub(stopAt)
+	if leave > leaveBound {
+		r.violate("FreeSWITCH %d left the rotation %v after %s, want within %v", h, leave.Round(time.Millisecond), signalName(sig), leaveBound)
+	}
+	// Calls placed now must all go to the other host.
+	waitB := kp.LoadKamailio(ctx, "uac_load_any_15s.xml", "7000", run.CPS, max(run.Calls/4, 4))
+	resA, resB := waitA(), waitB()
+	if err := <-stopped; err != nil {
+		r.violate("stopping FreeSWITCH %d: %v", h, err)
+	}
+	calls := kp.settle(ctx, &r)
+	r.Calls = len(calls)
+
+	// The calls the stopped FreeSWITCH held when it stopped: a SIGTERM
+	// hangs them up (their caller gets a BYE), a SIGKILL cuts them (no
+	// BYE: the caller's call fails). Either way their hangup may never
+	// reach the record: FreeSWITCH's Event Socket goes with it.
+	var cut, cutUnended int
+	for _, c := range calls {
+		switch {
+		case c.Host == h && !delivered(c):
+			cut++
+			if c.Ended.IsZero() {
+				cutUnended++
+			}
+			if !c.Announced.IsZero() && c.Announced.After(down.At) {
+				r.violate("FreeSWITCH %d took a call after it left the rotation: %s", h, c.Describe())
+			}
+		case c.Host == h:
+			r.OnSuccess++
+			if !c.Announced.IsZero() && c.Announced.After(down.At) {
+				r.violate("FreeSWITCH %d took a call after it left the rotation: %s", h, c.Describe())
+			}
+		case delivered(c):
+			r.OnSuccess++
+		default:
+			r.violate("a call of FreeSWITCH %d, which stayed up: %s", other, c.Describe())
+		}
+	}
+	// Every SIPp failure must be a call the stopped FreeSWITCH cut.
+	checkSIPp(&r, "calls during the stop", resA, cutUnended)
+	checkSIPp(&r, "calls after it left the rotation", resB, 0)
+	onOther := byHost(calls, func(c PoolCall) bool { return c.Ext == "7000" })
+	if onOther[other] != max(run.Calls/4, 4) || onOther[h] != 0 {
+		r.violate("calls after FreeSWITCH %d left the rotation: %s, want all %d on FreeSWITCH %d", h, describeHosts(onOther), max(run.Calls/4, 4), other)
+	}
+	retried503 := len(kp.K.LogLines("FreeSWITCH " + DestinationURI(addr) + " answered the INVITE"))
+	retriedSilent := len(kp.K.LogLines("FreeSWITCH " + DestinationURI(addr) + " did not answer the INVITE"))
+	r.Notes = append(r.Notes,
+		fmt.Sprintf("left the rotation %v after the %s (bound %v)", leave.Round(time.Millisecond), signalName(sig), leaveBound),
+		fmt.Sprintf("%d calls during the stop, %d failed at the caller (SIPp): FreeSWITCH %d held %d that did not reach the agent", resA.Successful+resA.Failed, resA.Failed, h, cut),
+		fmt.Sprintf("Kamailio tried the other host for %d INVITEs answered 503 and %d unanswered", retried503, retriedSilent),
+		fmt.Sprintf("after it left: %d calls, %s", resB.Successful+resB.Failed, describeHosts(onOther)))
+
+	// Back: started again, it answers a probe and takes calls.
+	startAt := time.Now()
+	if err := kp.StartFreeSWITCHAgain(ctx, h); err != nil {
+		r.violate("starting FreeSWITCH %d again: %v", h, err)
+		return r
+	}
+	readyAt := time.Now()
+	uctx, cancel := context.WithTimeout(ctx, kp.K.ProbeInterval+kp.K.ReplyTimeout+10*time.Second)
+	_, err = kp.K.WaitRotation(uctx, map[string]bool{addr: true})
+	cancel()
+	if err != nil {
+		r.violate("FreeSWITCH %d did not rejoin the rotation: %v", h, err)
+		return r
+	}
+	up, ok, err := kp.K.ChangeAfter(addr, true, startAt)
+	if err != nil || !ok {
+		r.violate("no rotation change in Kamailio's log for %s after the start (%v)", addr, err)
+		return r
+	}
+	back := up.At.Sub(readyAt)
+	if backBound := kp.K.ProbeInterval + kp.K.ReplyTimeout; back > backBound {
+		r.violate("FreeSWITCH %d rejoined the rotation %v after it was ready, want within %v", h, back.Round(time.Millisecond), backBound)
+	}
+	for i := range kp.Apps {
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		err := kp.Apps[i].Proc().WaitSocketless(wctx)
+		cancel()
+		if err != nil {
+			r.violate("eslapp %d did not reconnect to FreeSWITCH %d: %v", i, h, err)
+		}
+	}
+	reconnected := time.Since(readyAt)
+	kp.Forget()
+	again := max(run.Calls/4, 4)
+	checkSIPp(&r, "calls after the restart", kp.LoadKamailio(ctx, "uac_load_any.xml", "7010", run.CPS, again)(), 0)
+	calls = kp.settle(ctx, &r)
+	perHost := byHost(calls, func(PoolCall) bool { return true })
+	for hh := range kp.Hosts {
+		if perHost[hh] < again/4 {
+			r.violate("after the restart: %s, want both hosts to take calls", describeHosts(perHost))
+			break
+		}
+	}
+	for _, c := range calls {
+		if !delivered(c) {
+			r.violate("after the restart: %s", c.Describe())
+		}
+	}
+	r.Notes = append(r.Notes,
+		fmt.Sprintf("started again: ready %v after the start, in the rotation %v after that (bound %v), eslapps connected %v after it was ready",
+			readyAt.Sub(startAt).Round(10*time.Millisecond), back.Round(time.Millisecond), kp.K.ProbeInterval+kp.K.ReplyTimeout, reconnected.Round(10*time.Millisecond)),
+		fmt.Sprintf("after the restart: %s", describeHosts(perHost)))
+	return r
+}
+
+func signalName(sig syscall.Signal) string {
+	switch sig {
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGKILL:
+		return "SIGKILL"
+	}
+	return sig.String()
+}
+
+// HeldSocketEslappKilled: eslapp 0 is killed (SIGKILL) while calls to
+// 7000 (socket A|B async full) come in through Kamailio. The calls it
+// held end on their branch (the socket closes, the dialplan goes on to
+// OnError); every call that starts after the kill runs in eslapp 1 — on
+// the FreeSWITCH that lists eslapp 0 first too, where the refused
+// connection sends the socket to the next address — and reaches the
+// agent. prompted is how long after the answer those calls' prompts
+// started: the refused connection costs nothing a caller hears.
+func (kp *KamailioPool) HeldSocketEslappKilled(ctx context.Context, run FaultRun, after time.Duration) FaultResult {
+	r := FaultResult{Name: "held socket, eslapp 0 killed"}
+	return kp.heldSocketFault(ctx, &r, run, after, func() { kp.KillEslapp(0) }, true)
+}
+
+// HeldSocketEslappDrained: eslapp 0 drains (SIGTERM) while calls to 7000
+// come in through Kamailio: it stops listening at once and finishes the
+// calls it holds; every call reaches the agent, and every call that
+// starts after the SIGTERM runs in eslapp 1.
+func (kp *KamailioPool) HeldSocketEslappDrained(ctx context.Context, run FaultRun, after time.Duration) FaultResult {
+	r := FaultResult{Name: "held socket, eslapp 0 drained"}
+	return kp.heldSocketFault(ctx, &r, run, after, func() {
+		if err := kp.Apps[0].Proc().cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			r.violate("%v", err)
+		}
+	}, false)
+}
+
+func (kp *KamailioPool) heldSocketFault(ctx context.Context, r *FaultResult, run FaultRun, after time.Duration, fault func(), cutAllowed bool) FaultResult {
+	kp.Forget()
+	if err := kp.WaitAllActive(ctx); err != nil {
+		r.violate("%v", err)
+		return *r
+	}
+	wait := kp.LoadKamailio(ctx, "uac_load_any.xml", "7000", run.CPS, run.Calls)
+	time.Sleep(after)
+	faultAt := time.Now()
+	fault()
+	res := wait()
+	checkSIPp(r, "7000", res, 0)
+	calls := kp.settle(ctx, r)
+	r.Calls = len(calls)
+	// eslapp 0 is gone (killed) or going (draining: it exits once its
+	// calls are over, and WaitIdle waited for them).
+	if proc := kp.Apps[0].Proc(); proc != nil {
+		select {
+		case <-proc.Done():
+		case <-time.After(30 * time.Second):
+			r.violate("eslapp 0 did not exit")
+		}
+	}
+	if err := kp.StartEslapp(ctx, 0); err != nil {
+		r.violate("starting eslapp 0 again: %v", err)
+	}
+	handlers := kp.Handlers()
+	r.PerEslapp = map[int]int{}
+	var prompted []time.Duration
+	finishedByFirst := 0
+	for _, c := range calls {
+		h := handlers[c.UUID]
+		if len(h) == 1 {
+			r.PerEslapp[h[0]]++
+		}
+		startedAfter := !c.Started.IsZero() && c.Started.After(faultAt)
+		switch {
+		case delivered(c):
+			r.OnSuccess++
+			if !startedAfter && slices.Equal(h, []int{0}) && c.Ended.After(faultAt) {
+				finishedByFirst++
+			}
+		case cutAllowed && !startedAfter && c.ByNet():
+			r.CutAfter = append(r.CutAfter, c.Branched.Sub(faultAt))
+		default:
+			r.violate("%s; run by eslapps %v", c.Describe(), h)
+		}
+		if startedAfter {
+			if !slices.Equal(h, []int{1}) {
+				r.violate("a call after the fault ran in eslapps %v: %s", h, c.Describe())
+			}
+			if !c.Prompted.IsZero() && !c.Answered.IsZero() {
+				prompted = append(prompted, c.Prompted.Sub(c.Answered))
+			}
+		}
+	}
+	if len(prompted) > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("%d calls after the fault, all in eslapp 1, prompt started %v to %v after the answer",
+			len(prompted), slices.Min(prompted).Round(time.Millisecond), slices.Max(prompted).Round(time.Millisecond)))
+		if slices.Max(prompted) > time.Second {
+			r.violate("a call after the fault waited %v for its prompt", slices.Max(prompted))
+		}
+	} else {
+		r.violate("no call started after the fault: the scenario tested nothing")
+	}
+	if !cutAllowed {
+		r.Notes = append(r.Notes, fmt.Sprintf("eslapp 0 finished %d calls while draining", finishedByFirst))
+	}
+	return *r
+}
+
+// HungEslapp: eslapp 0 stands still (SIGSTOP) for hold — the kernel still
+// accepts FreeSWITCH's connections to it — while calls come in through
+// Kamailio to the shipped 7000 and to the test-only SocketNetExt (7000
+// with a net before the socket). FreeSWITCH 0 lists eslapp 0 first,
+// FreeSWITCH 1 lists it second. It measures what the caller gets: on
+// FreeSWITCH 0, 7000's calls are still in the socket application with no
+// prompt when hold is over (the note says how long; FreeSWITCH's listener
+// gave up after 25 s, the call did not), while the net moves
+// SocketNetExt's calls to OnError within 1 to 2 s of the answer (at most
+// 3 s passes). On FreeSWITCH 1 every call reaches the agent, the CRM
+// answering after 2.5 s so that the step outlasts the net. The calls left
+// waiting are hung up before eslapp 0 goes on.
+func (kp *KamailioPool) HungEslapp(ctx context.Context, hold time.Duration) FaultResult {
+	r := FaultResult{Name: fmt.Sprintf("eslapp 0 stands still %v (held socket)", hold)}
+	kp.Forget()
+	if err := kp.WaitAllActive(ctx); err != nil {
+		r.violate("%v", err)
+		return r
+	}
+	kp.CRM.SetDelay(2500 * time.Millisecond)
+	defer kp.CRM.SetDelay(kp.opts.CRMDelay)
+	proc := kp.Apps[0].Proc()
+	if err := proc.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		r.violate("%v", err)
+		return r
+	}
+	stoppedAt := time.Now()
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			_ = proc.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}
+	defer resume()
+	// One extension after the other, so that round robin gives each host
+	// two calls of each.
+	const perExt = 4
+	wait7000 := kp.LoadKamailio(ctx, "uac_load_any.xml", "7000", 4, perExt)
+	time.Sleep(1500 * time.Millisecond)
+	waitNet := kp.LoadKamailio(ctx, "uac_load_any.xml", SocketNetExt, 4, perExt)
+	checkSIPp(&r, SocketNetExt, waitNet(), 0)
+	time.Sleep(time.Until(stoppedAt.Add(hold)))
+
+	// Still waiting? FreeSWITCH 0's channels, and the application each is in.
+	fs0 := kp.Hosts[0].FS()
+	waiting, err := channelsIn(ctx, fs0, "socket")
+	if err != nil {
+		r.violate("reading FreeSWITCH 0's channels: %v", err)
+	}
+	var longest time.Duration
+	for _, created := range waiting {
+		longest = max(longest, time.Since(created))
+	}
+	// End the waiting calls before eslapp 0 goes on: what it would do with
+	// a connection FreeSWITCH closed is not this scenario's question.
+	if err := hangUpAll(ctx, fs0); err != nil {
+		r.violate("hanging up FreeSWITCH 0's calls: %v", err)
+	}
+	resume()
+	checkSIPp(&r, "7000", wait7000(), 0)
+	calls := kp.settle(ctx, &r)
+	r.Calls = len(calls)
+	handlers := kp.Handlers()
+	var netAfter []time.Duration
+	for _, c := range calls {
+		switch {
+		case c.Host == 1 && delivered(c):
+			r.OnSuccess++
+			if !slices.Equal(handlers[c.UUID], []int{1}) {
+				r.violate("run by eslapps %v: %s", handlers[c.UUID], c.Describe())
+			}
+		case c.Host == 1:
+			r.violate("FreeSWITCH 1, which lists the standing eslapp second: %s", c.Describe())
+		case c.Ext == SocketNetExt:
+			if c.Branch != "OnError" || len(c.Branches) != 1 || c.Branched.IsZero() || c.Answered.IsZero() {
+				r.violate("the net did not move the call to OnError: %s", c.Describe())
+				continue
+			}
+			d := c.Branched.Sub(c.Answered)
+			netAfter = append(netAfter, d)
+			if d > 3*time.Second {
+				r.violate("the net moved the call %v after the answer, want within 3 s: %s", d, c.Describe())
+			}
+		case c.Ext == "7000":
+			if c.Prompts > 0 || c.Routed() {
+				r.violate("a call of FreeSWITCH 0 to 7000 got a prompt or a branch while eslapp 0 stood still: %s", c.Describe())
+			}
+		}
+	}
+	if len(waiting) != perExt/2 {
+		r.violate("FreeSWITCH 0 had %d calls in the socket application after %v, want the %d to 7000 that went to it", len(waiting), hold, perExt/2)
+	}
+	r.Notes = append(r.Notes, fmt.Sprintf("7000 on FreeSWITCH 0 (the standing eslapp first): %d calls still in the socket application, no prompt, %v after their answer; the next address was never tried",
+		len(waiting), longest.Round(100*time.Millisecond)))
+	if len(netAfter) > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("%s on FreeSWITCH 0: %d calls moved to OnError by the net %v to %v after the answer",
+			SocketNetExt, len(netAfter), slices.Min(netAfter).Round(10*time.Millisecond), slices.Max(netAfter).Round(10*time.Millisecond)))
+	}
+	return r
+}
+
+// channelsIn returns, for each channel of fs in application app, when it
+// was created.
+func channelsIn(ctx context.Context, fs *FreeSWITCH, app string) ([]time.Time, error) {
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	c, err := DialInbound(dctx, fs.ESL, fs.Password)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	out, err := c.API("show channels as json")
+	if err != nil {
+		return nil, err
+	}
+	var list struct {
+		Rows []struct {
+			Application string `json:"application"`
+			Created     string `json:"created_epoch"`
+		} `json:"rows"`
+	}
+	if strings.TrimSpace(out) != "" && !strings.HasPrefix(strings.TrimSpace(out), "{\"row_count\":0") {
+		if err := json.Unmarshal([]byte(out), &list); err != nil {
+			return nil, fmt.Errorf("show channels as json: %w: %.300q", err, out)
+		}
+	}
+	var created []time.Time
+	for _, row := range list.Rows {
+		if row.Application == app {
+			sec, _ := strconv.ParseInt(row.Created, 10, 64)
+			created = append(created, time.Unix(sec, 0))
+		}
+	}
+	return created, nil
+}
+
+// hangUpAll ends every call of fs (hupall).
+func hangUpAll(ctx context.Context, fs *FreeSWITCH) error {
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	c, err := DialInbound(dctx, fs.ESL, fs.Password)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.API("hupall NORMAL_CLEARING")
+	return err
 }

@@ -920,3 +920,139 @@ func hangUpAll(ctx context.Context, fs *FreeSWITCH) error {
 	_, err = c.API("hupall NORMAL_CLEARING")
 	return err
 }
+
+// FreeSWITCHPaused: FreeSWITCH h stops taking calls (fsctl pause
+// inbound), the way to drain a FreeSWITCH behind Kamailio: it answers
+// OPTIONS with 503 and leaves the rotation at its next probe; calls then
+// all go to the other host and reach the agent; fsctl resume inbound puts
+// it back at the probe after.
+func (kp *KamailioPool) FreeSWITCHPaused(ctx context.Context, run FaultRun, h int) FaultResult {
+	r := FaultResult{Name: fmt.Sprintf("FreeSWITCH %d paused (fsctl pause inbound) and resumed", h)}
+	kp.Forget()
+	if err := kp.WaitAllActive(ctx); err != nil {
+		r.violate("%v", err)
+		return r
+	}
+	fs := kp.Hosts[h].FS()
+	addr := fs.SIP
+	bound := kp.K.ProbeInterval + kp.K.ReplyTimeout + time.Second
+	pausedAt := time.Now()
+	if err := fsAPI(ctx, fs, "fsctl pause inbound"); err != nil {
+		r.violate("%v", err)
+		return r
+	}
+	defer func() { _ = fsAPI(context.WithoutCancel(ctx), fs, "fsctl resume inbound") }()
+	wctx, cancel := context.WithTimeout(ctx, bound+5*time.Second)
+	_, err := kp.K.WaitRotation(wctx, map[string]bool{addr: false})
+	cancel()
+	if err != nil {
+		r.violate("FreeSWITCH %d did not leave the rotation: %v", h, err)
+		return r
+	}
+	left := time.Since(pausedAt)
+	if left > bound {
+		r.violate("FreeSWITCH %d left the rotation %v after the pause, want within %v", h, left.Round(time.Millisecond), bound)
+	}
+	checkSIPp(&r, "calls while paused", kp.LoadKamailio(ctx, "uac_load_any.xml", "7010", run.CPS, run.Calls)(), 0)
+	calls := kp.settle(ctx, &r)
+	r.Calls = len(calls)
+	perHost := byHost(calls, func(PoolCall) bool { return true })
+	if perHost[h] != 0 || perHost[1-h] != run.Calls {
+		r.violate("calls while FreeSWITCH %d was paused: %s, want all %d on FreeSWITCH %d", h, describeHosts(perHost), run.Calls, 1-h)
+	}
+	for _, c := range calls {
+		if delivered(c) {
+			r.OnSuccess++
+		} else {
+			r.violate("%s", c.Describe())
+		}
+	}
+	resumedAt := time.Now()
+	if err := fsAPI(ctx, fs, "fsctl resume inbound"); err != nil {
+		r.violate("%v", err)
+		return r
+	}
+	wctx, cancel = context.WithTimeout(ctx, bound+5*time.Second)
+	_, err = kp.K.WaitRotation(wctx, map[string]bool{addr: true})
+	cancel()
+	if err != nil {
+		r.violate("FreeSWITCH %d did not rejoin the rotation: %v", h, err)
+		return r
+	}
+	back := time.Since(resumedAt)
+	if back > bound {
+		r.violate("FreeSWITCH %d rejoined the rotation %v after the resume, want within %v", h, back.Round(time.Millisecond), bound)
+	}
+	r.Notes = append(r.Notes,
+		fmt.Sprintf("out of the rotation %v after the pause, back %v after the resume (seen by kamcmd every 50 ms; bound %v)", left.Round(10*time.Millisecond), back.Round(10*time.Millisecond), bound),
+		fmt.Sprintf("while paused: %s", describeHosts(perHost)))
+	return r
+}
+
+// fsAPI runs an api command on fs.
+func fsAPI(ctx context.Context, fs *FreeSWITCH, cmd string) error {
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	c, err := DialInbound(dctx, fs.ESL, fs.Password)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	out, err := c.API(cmd)
+	if err == nil && strings.HasPrefix(strings.TrimSpace(out), "-ERR") {
+		err = fmt.Errorf("%s: %s", cmd, strings.TrimSpace(out))
+	}
+	return err
+}
+
+// StalledEslappNet: the limit of the test-only net (SocketNetExt). eslapp
+// 0 stands still for stall, shorter than the 25 s FreeSWITCH's listener
+// waits, while calls to SocketNetExt come to FreeSWITCH 0 (which lists
+// eslapp 0 first); the net moves them to OnError; then eslapp 0 goes on,
+// takes the connections the kernel accepted for it, and FreeSWITCH hands
+// it the calls — which are no longer in the socket application. Notes say
+// how many calls the resumed eslapp then acted on (prompt started, CRM
+// asked): the net alone cannot stop it; a claim by eslapp (sched_del of
+// the net's group before it touches the call) would.
+func (kp *KamailioPool) StalledEslappNet(ctx context.Context, calls int, stall time.Duration) FaultResult {
+	r := FaultResult{Name: fmt.Sprintf("eslapp 0 stands still %v behind the net", stall)}
+	kp.Forget()
+	proc := kp.Apps[0].Proc()
+	if err := proc.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		r.violate("%v", err)
+		return r
+	}
+	stoppedAt := time.Now()
+	wait := kp.Load(ctx, 0, SocketNetExt, 2, calls)
+	time.Sleep(time.Until(stoppedAt.Add(stall)))
+	_ = proc.cmd.Process.Signal(syscall.SIGCONT)
+	resumedAt := time.Now()
+	checkSIPp(&r, SocketNetExt, wait(), 0)
+	recorded := kp.settle(ctx, &r)
+	r.Calls = len(recorded)
+	handlers := kp.Handlers()
+	var moved, actedOn, prompted, asked int
+	var netAfter []time.Duration
+	for _, c := range recorded {
+		if c.Branch == "OnError" && len(c.Branches) >= 1 && !c.Branched.IsZero() && !c.Answered.IsZero() {
+			moved++
+			netAfter = append(netAfter, c.Branched.Sub(c.Answered))
+		}
+		if c.Prompts > 0 {
+			prompted++
+		}
+		if kp.CRM.Requests(c.UUID) > 0 {
+			asked++
+		}
+		if slices.Contains(handlers[c.UUID], 0) || c.Prompts > 0 {
+			actedOn++
+		}
+	}
+	r.Notes = append(r.Notes, fmt.Sprintf("%d calls, %d moved to OnError by the net", len(recorded), moved))
+	if len(netAfter) > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("the net fired %v to %v after the answer", slices.Min(netAfter).Round(10*time.Millisecond), slices.Max(netAfter).Round(10*time.Millisecond)))
+	}
+	r.Notes = append(r.Notes, fmt.Sprintf("after eslapp 0 went on (%v after it stopped): it acted on %d of them (prompt started on %d, CRM asked for %d)",
+		resumedAt.Sub(stoppedAt).Round(100*time.Millisecond), actedOn, prompted, asked))
+	return r
+}

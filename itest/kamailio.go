@@ -299,11 +299,25 @@ func (k *Kamailio) ChangeAfter(sipAddr string, up bool, t time.Time) (RotationCh
 	return RotationChange{}, false, nil
 }
 
-// LogLines returns the lines of Kamailio's log that contain s.
-func (k *Kamailio) LogLines(s string) []string {
+// LogSize is how many bytes Kamailio has logged so far: LogLines from it
+// reads what came after.
+func (k *Kamailio) LogSize() int64 {
+	st, err := os.Stat(k.LogPath)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+// LogLines returns the lines of Kamailio's log from offset (a LogSize) on
+// that contain s.
+func (k *Kamailio) LogLines(offset int64, s string) []string {
 	b, _ := os.ReadFile(k.LogPath)
+	if offset > int64(len(b)) {
+		offset = int64(len(b))
+	}
 	var out []string
-	for _, l := range strings.Split(string(b), "\n") {
+	for _, l := range strings.Split(string(b[offset:]), "\n") {
 		if strings.Contains(l, s) {
 			out = append(out, l)
 		}
@@ -537,6 +551,7 @@ func (kp *KamailioPool) FreeSWITCHStopped(ctx context.Context, run FaultRun, h i
 	addr := kp.Hosts[h].FS().SIP
 	other := 1 - h
 	leaveBound := kp.K.ProbeInterval + kp.K.ReplyTimeout + time.Second
+	logFrom := kp.K.LogSize()
 
 	waitA := kp.LoadKamailio(ctx, "uac_load_any_15s.xml", "7010", run.CPS, run.Calls)
 	time.Sleep(after)
@@ -601,8 +616,8 @@ func (kp *KamailioPool) FreeSWITCHStopped(ctx context.Context, run FaultRun, h i
 	if onOther[other] != max(run.Calls/4, 4) || onOther[h] != 0 {
 		r.violate("calls after FreeSWITCH %d left the rotation: %s, want all %d on FreeSWITCH %d", h, describeHosts(onOther), max(run.Calls/4, 4), other)
 	}
-	retried503 := len(kp.K.LogLines("FreeSWITCH " + DestinationURI(addr) + " answered the INVITE"))
-	retriedSilent := len(kp.K.LogLines("FreeSWITCH " + DestinationURI(addr) + " did not answer the INVITE"))
+	retried503 := len(kp.K.LogLines(logFrom, "FreeSWITCH "+DestinationURI(addr)+" answered the INVITE"))
+	retriedSilent := len(kp.K.LogLines(logFrom, "FreeSWITCH "+DestinationURI(addr)+" did not answer the INVITE"))
 	r.Notes = append(r.Notes,
 		fmt.Sprintf("left the rotation %v after the %s (bound %v)", leave.Round(time.Millisecond), signalName(sig), leaveBound),
 		fmt.Sprintf("%d calls during the stop, %d failed at the caller (SIPp): FreeSWITCH %d held %d that did not reach the agent", resA.Successful+resA.Failed, resA.Failed, h, cut),
@@ -658,8 +673,8 @@ func (kp *KamailioPool) FreeSWITCHStopped(ctx context.Context, run FaultRun, h i
 		}
 	}
 	r.Notes = append(r.Notes,
-		fmt.Sprintf("started again: ready %v after the start, in the rotation %v after that (bound %v), eslapps connected %v after it was ready",
-			readyAt.Sub(startAt).Round(10*time.Millisecond), back.Round(time.Millisecond), kp.K.ProbeInterval+kp.K.ReplyTimeout, reconnected.Round(10*time.Millisecond)),
+		fmt.Sprintf("started again: ready (Event Socket and SIP profile) %v after the start, in the rotation %v after the start (its first probe answered; bound: ready plus %v), eslapps connected %v after it was ready",
+			readyAt.Sub(startAt).Round(10*time.Millisecond), up.At.Sub(startAt).Round(10*time.Millisecond), kp.K.ProbeInterval+kp.K.ReplyTimeout, reconnected.Round(10*time.Millisecond)),
 		fmt.Sprintf("after the restart: %s", describeHosts(perHost)))
 	return r
 }

@@ -47,7 +47,8 @@ var (
 	ErrNetFired = errors.New("esl: the call's safety net fired")
 
 	// ErrClaimLost means another eslapp took a contended socket-less call,
-	// or its pick-up net had already moved it.
+	// or the call's pick-up net had already moved it (socket-less, or a
+	// held socket that eslapp took up too late).
 	ErrClaimLost = errors.New("esl: the call was claimed by another eslapp or its pick-up net fired")
 )
 

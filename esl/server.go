@@ -57,6 +57,7 @@ type ServerStats struct {
 	Connecting        int64  // connections connecting now
 	Calls             uint64 // calls run by the handler
 	CallsRefused      uint64 // calls handed back unrun
+	CallsNetFired     uint64 // calls left alone: their pick-up net fired before eslapp took them up
 	Wire              WireStats
 }
 
@@ -151,6 +152,7 @@ func (srv *Server) Stats() ServerStats {
 		Connecting:        srv.connecting.Load(),
 		Calls:             srv.counts.taken.Load(),
 		CallsRefused:      srv.counts.refused.Load(),
+		CallsNetFired:     srv.counts.lost.Load(),
 		Wire:              srv.wire.stats(),
 	}
 }

@@ -210,9 +210,35 @@ func (s *Session) sendmsg(ctx context.Context, _ *Call, what string, msg func(st
 // full), which api, event, linger and sendevent need.
 func (s *Session) full() bool { return s.data.Header("Control") == "full" }
 
-// claim asks for the call's own events (myevents): FreeSWITCH connected
-// to this eslapp alone, so the call is already its.
-func (s *Session) claim(ctx context.Context, _ *Call) error { return s.Subscribe(ctx) }
+// claim makes the call eslapp's and asks for its own events (myevents).
+// FreeSWITCH connected to this eslapp alone, so no other eslapp contends
+// for it; but an eslapp that stands still (SIGSTOP, a frozen VM) still has
+// its connections accepted by the kernel, and FreeSWITCH's socket
+// application waits on it in silence: so the shipped dialplan arms the
+// same pick-up net before "socket" as before a socket-less announcement
+// (PickVar, PickGroup), which moves the call to OnError about 2 s later.
+// eslapp's first command deletes that net: "+OK Deleted: 1" makes the call
+// its; "Deleted: 0" means the net fired — the call is in OnError already,
+// and an eslapp that goes on after a stall must send it nothing
+// (ErrClaimLost). A dialplan without the net (PickVar unset), or a socket
+// without "full" (no api), is served as before.
+func (s *Session) claim(ctx context.Context, c *Call) error {
+	if s.data.Header("variable_"+PickVar) != "" {
+		if !s.full() {
+			s.Logger().Warn("the dialplan armed a pick-up net, but the socket is not \"async full\": eslapp cannot delete it, and it will move the call to OnError", "group", PickGroup(s.uuid))
+		} else {
+			text, err := s.send(ctx, c, "api sched_del", "api sched_del "+PickGroup(s.uuid))
+			won, err := deletedAny(result{text: text, err: err})
+			if err != nil {
+				return fmt.Errorf("claim: %w", err)
+			}
+			if !won {
+				return ErrClaimLost
+			}
+		}
+	}
+	return s.Subscribe(ctx)
+}
 
 // isContended: no other eslapp hears of a socket's call.
 func (s *Session) isContended() bool { return false }

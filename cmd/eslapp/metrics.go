@@ -152,6 +152,10 @@ func registerWayInMetrics(reg *prometheus.Registry, srv *esl.Server, inbounds []
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "eslapp_connections_connecting", Help: "Connections accepted that have not completed connect.",
 		}, func() float64 { return float64(srv.Stats().Connecting) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "eslapp_socket_calls_net_fired_total",
+			Help: "Held-socket calls left alone because the dialplan's pick-up net had moved them to OnError before eslapp took them up (it stood still, or was slower than the net).",
+		}, func() float64 { return float64(srv.Stats().CallsNetFired) }),
 	)
 	// The wire counters add the calls' sockets and the shared inbound
 	// connection: what FreeSWITCH reads and writes for eslapp in all.

@@ -161,7 +161,24 @@ func TestFreeSWITCHDialplanSnippets(t *testing.T) {
 		var err error
 		switch {
 		case socket:
-			c, err = fs.Dial(context.Background(), addr, esltest.CallOptions{CallerIDNumber: "1235550100", Vars: vars, Media: media})
+			// Held socket: the pick-up net armed before "socket" too (an
+			// eslapp that stands still must not keep the caller waiting),
+			// which eslapp deletes first thing.
+			if pick == 0 || pickDest != "OnError XML crm_branches" {
+				t.Fatalf("%s: held socket without the pick-up net to OnError (+%d %q)", e.Name, pick, pickDest)
+			}
+			o := esltest.CallOptions{UUID: esltest.NewUUID(), CallerIDNumber: "1235550100", Vars: vars, Media: media}
+			group := "eslapp-pick-" + o.UUID
+			id := fs.Schedule(time.Duration(pick)*time.Second, group, "uuid_transfer "+o.UUID+" "+pickDest)
+			vars["eslapp_pick"] = "+OK Added: " + strconv.FormatUint(uint64(id), 10)
+			c, err = fs.Dial(context.Background(), addr, o)
+			if err == nil {
+				defer func(name string) {
+					if n := fs.ScheduledTasks(group); n != 0 {
+						t.Errorf("%s: eslapp left the pick-up net armed (%d tasks)", name, n)
+					}
+				}(e.Name)
+			}
 		case event != "":
 			// Socket-less: the pick-up net armed before the event, which
 			// names eslapp's subclass; the call waits in hold music.

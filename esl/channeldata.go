@@ -35,6 +35,18 @@ func ParseChannelData(block []byte) (*ChannelData, error) {
 // sends, and would hold the rest for its whole life.
 type VarFilter func(lookup func(name string) (string, bool)) (keep func(name string) bool)
 
+// keepPickVar extends filter to keep PickVar, the pick-up net's reply,
+// which esl reads itself (the claim), whatever the handler keeps.
+func keepPickVar(filter VarFilter) VarFilter {
+	if filter == nil {
+		return nil
+	}
+	return func(lookup func(string) (string, bool)) func(string) bool {
+		keep := filter(lookup)
+		return func(name string) bool { return name == PickVar || keep(name) }
+	}
+}
+
 // parseChannelData builds ChannelData from the block, keeping only the
 // variables filter allows (all when filter is nil). The block is read in
 // place: no copy of the whole of it outlives the call. check validates each

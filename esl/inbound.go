@@ -426,16 +426,7 @@ func (in *Inbound) notice(f *Frame) error {
 // start takes a call the dialplan handed over.
 func (in *Inbound) start(body []byte) {
 	b := in.runner.bind()
-	// The pick-up net's reply is esl's own to read, whatever the handler
-	// keeps.
-	filter := b.VarFilter
-	if filter != nil {
-		filter = func(lookup func(string) (string, bool)) func(string) bool {
-			keep := b.VarFilter(lookup)
-			return func(name string) bool { return name == PickVar || keep(name) }
-		}
-	}
-	data, err := channelDataFromEvent(body, filter)
+	data, err := channelDataFromEvent(body, keepPickVar(b.VarFilter))
 	if err != nil {
 		b.Release()
 		in.log.Warn("start event not taken: the dialplan's safety net will route the call", "err", err)

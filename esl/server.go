@@ -266,7 +266,7 @@ func (srv *Server) connect(nc net.Conn, filter VarFilter) (sess *Session, err er
 		commandTimeout: srv.cfg.CommandTimeout,
 		logger:         srv.log,
 		maxConnect:     srv.cfg.MaxConnectBytes,
-		varFilter:      filter,
+		varFilter:      keepPickVar(filter),
 		wire:           &srv.wire,
 	})
 }

@@ -37,12 +37,18 @@ func heldWithPickNet(t *testing.T, addr string, o esltest.CallOptions, fire bool
 	return dial(t, fs, addr, o)
 }
 
+// keepNoVars is a handler's filter that keeps no channel variable: the
+// pick-up net's reply is esl's own, and stays.
+func keepNoVars(func(string) (string, bool)) func(string) bool {
+	return func(string) bool { return false }
+}
+
 // A held-socket call with a pick-up net: eslapp's first command after
 // connect deletes the net, then the call runs as ever; the net is gone, so
 // it never moves the call.
 func TestHeldSocketClaimsThePickNet(t *testing.T) {
 	var ran atomic.Bool
-	_, addr := startServer(t, esl.RunnerConfig{Handler: func(context.Context, *esl.Call) { ran.Store(true) }}, esl.ServerConfig{})
+	_, addr := startServer(t, esl.RunnerConfig{Handler: func(context.Context, *esl.Call) { ran.Store(true) }, VarFilter: keepNoVars}, esl.ServerConfig{})
 	c := heldWithPickNet(t, addr, esltest.CallOptions{}, false)
 	out := waitCall(t, c)
 	if !ran.Load() {
@@ -66,7 +72,7 @@ func TestHeldSocketClaimsThePickNet(t *testing.T) {
 // OnError, and it must not hear eslapp's prompt or have the CRM asked.
 func TestHeldSocketLeavesACallItsNetMoved(t *testing.T) {
 	var ran atomic.Bool
-	r, addr := startServer(t, esl.RunnerConfig{Handler: func(context.Context, *esl.Call) { ran.Store(true) }}, esl.ServerConfig{})
+	r, addr := startServer(t, esl.RunnerConfig{Handler: func(context.Context, *esl.Call) { ran.Store(true) }, VarFilter: keepNoVars}, esl.ServerConfig{})
 	c := heldWithPickNet(t, addr, esltest.CallOptions{}, true)
 	out := waitCall(t, c)
 	if ran.Load() {
@@ -85,7 +91,7 @@ func TestHeldSocketLeavesACallItsNetMoved(t *testing.T) {
 // says so, and serves the call as before (the net will move it).
 func TestHeldSocketNotFullWithPickNet(t *testing.T) {
 	var ran atomic.Bool
-	_, addr := startServer(t, esl.RunnerConfig{Handler: func(context.Context, *esl.Call) { ran.Store(true) }}, esl.ServerConfig{})
+	_, addr := startServer(t, esl.RunnerConfig{Handler: func(context.Context, *esl.Call) { ran.Store(true) }, VarFilter: keepNoVars}, esl.ServerConfig{})
 	c := heldWithPickNet(t, addr, esltest.CallOptions{NotFull: true}, false)
 	waitCall(t, c)
 	if !ran.Load() {

@@ -3,7 +3,6 @@ package itest
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -343,58 +342,6 @@ func (k *Kamailio) Stop() {
 		_ = syscall.Kill(-k.cmd.Process.Pid, syscall.SIGKILL)
 		<-k.done
 	}
-}
-
-// SocketNetExt is the extension of the test-only dialplan that
-// ConfWithSocketNet adds: 7000 with a net armed before the socket.
-const SocketNetExt = "7050"
-
-// socketNetDialplan is 7000 of conf/freeswitch with a net before the
-// socket, a prototype the hung-eslapp test measures, not a shipped plan.
-// An eslapp that stands still (SIGSTOP, a frozen VM) still has the kernel
-// accept FreeSWITCH's connection, so the socket application neither fails
-// nor tries the next address: FreeSWITCH 1.10 waits for eslapp's "connect"
-// with no limit (its listener gives up after 25 s, the call stays in the
-// socket application until the caller hangs up). The net fires 2 s after
-// the socket starts and moves the call to OnError only if it is still in
-// the socket application then: once eslapp has connected, the channel
-// runs eslapp's applications (current_application is no longer "socket")
-// and the net transfers no one ("none" is no channel). The condition is
-// read when the net fires: the backslashes keep the dialplan from
-// expanding it when the net is armed, and expand evaluates it then.
-const socketNetDialplan = `<include>
-  <!-- Test-only (itest/kamailio.go): 7000 with a net armed before the
-       socket for an eslapp that accepts the connection but never answers. -->
-  <extension name="itest_crm_lookup_socket_net">
-    <condition field="destination_number" expression="^` + SocketNetExt + `$">
-      <action application="answer"/>
-      <action application="multiset" data='^^|wfe_config_id=demo-crm|wfe_workflow_id=search-by-phone|wfe_payload={"phone":"{ANI}"}|wfe_sequence="%Please hold while we find your account." "hold.wav"|playback_terminators=none|wfe_branch=OnError'/>
-      <action application="set" data="eslapp_socket_net=${sched_api(+2 eslapp-socket-${uuid} expand uuid_transfer \${cond(\${uuid_getvar(${uuid} current_application)} == socket ? ${uuid} : none)} OnError XML crm_branches)}"/>
-      <action application="socket" data="$${eslapp_sockets} async full"/>
-      <action application="sched_cancel" data="eslapp-socket-${uuid}"/>
-      <action application="transfer" data="${wfe_branch} XML crm_branches"/>
-    </condition>
-  </extension>
-</include>
-`
-
-// ConfWithSocketNet copies conf/freeswitch to dir and adds the test-only
-// extension SocketNetExt; it returns the copy's path, for
-// PoolOptions.ConfDir.
-func ConfWithSocketNet(dir string) (string, error) {
-	root, err := RepoRoot()
-	if err != nil {
-		return "", err
-	}
-	conf := filepath.Join(dir, "conf-freeswitch")
-	if err := os.RemoveAll(conf); err != nil {
-		return "", err
-	}
-	if err := os.CopyFS(conf, os.DirFS(filepath.Join(root, "conf", "freeswitch"))); err != nil {
-		return "", err
-	}
-	// dialplan/default/*.xml is included in the default context.
-	return conf, os.WriteFile(filepath.Join(conf, "dialplan", "default", "itest_socket_net.xml"), []byte(socketNetDialplan), 0o644)
 }
 
 // KamailioPool is a pool with Kamailio in front of its FreeSWITCH hosts:
@@ -787,17 +734,19 @@ func (kp *KamailioPool) heldSocketFault(ctx context.Context, r *FaultResult, run
 }
 
 // HungEslapp: eslapp 0 stands still (SIGSTOP) for hold — the kernel still
-// accepts FreeSWITCH's connections to it — while calls come in through
-// Kamailio to the shipped 7000 and to the test-only SocketNetExt (7000
-// with a net before the socket). FreeSWITCH 0 lists eslapp 0 first,
-// FreeSWITCH 1 lists it second. It measures what the caller gets: on
-// FreeSWITCH 0, 7000's calls are still in the socket application with no
-// prompt when hold is over (the note says how long; FreeSWITCH's listener
-// gave up after 25 s, the call did not), while the net moves
-// SocketNetExt's calls to OnError within 1 to 2 s of the answer (at most
-// 3 s passes). On FreeSWITCH 1 every call reaches the agent, the CRM
-// answering after 2.5 s so that the step outlasts the net. The calls left
-// waiting are hung up before eslapp 0 goes on.
+// accepts FreeSWITCH's connections to it, so the socket application
+// neither fails nor tries the next address — while calls come in through
+// Kamailio to the shipped 7000. FreeSWITCH 0 lists eslapp 0 first,
+// FreeSWITCH 1 lists it second. The dialplan's pick-up net, armed before
+// "socket", moves FreeSWITCH 0's calls to OnError within 3 s of the answer
+// (FreeSWITCH's scheduler fires "+2" 1 to 2.5 s later), with no prompt
+// and no CRM request; on FreeSWITCH 1 every call reaches the agent, the
+// CRM answering after 2.5 s so that the step outlasts the net (eslapp 1
+// deleted it). Then eslapp 0 goes on: within FreeSWITCH's 25 s it takes
+// up the connections the kernel accepted for it, finds their nets fired,
+// and sends those calls nothing but exit (its
+// eslapp_socket_calls_net_fired_total counts them); the calls placed after
+// that run in it again.
 func (kp *KamailioPool) HungEslapp(ctx context.Context, hold time.Duration) FaultResult {
 	r := FaultResult{Name: fmt.Sprintf("eslapp 0 stands still %v (held socket)", hold)}
 	kp.Forget()
@@ -808,6 +757,7 @@ func (kp *KamailioPool) HungEslapp(ctx context.Context, hold time.Duration) Faul
 	kp.CRM.SetDelay(2500 * time.Millisecond)
 	defer kp.CRM.SetDelay(kp.opts.CRMDelay)
 	proc := kp.Apps[0].Proc()
+	firedBefore := kp.Metric(0, "eslapp_socket_calls_net_fired_total")
 	if err := proc.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		r.violate("%v", err)
 		return r
@@ -821,37 +771,31 @@ func (kp *KamailioPool) HungEslapp(ctx context.Context, hold time.Duration) Faul
 		}
 	}
 	defer resume()
-	// One extension after the other, so that round robin gives each host
-	// two calls of each.
-	const perExt = 4
-	wait7000 := kp.LoadKamailio(ctx, "uac_load_any.xml", "7000", 4, perExt)
-	time.Sleep(1500 * time.Millisecond)
-	waitNet := kp.LoadKamailio(ctx, "uac_load_any.xml", SocketNetExt, 4, perExt)
-	checkSIPp(&r, SocketNetExt, waitNet(), 0)
+	const calls = 8 // round robin: four on each FreeSWITCH
+	checkSIPp(&r, "7000 while eslapp 0 stands still", kp.LoadKamailio(ctx, "uac_load_any.xml", "7000", 4, calls)(), 0)
 	time.Sleep(time.Until(stoppedAt.Add(hold)))
-
-	// Still waiting? FreeSWITCH 0's channels, and the application each is in.
-	fs0 := kp.Hosts[0].FS()
-	waiting, err := channelsIn(ctx, fs0, "socket")
-	if err != nil {
-		r.violate("reading FreeSWITCH 0's channels: %v", err)
-	}
-	var longest time.Duration
-	for _, created := range waiting {
-		longest = max(longest, time.Since(created))
-	}
-	// End the waiting calls before eslapp 0 goes on: what it would do with
-	// a connection FreeSWITCH closed is not this scenario's question.
-	if err := hangUpAll(ctx, fs0); err != nil {
-		r.violate("hanging up FreeSWITCH 0's calls: %v", err)
-	}
 	resume()
-	checkSIPp(&r, "7000", wait7000(), 0)
-	calls := kp.settle(ctx, &r)
-	r.Calls = len(calls)
+	resumedAt := time.Now()
+	stood := kp.settle(ctx, &r)
+	// The connections FreeSWITCH 0 made while eslapp 0 stood still are
+	// taken up once it goes on; give it a moment to reach them all.
+	var fired float64
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if fired = kp.Metric(0, "eslapp_socket_calls_net_fired_total") - firedBefore; fired >= 1 {
+			break
+		}
+	}
+
+	// Then calls again: eslapp 0 runs FreeSWITCH 0's as before.
+	kp.Forget()
+	checkSIPp(&r, "7000 after eslapp 0 went on", kp.LoadKamailio(ctx, "uac_load_any.xml", "7000", 4, 4)(), 0)
+	after := kp.settle(ctx, &r)
+	r.Calls = len(stood) + len(after)
+
 	handlers := kp.Handlers()
 	var netAfter []time.Duration
-	for _, c := range calls {
+	onFS0 := 0
+	for _, c := range stood {
 		switch {
 		case c.Host == 1 && delivered(c):
 			r.OnSuccess++
@@ -860,9 +804,11 @@ func (kp *KamailioPool) HungEslapp(ctx context.Context, hold time.Duration) Faul
 			}
 		case c.Host == 1:
 			r.violate("FreeSWITCH 1, which lists the standing eslapp second: %s", c.Describe())
-		case c.Ext == SocketNetExt:
+		default:
+			onFS0++
+			r.ByNet++
 			if c.Branch != "OnError" || len(c.Branches) != 1 || c.Branched.IsZero() || c.Answered.IsZero() {
-				r.violate("the net did not move the call to OnError: %s", c.Describe())
+				r.violate("the pick-up net did not move the call to OnError: %s", c.Describe())
 				continue
 			}
 			d := c.Branched.Sub(c.Answered)
@@ -870,70 +816,36 @@ func (kp *KamailioPool) HungEslapp(ctx context.Context, hold time.Duration) Faul
 			if d > 3*time.Second {
 				r.violate("the net moved the call %v after the answer, want within 3 s: %s", d, c.Describe())
 			}
-		case c.Ext == "7000":
-			if c.Prompts > 0 || c.Routed() {
-				r.violate("a call of FreeSWITCH 0 to 7000 got a prompt or a branch while eslapp 0 stood still: %s", c.Describe())
+			if c.Prompts > 0 || len(handlers[c.UUID]) > 0 || kp.CRM.Requests(c.UUID) > 0 {
+				r.violate("eslapp acted on a call its net had moved (prompts %d, run by %v, CRM asked %d times): %s",
+					c.Prompts, handlers[c.UUID], kp.CRM.Requests(c.UUID), c.Describe())
 			}
 		}
 	}
-	if len(waiting) != perExt/2 {
-		r.violate("FreeSWITCH 0 had %d calls in the socket application after %v, want the %d to 7000 that went to it", len(waiting), hold, perExt/2)
+	if onFS0 != calls/2 {
+		r.violate("FreeSWITCH 0 took %d of the %d calls, want %d", onFS0, calls, calls/2)
 	}
-	r.Notes = append(r.Notes, fmt.Sprintf("7000 on FreeSWITCH 0 (the standing eslapp first): %d calls still in the socket application, no prompt, %v after their answer; the next address was never tried",
-		len(waiting), longest.Round(100*time.Millisecond)))
+	// FreeSWITCH gives up a connection that got no "connect" after about
+	// 25 s: an eslapp that stood still longer finds none of them.
+	if minFired := map[bool]float64{true: 1, false: 0}[hold < 20*time.Second]; fired < minFired || fired > float64(onFS0) {
+		r.violate("eslapp 0 found %v nets fired when it went on, want %v to %d (the connections FreeSWITCH 0 still held)", fired, minFired, onFS0)
+	}
+	for _, c := range after {
+		if !delivered(c) {
+			r.violate("after eslapp 0 went on: %s", c.Describe())
+		} else if want := []int{c.Host}; !slices.Equal(handlers[c.UUID], want) {
+			r.violate("after eslapp 0 went on, run by eslapps %v, want %v: %s", handlers[c.UUID], want, c.Describe())
+		} else {
+			r.OnSuccess++
+		}
+	}
 	if len(netAfter) > 0 {
-		r.Notes = append(r.Notes, fmt.Sprintf("%s on FreeSWITCH 0: %d calls moved to OnError by the net %v to %v after the answer",
-			SocketNetExt, len(netAfter), slices.Min(netAfter).Round(10*time.Millisecond), slices.Max(netAfter).Round(10*time.Millisecond)))
+		r.Notes = append(r.Notes, fmt.Sprintf("FreeSWITCH 0 (the standing eslapp first): %d calls moved to OnError by the pick-up net %v to %v after the answer, no prompt, no CRM request",
+			len(netAfter), slices.Min(netAfter).Round(10*time.Millisecond), slices.Max(netAfter).Round(10*time.Millisecond)))
 	}
+	r.Notes = append(r.Notes, fmt.Sprintf("eslapp 0 went on %v after it stopped and left %v calls alone whose nets had fired; %d calls after that, all on OnSuccess",
+		resumedAt.Sub(stoppedAt).Round(100*time.Millisecond), fired, len(after)))
 	return r
-}
-
-// channelsIn returns, for each channel of fs in application app, when it
-// was created.
-func channelsIn(ctx context.Context, fs *FreeSWITCH, app string) ([]time.Time, error) {
-	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	c, err := DialInbound(dctx, fs.ESL, fs.Password)
-	cancel()
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	out, err := c.API("show channels as json")
-	if err != nil {
-		return nil, err
-	}
-	var list struct {
-		Rows []struct {
-			Application string `json:"application"`
-			Created     string `json:"created_epoch"`
-		} `json:"rows"`
-	}
-	if strings.TrimSpace(out) != "" && !strings.HasPrefix(strings.TrimSpace(out), "{\"row_count\":0") {
-		if err := json.Unmarshal([]byte(out), &list); err != nil {
-			return nil, fmt.Errorf("show channels as json: %w: %.300q", err, out)
-		}
-	}
-	var created []time.Time
-	for _, row := range list.Rows {
-		if row.Application == app {
-			sec, _ := strconv.ParseInt(row.Created, 10, 64)
-			created = append(created, time.Unix(sec, 0))
-		}
-	}
-	return created, nil
-}
-
-// hangUpAll ends every call of fs (hupall).
-func hangUpAll(ctx context.Context, fs *FreeSWITCH) error {
-	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	c, err := DialInbound(dctx, fs.ESL, fs.Password)
-	cancel()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	_, err = c.API("hupall NORMAL_CLEARING")
-	return err
 }
 
 // FreeSWITCHPaused: FreeSWITCH h stops taking calls (fsctl pause
@@ -1018,56 +930,4 @@ func fsAPI(ctx context.Context, fs *FreeSWITCH, cmd string) error {
 		err = fmt.Errorf("%s: %s", cmd, strings.TrimSpace(out))
 	}
 	return err
-}
-
-// StalledEslappNet: the limit of the test-only net (SocketNetExt). eslapp
-// 0 stands still for stall, shorter than the 25 s FreeSWITCH's listener
-// waits, while calls to SocketNetExt come to FreeSWITCH 0 (which lists
-// eslapp 0 first); the net moves them to OnError; then eslapp 0 goes on,
-// takes the connections the kernel accepted for it, and FreeSWITCH hands
-// it the calls — which are no longer in the socket application. Notes say
-// how many calls the resumed eslapp then acted on (prompt started, CRM
-// asked): the net alone cannot stop it; a claim by eslapp (sched_del of
-// the net's group before it touches the call) would.
-func (kp *KamailioPool) StalledEslappNet(ctx context.Context, calls int, stall time.Duration) FaultResult {
-	r := FaultResult{Name: fmt.Sprintf("eslapp 0 stands still %v behind the net", stall)}
-	kp.Forget()
-	proc := kp.Apps[0].Proc()
-	if err := proc.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		r.violate("%v", err)
-		return r
-	}
-	stoppedAt := time.Now()
-	wait := kp.Load(ctx, 0, SocketNetExt, 2, calls)
-	time.Sleep(time.Until(stoppedAt.Add(stall)))
-	_ = proc.cmd.Process.Signal(syscall.SIGCONT)
-	resumedAt := time.Now()
-	checkSIPp(&r, SocketNetExt, wait(), 0)
-	recorded := kp.settle(ctx, &r)
-	r.Calls = len(recorded)
-	handlers := kp.Handlers()
-	var moved, actedOn, prompted, asked int
-	var netAfter []time.Duration
-	for _, c := range recorded {
-		if c.Branch == "OnError" && len(c.Branches) >= 1 && !c.Branched.IsZero() && !c.Answered.IsZero() {
-			moved++
-			netAfter = append(netAfter, c.Branched.Sub(c.Answered))
-		}
-		if c.Prompts > 0 {
-			prompted++
-		}
-		if kp.CRM.Requests(c.UUID) > 0 {
-			asked++
-		}
-		if slices.Contains(handlers[c.UUID], 0) || c.Prompts > 0 {
-			actedOn++
-		}
-	}
-	r.Notes = append(r.Notes, fmt.Sprintf("%d calls, %d moved to OnError by the net", len(recorded), moved))
-	if len(netAfter) > 0 {
-		r.Notes = append(r.Notes, fmt.Sprintf("the net fired %v to %v after the answer", slices.Min(netAfter).Round(10*time.Millisecond), slices.Max(netAfter).Round(10*time.Millisecond)))
-	}
-	r.Notes = append(r.Notes, fmt.Sprintf("after eslapp 0 went on (%v after it stopped): it acted on %d of them (prompt started on %d, CRM asked for %d)",
-		resumedAt.Sub(stoppedAt).Round(100*time.Millisecond), actedOn, prompted, asked))
-	return r
 }

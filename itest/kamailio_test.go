@@ -17,8 +17,9 @@ import (
 // FreeSWITCH hosts; a FreeSWITCH stopped with SIGTERM and with SIGKILL
 // leaves the rotation within the probe interval plus the reply timeout,
 // no call placed meanwhile fails but those it held, and it comes back
-// when started again; the held-socket extension keeps working when an
-// eslapp is killed or drains; and what a caller gets when an eslapp
+// when started again; a FreeSWITCH drained with fsctl pause inbound
+// under load loses no call; the held-socket extension keeps working when
+// an eslapp is killed or drains; and what a caller gets when an eslapp
 // stands still (SIGSTOP) behind a held socket, with and without a net in
 // the dialplan. The scenarios live in kamailio.go; itest/README.md, "The
 // pool behind Kamailio", has the figures. One pool and one Kamailio serve
@@ -96,7 +97,10 @@ func TestKamailio(t *testing.T) {
 		{"HeldSocketEslappDrained", func() FaultResult {
 			return kp.HeldSocketEslappDrained(ctx, FaultRun{CPS: 4, Calls: 28}, 3*time.Second)
 		}},
-		{"HungEslapp", func() FaultResult { return kp.HungEslapp(ctx, 8*time.Second) }},
+		{"FreeSWITCHPaused", func() FaultResult {
+			return kp.FreeSWITCHPaused(ctx, FaultRun{CPS: 4, Calls: 20}, 1, 1500*time.Millisecond)
+		}},
+		{"HungEslapp", func() FaultResult { return kp.HungEslapp(ctx, 0) }},
 	}
 	for _, s := range scenarios {
 		t.Run(s.name, func(t *testing.T) {

@@ -42,7 +42,7 @@ func main() {
 		run        = flag.String("run", strings.Join(scenarioNames, ","), "scenarios to run, comma-separated: "+strings.Join(scenarioNames, ", "))
 		repeat     = flag.Int("repeat", 1, "how many times to run the list")
 		faultAfter = flag.Duration("after", 3*time.Second, "how long into the load the fault comes")
-		hold       = flag.Duration("hold", 8*time.Second, "how long the eslapp stands still in hung (FreeSWITCH gives up its connections after 25 s)")
+		hold       = flag.Duration("hold", 0, "how long the eslapp stands still in hung (0: until its calls' nets fired; FreeSWITCH gives up its connections after 25 s)")
 		probe      = flag.Duration("probe-interval", 2*time.Second, "Kamailio's PROBE_INTERVAL (whole seconds)")
 		reply      = flag.Duration("reply-timeout", time.Second, "Kamailio's REPLY_TIMEOUT")
 	)
@@ -114,7 +114,7 @@ func main() {
 			return kp.FreeSWITCHStopped(ctx, load, 0, syscall.SIGKILL, *faultAfter)
 		},
 		"pause": func() itest.FaultResult {
-			return kp.FreeSWITCHPaused(ctx, itest.FaultRun{CPS: *cps, Calls: min(*calls, 12)}, 1)
+			return kp.FreeSWITCHPaused(ctx, load, 1, *faultAfter)
 		},
 		"eslappkill": func() itest.FaultResult { return kp.HeldSocketEslappKilled(ctx, load, *faultAfter) },
 		"drain":      func() itest.FaultResult { return kp.HeldSocketEslappDrained(ctx, load, *faultAfter) },

@@ -345,7 +345,7 @@ func TestFreeSWITCHConfTree(t *testing.T) {
 	}
 	// Held socket: every socket action connects to the address list of
 	// ESLAPP_SOCKETS (default 8084, then 8085), async and full.
-	for _, dest := range []string{"7000", "7001", "7002", "7021", "7022"} {
+	for _, dest := range []string{"7000", "7001", "7002", "7015", "7021", "7022"} {
 		e, _ := find(def, dest)
 		var socket string
 		for _, a := range e.one(t, "condition").all("action", "application", "socket") {
@@ -353,6 +353,26 @@ func TestFreeSWITCHConfTree(t *testing.T) {
 		}
 		if socket != "127.0.0.1:8084|127.0.0.1:8085 async full" {
 			t.Errorf("%s: socket %q", dest, socket)
+		}
+	}
+	// The shipped held-socket extensions arm the pick-up net right before
+	// the socket and cancel it right after (an eslapp that stands still
+	// must not keep the caller in silence; eslapp deletes the net first).
+	for _, dest := range []string{"7000", "7001", "7002"} {
+		e, _ := find(def, dest)
+		var apps []string
+		for _, a := range e.one(t, "condition").all("action") {
+			app := a.attr("application")
+			switch {
+			case app == "set" && a.attr("data") == pickNet:
+				app = "set-pick-up-net"
+			case app == "sched_cancel" && a.attr("data") != "eslapp-pick-${uuid}":
+				t.Errorf("%s: sched_cancel %q, want eslapp-pick-${uuid}", dest, a.attr("data"))
+			}
+			apps = append(apps, app)
+		}
+		if got, want := strings.Join(apps, " "), "answer multiset set-pick-up-net socket sched_cancel transfer"; got != want {
+			t.Errorf("%s runs %q, want %q", dest, got, want)
 		}
 	}
 	// Socket-less: every extension that announces a call to eslapp has

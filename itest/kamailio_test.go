@@ -80,10 +80,7 @@ func TestKamailio(t *testing.T) {
 		t.Logf("both FreeSWITCH hosts in the rotation %v after Kamailio started", d.Round(10*time.Millisecond))
 	}
 
-	scenarios := []struct {
-		name string
-		run  func() FaultResult
-	}{
+	runFaultTests(t, []faultTest{
 		{"Spread", func() FaultResult { return kp.Spread(ctx, FaultRun{CPS: 5, Calls: 16}) }},
 		{"FreeSWITCHStopped/SIGTERM", func() FaultResult {
 			return kp.FreeSWITCHStopped(ctx, FaultRun{CPS: 4, Calls: 32}, 1, syscall.SIGTERM, 3*time.Second)
@@ -101,14 +98,5 @@ func TestKamailio(t *testing.T) {
 			return kp.FreeSWITCHPaused(ctx, FaultRun{CPS: 4, Calls: 20}, 1, 1500*time.Millisecond)
 		}},
 		{"HungEslapp", func() FaultResult { return kp.HungEslapp(ctx, 0) }},
-	}
-	for _, s := range scenarios {
-		t.Run(s.name, func(t *testing.T) {
-			r := s.run()
-			for _, v := range r.Violations {
-				t.Error(v)
-			}
-			t.Log(r.Summary())
-		})
-	}
+	})
 }

@@ -35,18 +35,26 @@ func TestPool(t *testing.T) {
 	}
 	t.Cleanup(p.Stop)
 
-	scenarios := []struct {
-		name string
-		run  func() FaultResult
-	}{
+	runFaultTests(t, []faultTest{
 		{"ExactlyOnce", func() FaultResult { return p.ExactlyOnce(ctx, FaultRun{CPS: 3, Calls: 24}) }},
 		{"NegativeControl", func() FaultResult { return p.NegativeControl(ctx, FaultRun{CPS: 2, Calls: 2}) }},
 		{"KillOne", func() FaultResult { return p.KillOne(ctx, FaultRun{CPS: 2, Calls: 20}, 4*time.Second) }},
 		{"StallOne", func() FaultResult { return p.StallOne(ctx, FaultRun{CPS: 3, Calls: 30}, 3*time.Second, 6*time.Second) }},
 		{"RollingRestart", func() FaultResult { return p.RollingRestart(ctx, FaultRun{CPS: 2, Calls: 30}, 2*time.Second) }},
 		{"FreeSWITCHRestart", func() FaultResult { return p.FreeSWITCHRestart(ctx, FaultRun{CPS: 2, Calls: 24}, 3*time.Second) }},
-	}
-	for _, s := range scenarios {
+	})
+}
+
+// faultTest is a fault scenario run as a subtest.
+type faultTest struct {
+	name string
+	run  func() FaultResult
+}
+
+// runFaultTests runs the scenarios in order as subtests: each fails on
+// what its scenario found wrong and logs its summary.
+func runFaultTests(t *testing.T, tests []faultTest) {
+	for _, s := range tests {
 		t.Run(s.name, func(t *testing.T) {
 			r := s.run()
 			for _, v := range r.Violations {

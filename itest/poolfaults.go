@@ -3,6 +3,7 @@ package itest
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -37,6 +38,28 @@ type FaultResult struct {
 	TakenAfter []time.Duration // announcement to the prompt, for calls announced during a fault
 	Notes      []string
 	Violations []string
+}
+
+// RunFaults runs the named scenarios in order, repeat times over, and
+// prints each one's summary, how long it took and what it found wrong to
+// w: the long-form tools' loop (itest/pool, itest/kamailio). It reports
+// whether any scenario found something wrong, and stops when ctx is done.
+func RunFaults(ctx context.Context, w io.Writer, names []string, scenarios map[string]func() FaultResult, repeat int) (wrong bool) {
+	for range repeat {
+		for _, name := range names {
+			if ctx.Err() != nil {
+				return wrong
+			}
+			start := time.Now()
+			r := scenarios[name]()
+			fmt.Fprintf(w, "%s (%v)\n", r.Summary(), time.Since(start).Round(time.Second))
+			for _, v := range r.Violations {
+				wrong = true
+				fmt.Fprintf(w, "  WRONG: %s\n", v)
+			}
+		}
+	}
+	return wrong
 }
 
 func (r *FaultResult) violate(format string, args ...any) {

@@ -120,22 +120,7 @@ func main() {
 		"drain":      func() itest.FaultResult { return kp.HeldSocketEslappDrained(ctx, load, *faultAfter) },
 		"hung":       func() itest.FaultResult { return kp.HungEslapp(ctx, *hold) },
 	}
-	failed := false
-	for range *repeat {
-		for _, name := range want {
-			if ctx.Err() != nil {
-				break
-			}
-			start := time.Now()
-			r := scenarios[name]()
-			fmt.Printf("%s (%v)\n", r.Summary(), time.Since(start).Round(time.Second))
-			for _, v := range r.Violations {
-				failed = true
-				fmt.Printf("  WRONG: %s\n", v)
-			}
-		}
-	}
-	if failed {
+	if itest.RunFaults(ctx, os.Stdout, want, scenarios, *repeat) {
 		os.Exit(1)
 	}
 }

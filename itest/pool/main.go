@@ -93,20 +93,7 @@ func main() {
 			return p.FreeSWITCHRestart(ctx, load, *faultAfter)
 		},
 	}
-	failed := false
-	for _, name := range want {
-		if ctx.Err() != nil {
-			break
-		}
-		start := time.Now()
-		r := scenarios[name]()
-		fmt.Printf("%s (%v)\n", r.Summary(), time.Since(start).Round(time.Second))
-		for _, v := range r.Violations {
-			failed = true
-			fmt.Printf("  WRONG: %s\n", v)
-		}
-	}
-	if failed {
+	if itest.RunFaults(ctx, os.Stdout, want, scenarios, 1) {
 		os.Exit(1)
 	}
 }

@@ -41,6 +41,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -97,7 +98,7 @@ func main() {
 	flag.BoolVar(&o.search, "search", false, "find each extension's highest call rate with no failed call")
 	flag.IntVar(&o.searchFrom, "search-from", 20, "with -search: the first rate")
 	flag.IntVar(&o.searchStep, "search-step", 5, "with -search: the step between rates")
-	flag.IntVar(&o.searchMax, "search-max", 200, "with -search: the highest rate tried")
+	flag.IntVar(&o.searchMax, "search-max", 0, "with -search: the highest rate tried (0: no ceiling, until every extension has failed)")
 	flag.DurationVar(&o.searchTime, "search-time", 20*time.Second, "with -search: how long each rate is held")
 	flag.BoolVar(&o.check, "check", false, "exit 1 unless every call of every block succeeded on its branch")
 	flag.StringVar(&o.out, "out", "", "keep logs here (FreeSWITCH's console, eslapp's log, SIPp's errors); default a temporary directory")
@@ -231,6 +232,11 @@ func run(ctx context.Context, o options, w io.Writer) (clean bool, err error) {
 		_ = b.usePeer(context.Background(), false)
 	}()
 	fmt.Fprintf(w, "eslapp pid %d on %s, log %s\n", b.eslapp.PID(), o.eslappConf, b.eslapp.LogPath)
+	// What shares the machine: FreeSWITCH, eslapp and SIPp run here, and
+	// whatever else the load average shows.
+	load, _ := os.ReadFile("/proc/loadavg")
+	fmt.Fprintf(w, "machine: %d CPUs, load average %s before the first block; FreeSWITCH, eslapp and SIPp share it\n",
+		runtime.NumCPU(), strings.Join(strings.Fields(string(load))[:min(3, len(strings.Fields(string(load))))], " "))
 
 	if o.search {
 		return b.searchAll(ctx)
@@ -590,14 +596,25 @@ func median(blocks []block, f func(block) float64) float64 {
 
 // searchAll finds, per extension, the highest rate (from -search-from, in
 // steps of -search-step) at which a block of -search-time worth of calls
-// ends with every call succeeded on its branch. The extensions take turns
-// at each rate, so the machine's drift falls on all of them.
+// ends with every call succeeded on its branch, and goes on until every
+// extension — the baseline too — has failed once (or -search-max): the
+// baseline's limit is measured, never a ceiling below it. The extensions
+// take turns at each rate, so the machine's drift falls on all of them.
+// It prints each block as it ends, then the highest clean rates with the
+// first failure, and FreeSWITCH's (and eslapp's) CPU per call at every
+// rate measured.
 func (b *bench) searchAll(ctx context.Context) (bool, error) {
 	best := map[string]int{}
-	done := map[string]bool{}
-	for rate := b.o.searchFrom; rate <= b.o.searchMax && len(done) < len(b.o.exts); rate += b.o.searchStep {
+	failedAt := map[string]block{}
+	blocks := map[string]map[int]block{}
+	var rates []int
+	for rate := b.o.searchFrom; (b.o.searchMax == 0 || rate <= b.o.searchMax) && len(failedAt) < len(b.o.exts); rate += b.o.searchStep {
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		rates = append(rates, rate)
 		for _, ext := range b.o.exts {
-			if done[ext] {
+			if _, done := failedAt[ext]; done {
 				continue
 			}
 			calls := int(float64(rate) * b.o.searchTime.Seconds())
@@ -605,32 +622,63 @@ func (b *bench) searchAll(ctx context.Context) (bool, error) {
 			if err != nil {
 				return false, err
 			}
+			if blocks[ext] == nil {
+				blocks[ext] = map[int]block{}
+			}
+			blocks[ext][rate] = bl
 			verdict := "clean"
 			if !bl.clean() {
 				verdict = fmt.Sprintf("%d failed (%v)", bl.calls-bl.succeeded, bl.sippErr)
-				done[ext] = true
+				failedAt[ext] = bl
 			} else {
 				best[ext] = rate
 			}
-			fmt.Fprintf(b.w, "  %s at %d cps: %d calls, %s; FreeSWITCH %.1f ms/call\n", ext, rate, calls, verdict, perCall(bl.fsCPU, bl.calls))
+			fmt.Fprintf(b.w, "  %s at %d cps: %d calls, %s; FreeSWITCH %.1f ms/call, eslapp %.2f ms/call\n",
+				ext, rate, calls, verdict, perCall(bl.fsCPU, bl.calls), perCall(bl.eslappCPU, bl.calls))
 		}
 	}
-	fmt.Fprintf(b.w, "\nhighest rate with no failed call (steps of %d calls/s, %v each)\n\n", b.o.searchStep, b.o.searchTime)
+	fmt.Fprintf(b.w, "\nhighest rate with no failed call (steps of %d calls/s, %v each; the extensions take turns at each rate)\n\n", b.o.searchStep, b.o.searchTime)
 	tw := tabwriter.NewWriter(b.w, 0, 4, 1, ' ', tabwriter.Debug)
-	fmt.Fprintln(tw, "| extension\t calls/s\t of "+b.o.baseline+"\t")
-	fmt.Fprintln(tw, "|---\t---\t---\t")
+	fmt.Fprintln(tw, "| extension\t highest clean calls/s\t of "+b.o.baseline+"\t first failure\t")
+	fmt.Fprintln(tw, "|---\t---\t---\t---\t")
 	for _, ext := range b.o.exts {
-		rate, of := "below "+strconv.Itoa(b.o.searchFrom), "—"
+		rate, of, first := "below "+strconv.Itoa(b.o.searchFrom), "—", "none (search ended)"
 		if r, ok := best[ext]; ok {
 			rate = strconv.Itoa(r)
-			if !done[ext] {
-				rate = "≥ " + rate
-			}
 			if br := best[b.o.baseline]; br > 0 && ext != b.o.baseline {
 				of = fmt.Sprintf("%.0f %%", 100*float64(r)/float64(br))
 			}
 		}
-		fmt.Fprintf(tw, "| %s\t %s\t %s\t\n", ext, rate, of)
+		if bl, ok := failedAt[ext]; ok {
+			first = fmt.Sprintf("%d/s: %d of %d", bl.rate, bl.calls-bl.succeeded, bl.calls)
+		} else if _, ok := best[ext]; ok {
+			rate = "≥ " + rate
+		}
+		fmt.Fprintf(tw, "| %s\t %s\t %s\t %s\t\n", ext, rate, of, first)
+	}
+	tw.Flush()
+
+	fmt.Fprintf(b.w, "\nFreeSWITCH ms/call (eslapp ms/call) at each rate; * a block with failed calls\n\n")
+	tw = tabwriter.NewWriter(b.w, 0, 4, 1, ' ', tabwriter.Debug)
+	fmt.Fprintln(tw, "| calls/s\t "+strings.Join(b.o.exts, "\t ")+"\t")
+	fmt.Fprintln(tw, "|---"+strings.Repeat("\t---", len(b.o.exts))+"\t")
+	for _, rate := range rates {
+		row := []string{strconv.Itoa(rate)}
+		for _, ext := range b.o.exts {
+			bl, ok := blocks[ext][rate]
+			cell := ""
+			if ok {
+				cell = fmt.Sprintf("%.1f", perCall(bl.fsCPU, bl.calls))
+				if bl.eslappCPU > 0 {
+					cell += fmt.Sprintf(" (%.2f)", perCall(bl.eslappCPU, bl.calls))
+				}
+				if !bl.clean() {
+					cell += " *"
+				}
+			}
+			row = append(row, cell)
+		}
+		fmt.Fprintln(tw, "| "+strings.Join(row, "\t ")+"\t")
 	}
 	tw.Flush()
 	return true, nil

@@ -364,7 +364,7 @@ func TestFreeSWITCHConfTree(t *testing.T) {
 		for _, a := range e.one(t, "condition").all("action") {
 			app := a.attr("application")
 			switch {
-			case app == "set" && a.attr("data") == pickNet:
+			case app == "set" && a.attr("data") == heldPickNet:
 				app = "set-pick-up-net"
 			case app == "sched_cancel" && a.attr("data") != "eslapp-pick-${uuid}":
 				t.Errorf("%s: sched_cancel %q, want eslapp-pick-${uuid}", dest, a.attr("data"))
@@ -431,6 +431,10 @@ func TestFreeSWITCHConfTree(t *testing.T) {
 // eslapp claims the call by (sched_del eslapp-pick-UUID), and moving the
 // call to OnError if nobody does.
 const pickNet = "eslapp_pick=${sched_api(+2 eslapp-pick-${uuid} uuid_transfer ${uuid} OnError XML crm_branches)}"
+
+// heldPickNet is the held socket's pick-up net: a second longer, for the
+// socket's connect and reply that come before eslapp's claim.
+const heldPickNet = "eslapp_pick=${sched_api(+3 eslapp-pick-${uuid} uuid_transfer ${uuid} OnError XML crm_branches)}"
 
 // checkSocketless checks a socket-less extension: answer, the inputs (with
 // the branch context and no terminators), the pick-up net, the event of

@@ -739,8 +739,8 @@ func (kp *KamailioPool) heldSocketFault(ctx context.Context, r *FaultResult, run
 // neither fails nor tries the next address — while calls come in through
 // Kamailio to the shipped 7000. FreeSWITCH 0 lists eslapp 0 first,
 // FreeSWITCH 1 lists it second. The dialplan's pick-up net, armed before
-// "socket", moves FreeSWITCH 0's calls to OnError within 3 s of the answer
-// (FreeSWITCH's scheduler fires "+2" 1 to 2.5 s later), with no prompt
+// "socket", moves FreeSWITCH 0's calls to OnError within 4 s of the answer
+// (FreeSWITCH's scheduler fires "+3" 2 to 3.5 s later), with no prompt
 // and no CRM request; on FreeSWITCH 1 every call reaches the agent, the
 // CRM answering after 2.5 s so that the step outlasts the net (eslapp 1
 // deleted it). Then eslapp 0 goes on: within FreeSWITCH's 25 s it takes
@@ -832,8 +832,8 @@ func (kp *KamailioPool) HungEslapp(ctx context.Context, hold time.Duration) Faul
 			}
 			d := c.Branched.Sub(c.Answered)
 			netAfter = append(netAfter, d)
-			if d > 3*time.Second {
-				r.violate("the net moved the call %v after the answer, want within 3 s: %s", d, c.Describe())
+			if d > 4*time.Second {
+				r.violate("the net moved the call %v after the answer, want within 4 s: %s", d, c.Describe())
 			}
 			if c.Prompts > 0 || len(handlers[c.UUID]) > 0 || kp.CRM.Requests(c.UUID) > 0 {
 				r.violate("eslapp acted on a call its net had moved (prompts %d, run by %v, CRM asked %d times): %s",

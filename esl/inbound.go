@@ -33,6 +33,15 @@ type InboundConfig struct {
 	// announced without (an older dialplan) runs in every eslapp that
 	// hears it.
 	Subclass string
+	// WaitMusic is the Application-Data of the application the dialplan
+	// holds an announced call in until it is claimed (the shipped
+	// dialplan's "playback local_stream://eslapp_hold", DefaultWaitMusic).
+	// FreeSWITCH is asked, by a negative filter, not to send the event of
+	// its end: eslapp follows its own applications and the park, never
+	// the music, and that event carries every channel variable (a quarter
+	// of what a call's events weigh). "" asks for nothing. A value must
+	// pass IsWaitMusic.
+	WaitMusic string
 	// CommandTimeout bounds each command; default DefaultCommandTimeout.
 	// A command without a reply in time closes the connection: a late
 	// reply would be taken as the next command's.
@@ -126,6 +135,26 @@ type Inbound struct {
 	connects, failures atomic.Uint64
 }
 
+// DefaultWaitMusic is what the shipped socket-less extensions play while
+// a call waits to be claimed.
+const DefaultWaitMusic = "local_stream://eslapp_hold"
+
+// IsWaitMusic reports whether s can follow "filter Application-Data -" as
+// the value FreeSWITCH compares: one line of printable bytes, at most 512,
+// not starting with a space, "+", "-" or "/" (which would change what the
+// filter means: its sign, or a regular expression).
+func IsWaitMusic(s string) bool {
+	if s == "" || len(s) > 512 || strings.ContainsAny(s[:1], " +-/") {
+		return false
+	}
+	for i := range len(s) {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 // NewInbound checks the configuration and returns a way in for r's calls;
 // Serve connects.
 func NewInbound(r *Runner, cfg InboundConfig) (*Inbound, error) {
@@ -140,6 +169,9 @@ func NewInbound(r *Runner, cfg InboundConfig) (*Inbound, error) {
 	}
 	if !IsEventSubclass(cfg.Subclass) {
 		return nil, fmt.Errorf("esl: %q is not an event subclass", cfg.Subclass)
+	}
+	if cfg.WaitMusic != "" && !IsWaitMusic(cfg.WaitMusic) {
+		return nil, fmt.Errorf("esl: %.80q cannot be a filter's value (wait music)", cfg.WaitMusic)
 	}
 	positiveOr(&cfg.CommandTimeout, DefaultCommandTimeout)
 	positiveOr(&cfg.ProbeEvery, DefaultProbeEvery)
@@ -297,8 +329,15 @@ func (in *Inbound) connect() (*conn, error) {
 	sort.Strings(uuids)
 	cmds := []string{
 		"filter Event-Subclass " + in.cfg.Subclass,
-		"event plain CHANNEL_EXECUTE_COMPLETE CHANNEL_HANGUP CUSTOM " + in.cfg.Subclass,
 	}
+	if in.cfg.WaitMusic != "" {
+		// After the filters that let events through, whatever they are:
+		// FreeSWITCH drops an event a "-" filter matches.
+		cmds = append(cmds, "filter Application-Data -"+in.cfg.WaitMusic)
+	}
+	cmds = append(cmds,
+		"event plain CHANNEL_EXECUTE_COMPLETE CHANNEL_HANGUP CUSTOM "+in.cfg.Subclass,
+	)
 	for _, id := range uuids {
 		cmds = append(cmds, "filter Unique-ID "+id)
 	}

@@ -3,6 +3,7 @@ package esl_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -321,5 +322,77 @@ func TestInboundMaxCallsHandsBack(t *testing.T) {
 	}
 	if st := f.in.Stats(); st.Refused != 1 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// WaitMusic: FreeSWITCH is asked not to send the end of the music a
+// call waits in (a "-" filter on its Application-Data), which eslapp does
+// not need; the call runs the same, with one event fewer.
+func TestInboundWaitMusicEventNotSent(t *testing.T) {
+	run := func(music string) (esltest.Outcome, esl.InboundStats, []string) {
+		f := newInboundFixture(t, func(ctx context.Context, c *esl.Call) {
+			if _, err := c.Start(ctx, "playback", esl.Fixed("/s/hold.wav"), esl.ExecOptions{}); err != nil {
+				t.Error(err)
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+			if err := c.Break(ctx, true); err != nil { // the prompt, and the music under it
+				t.Error(err)
+			}
+			last, err := c.StartSetVars(ctx, []esl.Var{{Name: "wfe_branch", Value: "OnSuccess"}}, time.Second)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if _, err := last.Wait(ctx); err != nil {
+				t.Error(err)
+			}
+			if err := c.HandBack(ctx, "OnSuccess"); err != nil {
+				t.Error(err)
+			}
+		}, func(_ *esl.RunnerConfig, cfg *esl.InboundConfig) { cfg.WaitMusic = music })
+		c, err := f.fs.Socketless(context.Background(), esltest.SocketlessOptions{
+			CallOptions: esltest.CallOptions{
+				Vars:  map[string]string{esl.ContextVar: "crm_branches"},
+				Media: func(string) (time.Duration, bool) { return 10 * time.Second, true },
+			},
+			Pick: 5 * time.Second, PickDest: netDest, Music: esl.DefaultWaitMusic,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := waitDone(t, c, 5*time.Second)
+		waitFor(t, func() bool { return f.in.Stats().Calls == 0 })
+		return out, f.in.Stats(), f.fs.InboundCommands()
+	}
+	outAll, all, _ := run("")
+	outFiltered, filtered, cmds := run(esl.DefaultWaitMusic)
+	for _, out := range []esltest.Outcome{outAll, outFiltered} {
+		if out.Kind != esltest.Transferred || out.TransferDest != "OnSuccess XML crm_branches" || out.NetFired {
+			t.Errorf("outcome %+v", out)
+		}
+	}
+	if !slices.Contains(cmds, "filter Application-Data -"+esl.DefaultWaitMusic) {
+		t.Errorf("no negative filter for the wait music in %q", cmds)
+	}
+	if got := all.Wire.Events - filtered.Wire.Events; got != 1 {
+		t.Errorf("events without the filter %d, with it %d: want exactly the music's end fewer", all.Wire.Events, filtered.Wire.Events)
+	}
+}
+
+// A wait music that would change what the filter means is refused.
+func TestInboundWaitMusicChecked(t *testing.T) {
+	r, err := esl.NewRunner(esl.RunnerConfig{Handler: func(context.Context, *esl.Call) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, bad := range []string{"-x", "+x", "/^x", " x", "a\nfilter delete all", strings.Repeat("a", 513)} {
+		if _, err := esl.NewInbound(r, esl.InboundConfig{Address: "127.0.0.1:8021", WaitMusic: bad}); err == nil {
+			t.Errorf("wait music %q taken", bad)
+		}
+	}
+	if !esl.IsWaitMusic(esl.DefaultWaitMusic) {
+		t.Error("the default wait music is refused")
 	}
 }

@@ -101,6 +101,12 @@ type SocketlessConfig struct {
 	// (default 5ms, up to 250ms in all; "0s": none): the least loaded
 	// eslapp claims first.
 	ClaimStagger string `toml:"claim_stagger"`
+	// WaitMusic is what the dialplan plays while a call waits to be
+	// claimed, as FreeSWITCH's Application-Data has it (default
+	// local_stream://eslapp_hold, the shipped extensions'; "none": ask
+	// for every event): FreeSWITCH is asked not to send the event of its
+	// end, which eslapp does not need.
+	WaitMusic string `toml:"wait_music"`
 }
 
 // SocketlessHostConfig is one [[socketless.hosts]].
@@ -148,6 +154,7 @@ type SocketlessSettings struct {
 	ProbeEvery   time.Duration
 	MaxBackoff   time.Duration
 	ClaimStagger time.Duration // negative: none
+	WaitMusic    string        // "": none
 }
 
 // SocketlessHost is one FreeSWITCH host's inbound Event Socket.
@@ -353,7 +360,7 @@ func checkSocketless(cfg *Config, baseDir string, errs *conf.FieldErrors) *Socke
 	}
 	res := conf.Resolver{BaseDir: baseDir}
 	s := &SocketlessSettings{Subclass: esl.DefaultStartSubclass, ProbeEvery: esl.DefaultProbeEvery, MaxBackoff: esl.DefaultMaxBackoff,
-		ClaimStagger: esl.DefaultClaimStagger}
+		ClaimStagger: esl.DefaultClaimStagger, WaitMusic: esl.DefaultWaitMusic}
 	host := func(key toml.Key, address, password string) (SocketlessHost, bool) {
 		h := SocketlessHost{Address: esl.DefaultInboundAddress}
 		ok := true
@@ -424,6 +431,16 @@ func checkSocketless(cfg *Config, baseDir string, errs *conf.FieldErrors) *Socke
 			s.ClaimStagger = -1 // none
 		default:
 			s.ClaimStagger = d
+		}
+	}
+	switch sc.WaitMusic {
+	case "":
+	case "none":
+		s.WaitMusic = ""
+	default:
+		s.WaitMusic = sc.WaitMusic
+		if !esl.IsWaitMusic(sc.WaitMusic) {
+			c.errorf(toml.Key{"socketless", "wait_music"}, "%q cannot be matched by FreeSWITCH's event filter: one line of at most 512 printable bytes, not starting with a space, +, - or / (\"none\" asks for every event)", conf.Clip(sc.WaitMusic, 80))
 		}
 	}
 	return s

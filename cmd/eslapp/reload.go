@@ -132,7 +132,7 @@ func socketlessKey(s *SocketlessSettings) any {
 	if s == nil {
 		return nil
 	}
-	key := []any{s.Subclass, s.ProbeEvery, s.MaxBackoff, s.ClaimStagger}
+	key := []any{s.Subclass, s.ProbeEvery, s.MaxBackoff, s.ClaimStagger, s.WaitMusic}
 	for _, h := range s.Hosts {
 		key = append(key, h.Address, h.Password.Reveal())
 	}

@@ -161,7 +161,7 @@ func newWaysIn(s *Settings, log *slog.Logger, bind func() esl.Binding) (*esl.Run
 	var inbounds []*esl.Inbound
 	for _, h := range sl.Hosts {
 		in, err := esl.NewInbound(runner, esl.InboundConfig{
-			Address: h.Address, Password: h.Password.Reveal(), Subclass: sl.Subclass,
+			Address: h.Address, Password: h.Password.Reveal(), Subclass: sl.Subclass, WaitMusic: sl.WaitMusic,
 			CommandTimeout: s.CommandTimeout, ProbeEvery: sl.ProbeEvery, MaxBackoff: sl.MaxBackoff,
 			Logger: log,
 		})

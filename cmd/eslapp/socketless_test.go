@@ -252,7 +252,8 @@ body = '{"found":true}'
 }
 
 // [[socketless.hosts]] and address/password do not go together; a host is
-// named once; claim_stagger is a duration.
+// named once; claim_stagger is a duration; wait_music cannot change what
+// FreeSWITCH's filter means.
 func TestCheckSocketlessHosts(t *testing.T) {
 	t.Setenv("ESLAPP_TEST_ESL_PASSWORD", "pw")
 	path := filepath.Join(t.TempDir(), "eslapp.toml")
@@ -265,6 +266,10 @@ func TestCheckSocketlessHosts(t *testing.T) {
 			"socketless.hosts.0.password: is written in the file"},
 		{"claim_stagger = \"soon\"\npassword = \"${env:ESLAPP_TEST_ESL_PASSWORD}\"\n",
 			`socketless.claim_stagger: "soon" is not a duration of 0 or more`},
+		{"wait_music = \"-local_stream://x\"\npassword = \"${env:ESLAPP_TEST_ESL_PASSWORD}\"\n",
+			`socketless.wait_music: "-local_stream://x" cannot be matched by FreeSWITCH's event filter`},
+		{"wait_music = \"/^local\"\npassword = \"${env:ESLAPP_TEST_ESL_PASSWORD}\"\n",
+			`socketless.wait_music: "/^local" cannot be matched`},
 	} {
 		writeFile(t, path, "[prompts]\nhold_music = \"\"\n[socketless]\nenabled = true\n"+tc.body)
 		code, out, errOut := runCmd(t, "check", "-config", path)

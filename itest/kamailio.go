@@ -283,6 +283,23 @@ func (k *Kamailio) RotationChanges() ([]RotationChange, error) {
 	return out, sc.Err()
 }
 
+// AwaitChange waits, within limit, until the dispatcher has FreeSWITCH
+// sipAddr in the rotation (up) or out of it, and returns that change as
+// Kamailio's log dates it: the first at or after since.
+func (k *Kamailio) AwaitChange(ctx context.Context, sipAddr string, up bool, since time.Time, limit time.Duration) (RotationChange, error) {
+	wctx, cancel := context.WithTimeout(ctx, limit)
+	_, err := k.WaitRotation(wctx, map[string]bool{sipAddr: up})
+	cancel()
+	if err != nil {
+		return RotationChange{}, err
+	}
+	c, ok, err := k.ChangeAfter(sipAddr, up, since)
+	if err == nil && !ok {
+		err = errors.New("no rotation change in Kamailio's log")
+	}
+	return c, err
+}
+
 // ChangeAfter is the first change of a FreeSWITCH's state (up or down) at
 // or after t, as the log has it; ok is false when there is none yet.
 func (k *Kamailio) ChangeAfter(sipAddr string, up bool, t time.Time) (RotationChange, bool, error) {
@@ -505,16 +522,9 @@ func (kp *KamailioPool) FreeSWITCHStopped(ctx context.Context, run FaultRun, h i
 	stopAt := time.Now()
 	stopped := make(chan error, 1)
 	go func() { stopped <- kp.StopFreeSWITCH(h, sig) }()
-	dctx, cancel := context.WithTimeout(ctx, leaveBound+5*time.Second)
-	_, err := kp.K.WaitRotation(dctx, map[string]bool{addr: false})
-	cancel()
+	down, err := kp.K.AwaitChange(ctx, addr, false, stopAt, leaveBound+5*time.Second)
 	if err != nil {
-		r.violate("FreeSWITCH %d did not leave the rotation: %v", h, err)
-		return r
-	}
-	down, ok, err := kp.K.ChangeAfter(addr, false, stopAt)
-	if err != nil || !ok {
-		r.violate("no rotation change in Kamailio's log for %s after the stop (%v)", addr, err)
+		r.violate("FreeSWITCH %d did not leave the rotation after the stop: %v", h, err)
 		return r
 	}
 	leave := down.At.Sub(stopAt)
@@ -578,16 +588,9 @@ func (kp *KamailioPool) FreeSWITCHStopped(ctx context.Context, run FaultRun, h i
 		return r
 	}
 	readyAt := time.Now()
-	uctx, cancel := context.WithTimeout(ctx, kp.K.ProbeInterval+kp.K.ReplyTimeout+10*time.Second)
-	_, err = kp.K.WaitRotation(uctx, map[string]bool{addr: true})
-	cancel()
+	up, err := kp.K.AwaitChange(ctx, addr, true, startAt, kp.K.ProbeInterval+kp.K.ReplyTimeout+10*time.Second)
 	if err != nil {
-		r.violate("FreeSWITCH %d did not rejoin the rotation: %v", h, err)
-		return r
-	}
-	up, ok, err := kp.K.ChangeAfter(addr, true, startAt)
-	if err != nil || !ok {
-		r.violate("no rotation change in Kamailio's log for %s after the start (%v)", addr, err)
+		r.violate("FreeSWITCH %d did not rejoin the rotation after the start: %v", h, err)
 		return r
 	}
 	back := up.At.Sub(readyAt)

@@ -20,7 +20,7 @@ import (
 //
 // Every eslapp connected to the FreeSWITCH hears the announcement. The
 // shipped dialplan arms a pick-up net first — a sched_api in the group
-// eslapp-pick-UUID that transfers the call to OnError about 2 s later,
+// eslapp-pick-UUID that transfers the call to OnError 2 to 3.5 s later,
 // its reply kept in PickVar — and the call is then contended: an eslapp
 // takes it by deleting that group, which FreeSWITCH's scheduler grants to
 // exactly one deleter (+OK Deleted: 1). In the same write it arms its own

@@ -216,7 +216,7 @@ func (s *Session) full() bool { return s.data.Header("Control") == "full" }
 // its connections accepted by the kernel, and FreeSWITCH's socket
 // application waits on it in silence: so the shipped dialplan arms the
 // same pick-up net before "socket" as before a socket-less announcement
-// (PickVar, PickGroup), which moves the call to OnError about 2 s later.
+// (PickVar, PickGroup), which moves the call to OnError 2 to 3.5 s later.
 // eslapp's first command deletes that net: "+OK Deleted: 1" makes the call
 // its; "Deleted: 0" means the net fired — the call is in OnError already,
 // and an eslapp that goes on after a stall must send it nothing

@@ -15,7 +15,7 @@ import (
 // heldWithPickNet dials a held-socket call whose dialplan armed the
 // pick-up net before "socket", as conf/freeswitch's 7000 does:
 //
-//	set eslapp_pick=${sched_api(+2 eslapp-pick-${uuid} uuid_transfer ${uuid} OnError XML crm_branches)}
+//	set eslapp_pick=${sched_api(+3 eslapp-pick-${uuid} uuid_transfer ${uuid} OnError XML crm_branches)}
 //	socket ADDR async full
 //
 // fire runs the net before eslapp sees the call (an eslapp that stood

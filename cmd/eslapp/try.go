@@ -203,10 +203,10 @@ func runTryCall(g *generation, call tryCall, tl *timeline) (*esltest.Call, error
 			return nil, err
 		}
 		tl.start = time.Now()
-		// The shipped dialplan: the pick-up net (2 s), hold music while
+		// The shipped dialplan: the pick-up net (+3), hold music while
 		// the call waits.
 		c, err = fs.Socketless(context.Background(), esltest.SocketlessOptions{CallOptions: opts,
-			Pick: 2 * time.Second, PickDest: "OnError XML default", Music: "local_stream://eslapp_hold"})
+			Pick: 3 * time.Second, PickDest: "OnError XML default", Music: "local_stream://eslapp_hold"})
 		if err != nil {
 			return nil, err
 		}

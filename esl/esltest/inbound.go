@@ -284,7 +284,7 @@ func (ic *inboundConn) process(cmd *Command) bool {
 // The shipped dialplan (conf/freeswitch) schedules a pick-up net and
 // waits in hold music:
 //
-//	set eslapp_pick=${sched_api(+2 eslapp-pick-${uuid} uuid_transfer ${uuid} OnError XML crm_branches)}
+//	set eslapp_pick=${sched_api(+3 eslapp-pick-${uuid} uuid_transfer ${uuid} OnError XML crm_branches)}
 //	event Event-Name=CUSTOM,Event-Subclass=eslapp::call
 //	playback local_stream://eslapp_hold
 //	park

@@ -374,3 +374,56 @@ func TestClaimDelayLetsAHealthyPeerWin(t *testing.T) {
 		}
 	}
 }
+
+// Alone on a FreeSWITCH, an eslapp does not wait its turn by load: with
+// calls running, a stagger of 300 ms per call would let a pick-up net of
+// 600 ms fire before the claims of the calls that find two running.
+func TestClaimAloneDoesNotWaitByLoad(t *testing.T) {
+	p := newPool(t, 0)
+	var ran sync.Map
+	_, in := p.eslapp(t, esl.RunnerConfig{Handler: handBack("A", &ran, 1500*time.Millisecond),
+		ClaimStagger: 300 * time.Millisecond, MaxClaimDelay: 10 * time.Second})
+	var calls []*esltest.Call
+	for range 6 {
+		calls = append(calls, p.call(t, 600*time.Millisecond, nil))
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, c := range calls {
+		out := waitDone(t, c, 5*time.Second)
+		if out.NetFired || out.TransferDest != "OnSuccess XML crm_branches" {
+			t.Errorf("call %s: %+v (claimed after its pick-up net?)", c.UUID(), out)
+		}
+	}
+	if st := in.Stats(); st.ClaimsWon != 6 || st.ClaimsLost != 0 || !st.PeerClaimed.IsZero() {
+		t.Errorf("stats: %+v", st)
+	}
+}
+
+// A claim another eslapp wins soon after the announcement marks the
+// FreeSWITCH as shared (PeerClaimed): from then on claims wait by load.
+// The winner, which lost nothing, still claims at once.
+func TestClaimLostToAPeerIsSeen(t *testing.T) {
+	p := newPool(t, 0)
+	var ran sync.Map
+	_, slow := p.eslapp(t, esl.RunnerConfig{Bind: func() esl.Binding {
+		return esl.Binding{Handler: handBack("slow", &ran, 10*time.Millisecond),
+			ClaimDelay: func(*esl.Call) time.Duration { return 100 * time.Millisecond }}
+	}})
+	_, fast := p.eslapp(t, esl.RunnerConfig{Handler: handBack("fast", &ran, 10*time.Millisecond)})
+	before := time.Now()
+	c := p.call(t, 3*time.Second, nil)
+	waitDone(t, c, 3*time.Second)
+	if who, _ := ran.Load(c.UUID()); who != "fast" {
+		t.Fatalf("call ran in %v", who)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for slow.Stats().ClaimsLost == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st := slow.Stats(); st.ClaimsLost != 1 || st.PeerClaimed.Before(before) {
+		t.Errorf("the loser's stats: %+v (want one claim lost, PeerClaimed set)", st)
+	}
+	if st := fast.Stats(); st.ClaimsWon != 1 || !st.PeerClaimed.IsZero() {
+		t.Errorf("the winner's stats: %+v (want one claim won, no peer seen)", st)
+	}
+}

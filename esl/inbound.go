@@ -98,6 +98,12 @@ type InboundStats struct {
 	// to another eslapp or to the pick-up net, calls not claimed because
 	// this eslapp was draining or at max_calls, nets found fired.
 	ClaimsWon, ClaimsLost, Declined, NetsFired uint64
+	// PeerClaimed is when another eslapp last took a call of this
+	// FreeSWITCH from under this one (a claim lost within PeerEvidence of
+	// the announcement); zero if never. Within PeerWindow of it, claims
+	// wait their turn by load (RunnerConfig.ClaimStagger); alone, they
+	// do not.
+	PeerClaimed time.Time
 	Wire                                       WireStats
 }
 
@@ -133,6 +139,35 @@ type Inbound struct {
 	calls   map[string]*Call
 
 	connects, failures atomic.Uint64
+	peerClaimedAt      atomic.Int64 // unix ns of PeerClaimed; 0: never
+}
+
+const (
+	// PeerEvidence: a claim lost this soon after the announcement was
+	// heard was won by another eslapp — the pick-up net (+3, and +2 in
+	// older dialplans, armed before the announcement) cannot fire in
+	// under a second.
+	PeerEvidence = 500 * time.Millisecond
+	// PeerWindow is how long a peer's claim keeps this eslapp waiting its
+	// turn: peers that share the load lose claims to each other all the
+	// time, so one that has not been seen for this long is gone (or has
+	// stopped claiming).
+	PeerWindow = 30 * time.Second
+)
+
+// peerClaimed reports PeerClaimed.
+func (in *Inbound) peerClaimed() time.Time {
+	if ns := in.peerClaimedAt.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
+// peersClaiming reports whether another eslapp took one of this
+// FreeSWITCH's calls within PeerWindow.
+func (in *Inbound) peersClaiming(now time.Time) bool {
+	ns := in.peerClaimedAt.Load()
+	return ns != 0 && now.Sub(time.Unix(0, ns)) < PeerWindow
 }
 
 // DefaultWaitMusic is what the shipped socket-less extensions play while
@@ -246,6 +281,7 @@ func (in *Inbound) Stats() InboundStats {
 		Calls: len(in.calls), Started: in.counts.taken.Load(), Refused: in.counts.refused.Load(),
 		ClaimsWon: in.counts.won.Load(), ClaimsLost: in.counts.lost.Load(),
 		Declined: in.counts.declined.Load(), NetsFired: in.counts.netsFired.Load(),
+		PeerClaimed: in.peerClaimed(),
 		Wire: in.wire.stats(),
 	}
 }

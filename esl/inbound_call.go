@@ -42,7 +42,8 @@ import (
 // one eslapp only, and that net cancelled with sched_del UUID on leaving.
 type inboundLeg struct {
 	in        *Inbound
-	contended bool // the dialplan armed a pick-up net
+	heard     time.Time // when the announcement was read
+	contended bool      // the dialplan armed a pick-up net
 	filtered  bool // the per-call filter was added (the call's goroutine alone)
 
 	net netState
@@ -89,7 +90,7 @@ type netState struct {
 
 func newInboundLeg(in *Inbound, data *ChannelData) *inboundLeg {
 	v, _ := data.Var(PickVar)
-	return &inboundLeg{in: in, contended: strings.HasPrefix(v, "+OK")}
+	return &inboundLeg{in: in, heard: time.Now(), contended: strings.HasPrefix(v, "+OK")}
 }
 
 // send runs a command for the call, after the fence. FreeSWITCH's answers
@@ -136,6 +137,9 @@ func (l *inboundLeg) sendmsg(ctx context.Context, c *Call, what string, msg func
 // when it can run it).
 func (l *inboundLeg) isContended() bool { return l.contended }
 
+// peersClaiming: another eslapp took a call of this FreeSWITCH lately.
+func (l *inboundLeg) peersClaiming() bool { return l.in.peersClaiming(time.Now()) }
+
 // claim takes the call. Contended: the pick-up net deleted and eslapp's
 // own net armed, in one write (see inboundLeg); the loser deletes its net
 // and gets ErrClaimLost. Then the per-call filter: the call's events pass
@@ -156,6 +160,12 @@ func (l *inboundLeg) claim(ctx context.Context, c *Call) error {
 			}
 			if delErr != nil {
 				return fmt.Errorf("claim: %w", delErr)
+			}
+			if now := time.Now(); now.Sub(l.heard) < PeerEvidence {
+				if !l.in.peersClaiming(now) {
+					c.log.Info("another eslapp claims this FreeSWITCH's calls: claims wait their turn by load from now on")
+				}
+				l.in.peerClaimedAt.Store(now.UnixNano())
 			}
 			return ErrClaimLost
 		}

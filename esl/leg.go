@@ -37,6 +37,10 @@ type leg interface {
 	// runner then claims it only when it can run it, and after a delay
 	// that lets a less loaded or healthier peer win.
 	isContended() bool
+	// peersClaiming reports whether another eslapp has lately won a claim
+	// on the call's way in: only then does waiting a turn by load share
+	// anything (alone, it only keeps the caller in hold music longer).
+	peersClaiming() bool
 	// arm (re-)arms the call's safety net for a step that may take bound;
 	// nothing on a socket, whose end is its own net.
 	arm(ctx context.Context, c *Call, bound time.Duration) error

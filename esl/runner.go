@@ -76,10 +76,13 @@ type RunnerConfig struct {
 	// connections are closed under them. Default 2 s.
 	ShutdownGrace time.Duration
 	// ClaimStagger delays the claim of a contended call by this much per
-	// call running now, up to MaxClaimDelay: of several eslapps that hear
-	// a call, the least loaded claims first, so that they share the load
-	// (whichever hears first would win every call otherwise). Defaults
-	// DefaultClaimStagger and DefaultMaxClaimDelay; negative: none.
+	// call running now, up to MaxClaimDelay, once another eslapp has won
+	// a claim on the call's FreeSWITCH within PeerWindow: of several
+	// eslapps that hear a call, the least loaded claims first, so that
+	// they share the load (whichever hears first would win every call
+	// otherwise). Alone, the claim waits a random part of one
+	// ClaimStagger only. Defaults DefaultClaimStagger and
+	// DefaultMaxClaimDelay; negative: none.
 	ClaimStagger  time.Duration
 	MaxClaimDelay time.Duration
 	Logger        *slog.Logger
@@ -362,11 +365,15 @@ func (r *Runner) contend() (settle func()) {
 	}
 }
 
-// waitClaimTurn waits before claiming a contended call: ClaimStagger per
-// call running here (the least loaded eslapp claims first), plus a random
-// part of one ClaimStagger, so that eslapps equally loaded do not leave
-// every tie to whichever hears the event first, plus what the binding
-// asks. A drain or a shutdown that starts meanwhile declines the call
+// waitClaimTurn waits before claiming a contended call: a random part of
+// one ClaimStagger, so that eslapps equally loaded do not leave every tie
+// to whichever hears the event first; ClaimStagger per call running here
+// (the least loaded eslapp claims first) when another eslapp has lately
+// won a claim on the call's way in; and what the binding asks. Alone, an
+// eslapp does not wait by load: at 50 calls running it would hold every
+// caller 250 ms longer in the music for nothing, and the first claim a
+// peer wins (the random part lets a newcomer win ties) turns the wait
+// back on. A drain or a shutdown that starts meanwhile declines the call
 // (the error says why).
 func (r *Runner) waitClaimTurn(c *Call, b Binding) error {
 	r.mu.Lock()
@@ -374,7 +381,10 @@ func (r *Runner) waitClaimTurn(c *Call, b Binding) error {
 	r.mu.Unlock()
 	var d time.Duration
 	if r.cfg.ClaimStagger > 0 {
-		d = min(time.Duration(running)*r.cfg.ClaimStagger+rand.N(r.cfg.ClaimStagger), r.cfg.MaxClaimDelay)
+		d = rand.N(r.cfg.ClaimStagger)
+		if c.leg.peersClaiming() {
+			d = min(time.Duration(running)*r.cfg.ClaimStagger+d, r.cfg.MaxClaimDelay)
+		}
 	}
 	if b.ClaimDelay != nil {
 		d += b.ClaimDelay(c)

@@ -243,6 +243,9 @@ func (s *Session) claim(ctx context.Context, c *Call) error {
 // isContended: no other eslapp hears of a socket's call.
 func (s *Session) isContended() bool { return false }
 
+// peersClaiming: no other eslapp hears of a socket's call.
+func (s *Session) peersClaiming() bool { return false }
+
 // arm: a socket is its own net (if eslapp dies, the socket closes and the
 // dialplan goes on after "socket").
 func (s *Session) arm(context.Context, *Call, time.Duration) error { return nil }

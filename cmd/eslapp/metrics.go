@@ -212,6 +212,13 @@ func registerInboundMetrics(reg prometheus.Registerer, in *esl.Inbound) {
 			func(st esl.InboundStats) uint64 { return st.Connects }),
 		counter("eslapp_socketless_failures_total", "Connection attempts that failed and connections lost.", nil,
 			func(st esl.InboundStats) uint64 { return st.Failures }),
+		gauge("eslapp_socketless_peers_claiming", "1 while another eslapp has won a claim on this FreeSWITCH within the last 30 s: claims then wait their turn by load (claim_stagger); 0: alone, claims do not wait.",
+			func(st esl.InboundStats) float64 {
+				if !st.PeerClaimed.IsZero() && time.Since(st.PeerClaimed) < esl.PeerWindow {
+					return 1
+				}
+				return 0
+			}),
 		gauge("eslapp_socketless_calls", "Socket-less calls of this FreeSWITCH eslapp runs now.",
 			func(st esl.InboundStats) float64 { return float64(st.Calls) }),
 		counter("eslapp_socketless_calls_taken_total", "Socket-less calls taken and run.", nil,

@@ -104,7 +104,7 @@ type InboundStats struct {
 	// wait their turn by load (RunnerConfig.ClaimStagger); alone, they
 	// do not.
 	PeerClaimed time.Time
-	Wire                                       WireStats
+	Wire        WireStats
 }
 
 // Inbound is eslapp's shared inbound connection to one FreeSWITCH: it
@@ -282,7 +282,7 @@ func (in *Inbound) Stats() InboundStats {
 		ClaimsWon: in.counts.won.Load(), ClaimsLost: in.counts.lost.Load(),
 		Declined: in.counts.declined.Load(), NetsFired: in.counts.netsFired.Load(),
 		PeerClaimed: in.peerClaimed(),
-		Wire: in.wire.stats(),
+		Wire:        in.wire.stats(),
 	}
 }
 

@@ -44,7 +44,7 @@ type inboundLeg struct {
 	in        *Inbound
 	heard     time.Time // when the announcement was read
 	contended bool      // the dialplan armed a pick-up net
-	filtered  bool // the per-call filter was added (the call's goroutine alone)
+	filtered  bool      // the per-call filter was added (the call's goroutine alone)
 
 	net netState
 }

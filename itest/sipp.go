@@ -58,6 +58,10 @@ type SIPpResult struct {
 	Errors     string // -trace_err
 	Successful int    // calls that reached the end of the scenario
 	Failed     int    // calls that did not
+	// CallLength is the mean length of the run's successful calls, from
+	// the INVITE to the end of the scenario (SIPp's CallLength(C)); 0
+	// when SIPp did not report it.
+	CallLength time.Duration
 }
 
 func (r SIPpResult) String() string {
@@ -132,36 +136,59 @@ func (s SIPp) Start(ctx context.Context) (wait func() SIPpResult) {
 		msgs, _ := os.ReadFile(msgFile)
 		errs, _ := os.ReadFile(errFile)
 		r := SIPpResult{Err: err, Output: out.String(), Messages: string(msgs), Errors: string(errs)}
-		r.Successful, r.Failed = sippCounts(statFile)
+		r.Successful, r.Failed, r.CallLength = sippCounts(statFile)
 		return r
 	}
 }
 
-// sippCounts reads the cumulative successful and failed calls from the last
-// line of SIPp's statistics file (-trace_stat; ';'-separated, with a header
-// line naming the columns). -1 when the file cannot be read.
-func sippCounts(path string) (successful, failed int) {
+// sippCounts reads the cumulative successful and failed calls and the
+// mean call length from the last line of SIPp's statistics file
+// (-trace_stat; ';'-separated, with a header line naming the columns). -1
+// (and 0) when the file cannot be read.
+func sippCounts(path string) (successful, failed int, length time.Duration) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return -1, -1
+		return -1, -1, 0
 	}
 	r := csv.NewReader(bytes.NewReader(b))
 	r.Comma, r.FieldsPerRecord, r.LazyQuotes = ';', -1, true
 	rows, err := r.ReadAll()
 	if err != nil || len(rows) < 2 {
-		return -1, -1
+		return -1, -1, 0
 	}
-	col := func(name string) int {
+	cell := func(name string) string {
 		for i, h := range rows[0] {
-			if h == name {
-				if v, err := strconv.Atoi(rows[len(rows)-1][i]); err == nil {
-					return v
-				}
+			if h == name && i < len(rows[len(rows)-1]) {
+				return rows[len(rows)-1][i]
 			}
+		}
+		return ""
+	}
+	count := func(name string) int {
+		if v, err := strconv.Atoi(cell(name)); err == nil {
+			return v
 		}
 		return -1
 	}
-	return col("SuccessfulCall(C)"), col("FailedCall(C)")
+	return count("SuccessfulCall(C)"), count("FailedCall(C)"), sippDuration(cell("CallLength(C)"))
+}
+
+// sippDuration reads SIPp's statistics durations, "HH:MM:SS:micros"
+// ("00:00:05:299000"); 0 when s is not one.
+func sippDuration(s string) time.Duration {
+	f := strings.Split(s, ":")
+	if len(f) != 4 {
+		return 0
+	}
+	var n [4]int
+	for i, v := range f {
+		x, err := strconv.Atoi(v)
+		if err != nil || x < 0 {
+			return 0
+		}
+		n[i] = x
+	}
+	return time.Duration(n[0])*time.Hour + time.Duration(n[1])*time.Minute + time.Duration(n[2])*time.Second + time.Duration(n[3])*time.Microsecond
 }
 
 // FreeUDPPorts finds n consecutive UDP ports that ip can bind (SIPp takes

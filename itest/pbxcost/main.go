@@ -408,6 +408,7 @@ type block struct {
 	eslappCPU  time.Duration // eslapp's
 	wire       wire          // what eslapp and FreeSWITCH exchanged
 	wall       time.Duration
+	callLength time.Duration // SIPp's mean call length
 	sippErr    error
 	sippErrors string
 }
@@ -470,7 +471,7 @@ func (b *bench) runBlock(ctx context.Context, ext string, rate, calls int) (bloc
 		return bl, err
 	}
 	bl.fsCPU, bl.eslappCPU, bl.wire = fs1-fs0, es1-es0, w1.minus(w0)
-	bl.succeeded, bl.failed, bl.sippErr, bl.sippErrors = res.Successful, res.Failed, res.Err, res.Errors
+	bl.succeeded, bl.failed, bl.sippErr, bl.sippErrors, bl.callLength = res.Successful, res.Failed, res.Err, res.Errors, res.CallLength
 	if ctx.Err() != nil {
 		return bl, ctx.Err()
 	}
@@ -521,8 +522,8 @@ func (b *bench) measureAll(ctx context.Context) (bool, error) {
 				if err != nil {
 					return false, err
 				}
-				fmt.Fprintf(b.w, "  round %d, %s at %d cps: %d/%d calls succeeded, FreeSWITCH %.1f ms/call, eslapp %.2f ms/call, %v\n",
-					round+1, ext, rate, bl.succeeded, bl.calls, perCall(bl.fsCPU, bl.calls), perCall(bl.eslappCPU, bl.calls), bl.wall.Round(time.Second))
+				fmt.Fprintf(b.w, "  round %d, %s at %d cps: %d/%d calls succeeded, FreeSWITCH %.1f ms/call, eslapp %.2f ms/call, calls %.2f s long, %v\n",
+					round+1, ext, rate, bl.succeeded, bl.calls, perCall(bl.fsCPU, bl.calls), perCall(bl.eslappCPU, bl.calls), bl.callLength.Seconds(), bl.wall.Round(time.Second))
 				if !bl.clean() {
 					clean = false
 					fmt.Fprintf(b.w, "    %s: %v\n%s\n", ext, bl.sippErr, indent(tailLines(bl.sippErrors, 10)))
@@ -540,8 +541,8 @@ func (b *bench) report(rate int, byExt map[string][]block) {
 	fmt.Fprintf(b.w, "\n%d calls/s, %d calls per block, %d rounds (medians; FreeSWITCH %s, core log level %s)\n\n",
 		rate, b.o.calls, b.o.rounds, "pid "+strconv.Itoa(b.fsPID), b.o.loglevel)
 	tw := tabwriter.NewWriter(b.w, 0, 4, 1, ' ', tabwriter.Debug)
-	fmt.Fprintln(tw, "| extension\t calls ok\t failed\t FreeSWITCH ms/call\t vs "+b.o.baseline+"\t eslapp ms/call\t commands/call\t command bytes/call\t events/call\t event KB/call\t rounds (FreeSWITCH ms/call)\t")
-	fmt.Fprintln(tw, "|---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t")
+	fmt.Fprintln(tw, "| extension\t calls ok\t failed\t FreeSWITCH ms/call\t vs "+b.o.baseline+"\t eslapp ms/call\t call s\t commands/call\t command bytes/call\t events/call\t event KB/call\t rounds (FreeSWITCH ms/call)\t")
+	fmt.Fprintln(tw, "|---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t---\t")
 	base, haveBase := medianFS(byExt[b.o.baseline])
 	for _, ext := range b.o.exts {
 		blocks := byExt[ext]
@@ -554,6 +555,7 @@ func (b *bench) report(rate int, byExt map[string][]block) {
 		}
 		fs, _ := medianFS(blocks)
 		es := median(blocks, func(bl block) float64 { return perCall(bl.eslappCPU, bl.calls) })
+		length := median(blocks, func(bl block) float64 { return bl.callLength.Seconds() })
 		delta := "—"
 		if haveBase && ext != b.o.baseline {
 			delta = fmt.Sprintf("%+.1f ms", fs-base)
@@ -565,7 +567,7 @@ func (b *bench) report(rate int, byExt map[string][]block) {
 			calls += bl.calls
 		}
 		per := func(v float64) float64 { return v / float64(max(calls, 1)) }
-		fmt.Fprintf(tw, "| %s\t %d\t %d\t %.1f\t %s\t %.2f\t %.1f\t %.0f\t %.1f\t %.1f\t %s\t\n", ext, ok, failed, fs, delta, es,
+		fmt.Fprintf(tw, "| %s\t %d\t %d\t %.1f\t %s\t %.2f\t %.2f\t %.1f\t %.0f\t %.1f\t %.1f\t %s\t\n", ext, ok, failed, fs, delta, es, length,
 			per(w.commands), per(w.commandBytes), per(w.events), per(w.eventBytes)/1024, strings.Join(rounds, " "))
 	}
 	tw.Flush()
@@ -633,8 +635,8 @@ func (b *bench) searchAll(ctx context.Context) (bool, error) {
 			} else {
 				best[ext] = rate
 			}
-			fmt.Fprintf(b.w, "  %s at %d cps: %d calls, %s; FreeSWITCH %.1f ms/call, eslapp %.2f ms/call\n",
-				ext, rate, calls, verdict, perCall(bl.fsCPU, bl.calls), perCall(bl.eslappCPU, bl.calls))
+			fmt.Fprintf(b.w, "  %s at %d cps: %d calls, %s; FreeSWITCH %.1f ms/call, eslapp %.2f ms/call, calls %.2f s long\n",
+				ext, rate, calls, verdict, perCall(bl.fsCPU, bl.calls), perCall(bl.eslappCPU, bl.calls), bl.callLength.Seconds())
 		}
 	}
 	fmt.Fprintf(b.w, "\nhighest rate with no failed call (steps of %d calls/s, %v each; the extensions take turns at each rate)\n\n", b.o.searchStep, b.o.searchTime)

@@ -25,7 +25,7 @@
 // FreeSWITCH is either started here on a temporary copy of conf/freeswitch
 // (-freeswitch, default $ESLAPP_FREESWITCH) or one already running
 // (-fs-pid, -fs-sip, -fs-esl, -fs-password). eslapp is started here on
-// itest/pbxcost/eslapp.toml (the demo CRM answers after 1000 ms). While
+// itest/pbxcost/eslapp.toml (the demo CRM answers after 500 ms, so that the calls last as long as 7090's). While
 // measuring, FreeSWITCH's core log level is warning. See itest/README.md
 // and BENCHMARKS.md.
 package main

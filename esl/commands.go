@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,10 +30,40 @@ type commands struct {
 	mu      sync.Mutex
 	waiting []*waiter // written, oldest first, replies not yet read
 	closed  bool      // the read loop has ended: no command can get a reply
+
+	// late is the latest time a reply came more than lateAfter after its
+	// command was written (unix ns; 0: never): see lagging.
+	late atomic.Int64
 }
 
 // waiter is a command waiting for its reply.
-type waiter struct{ reply chan reply }
+type waiter struct {
+	reply chan reply
+	sent  time.Time
+}
+
+// lateAfter is how long a reply may take before FreeSWITCH counts as
+// lagging behind a connection's commands (lagging). An idle FreeSWITCH
+// answers within a millisecond, a busy one within tens; half a second
+// means its listener thread — one per connection, reading every command
+// a byte at a time — is falling behind, and the pick-up nets (+3, 2 s at
+// the earliest) are what is left for a claim.
+const lateAfter = 500 * time.Millisecond
+
+// lagMemory is how long one late reply keeps the connection lagging.
+const lagMemory = 2 * time.Second
+
+// lagging reports whether FreeSWITCH answers this connection late: the
+// oldest command still waiting was written more than lateAfter ago, or a
+// reply came that late within lagMemory.
+func (c *commands) lagging(now time.Time) bool {
+	if ns := c.late.Load(); ns != 0 && now.Sub(time.Unix(0, ns)) < lagMemory {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.waiting) > 0 && now.Sub(c.waiting[0].sent) > lateAfter
+}
 
 // reply is a command/reply's Reply-Text or an api/response's body, or why
 // none will come.
@@ -74,8 +105,9 @@ func (c *commands) sendAll(ctx context.Context, cmds []command) []result {
 	res := make([]result, len(cmds))
 	waiters := make([]*waiter, len(cmds))
 	size := 0
+	sent := time.Now()
 	for i, cmd := range cmds {
-		waiters[i] = &waiter{reply: make(chan reply, 1)}
+		waiters[i] = &waiter{reply: make(chan reply, 1), sent: sent}
 		size += len(cmd.line) + 2
 	}
 	msg := make([]byte, 0, size)
@@ -153,6 +185,9 @@ func (c *commands) deliver(r reply) error {
 	c.waiting[0] = nil
 	c.waiting = c.waiting[1:]
 	c.mu.Unlock()
+	if now := time.Now(); now.Sub(w.sent) > lateAfter {
+		c.late.Store(now.UnixNano())
+	}
 	w.reply <- r // buffered: never blocks
 	return nil
 }

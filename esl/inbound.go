@@ -98,6 +98,9 @@ type InboundStats struct {
 	// to another eslapp or to the pick-up net, calls not claimed because
 	// this eslapp was draining or at max_calls, nets found fired.
 	ClaimsWon, ClaimsLost, Declined, NetsFired uint64
+	// Lagging counts the Declined calls that were not claimed because
+	// FreeSWITCH answered this connection's commands late (ErrLagging).
+	Lagging uint64
 	// PeerClaimed is when another eslapp last took a call of this
 	// FreeSWITCH from under this one (a claim lost within PeerEvidence of
 	// the announcement); zero if never. Within PeerWindow of it, claims
@@ -129,6 +132,7 @@ type Inbound struct {
 	wire       wireCounters
 	counts     callCounts
 	legacyWarn rateLimited
+	lagWarn    rateLimited
 
 	mu      sync.Mutex
 	conn    *conn         // nil while disconnected
@@ -154,6 +158,20 @@ const (
 	// stopped claiming).
 	PeerWindow = 30 * time.Second
 )
+
+// lagging reports whether FreeSWITCH answers the shared connection's
+// commands late (commands.lagging), and warns, at most every 10 s, that
+// new calls are left alone meanwhile.
+func (in *Inbound) lagging(now time.Time) bool {
+	in.mu.Lock()
+	conn := in.conn
+	in.mu.Unlock()
+	if conn == nil || !conn.cmds.lagging(now) {
+		return false
+	}
+	in.lagWarn.log(in.log, "FreeSWITCH answers eslapp's commands late (over 500 ms): its calls announced now are left to other eslapps or the dialplan's pick-up net until it catches up")
+	return true
+}
 
 // peerClaimed reports PeerClaimed.
 func (in *Inbound) peerClaimed() time.Time {
@@ -281,6 +299,7 @@ func (in *Inbound) Stats() InboundStats {
 		Calls: len(in.calls), Started: in.counts.taken.Load(), Refused: in.counts.refused.Load(),
 		ClaimsWon: in.counts.won.Load(), ClaimsLost: in.counts.lost.Load(),
 		Declined: in.counts.declined.Load(), NetsFired: in.counts.netsFired.Load(),
+		Lagging:     in.counts.lagging.Load(),
 		PeerClaimed: in.peerClaimed(),
 		Wire:        in.wire.stats(),
 	}

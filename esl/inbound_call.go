@@ -140,6 +140,9 @@ func (l *inboundLeg) isContended() bool { return l.contended }
 // peersClaiming: another eslapp took a call of this FreeSWITCH lately.
 func (l *inboundLeg) peersClaiming() bool { return l.in.peersClaiming(time.Now()) }
 
+// lagging: the shared connection's replies come late.
+func (l *inboundLeg) lagging() bool { return l.in.lagging(time.Now()) }
+
 // claim takes the call. Contended: the pick-up net deleted and eslapp's
 // own net armed, in one write (see inboundLeg); the loser deletes its net
 // and gets ErrClaimLost. Then the per-call filter: the call's events pass

@@ -41,6 +41,9 @@ type leg interface {
 	// on the call's way in: only then does waiting a turn by load share
 	// anything (alone, it only keeps the caller in hold music longer).
 	peersClaiming() bool
+	// lagging reports whether the call's FreeSWITCH answers eslapp's
+	// commands late on this way in (a contended call is then not claimed).
+	lagging() bool
 	// arm (re-)arms the call's safety net for a step that may take bound;
 	// nothing on a socket, whose end is its own net.
 	arm(ctx context.Context, c *Call, bound time.Duration) error

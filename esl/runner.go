@@ -30,6 +30,11 @@ var (
 	ErrAtCapacity = errors.New("eslapp at max_calls")
 	ErrDraining   = errors.New("eslapp is shutting down")
 	ErrPanic      = errors.New("eslapp failed on this call")
+	// ErrLagging: the FreeSWITCH that announced a contended call answers
+	// eslapp's commands late (over half a second): the call is left to
+	// another eslapp or to the dialplan's pick-up net, so that the calls
+	// running there finish.
+	ErrLagging = errors.New("FreeSWITCH answers eslapp's commands late")
 )
 
 // Binding is what runs one call, fixed when the call arrives — before its
@@ -283,6 +288,8 @@ type callCounts struct {
 	// (draining, max_calls: left to a peer or the pick-up net), and nets
 	// found fired.
 	won, lost, declined, netsFired atomic.Uint64
+	// lagging counts the declined calls whose FreeSWITCH lagged.
+	lagging atomic.Uint64
 }
 
 // run runs one call to its end, on the caller's goroutine, with the
@@ -298,7 +305,15 @@ func (r *Runner) run(c *Call, b Binding, counts *callCounts) {
 	if c.leg.isContended() {
 		// Other eslapps hear this call too: one that cannot run it does
 		// not claim it (a peer does, or the pick-up net routes it), and
-		// one that can waits its turn.
+		// one that can waits its turn. Nor does one whose FreeSWITCH has
+		// fallen behind its commands: another claim would add to the
+		// backlog that makes the calls running there late.
+		if why == nil && c.leg.lagging() {
+			why = ErrLagging
+			if counts != nil {
+				counts.lagging.Add(1)
+			}
+		}
 		if why == nil {
 			settle = r.contend()
 			defer settle()

@@ -246,6 +246,9 @@ func (s *Session) isContended() bool { return false }
 // peersClaiming: no other eslapp hears of a socket's call.
 func (s *Session) peersClaiming() bool { return false }
 
+// lagging: a socket's call is never contended, so never left.
+func (s *Session) lagging() bool { return false }
+
 // arm: a socket is its own net (if eslapp dies, the socket closes and the
 // dialplan goes on after "socket").
 func (s *Session) arm(context.Context, *Call, time.Duration) error { return nil }

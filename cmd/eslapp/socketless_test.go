@@ -243,6 +243,7 @@ body = '{"found":true}'
 			`eslapp_socketless_claims_total{freeswitch="` + addr + `",result="won"} 1`,
 			`eslapp_socketless_calls_taken_total{freeswitch="` + addr + `"} 1`,
 			`eslapp_socketless_peers_claiming{freeswitch="` + addr + `"} 0`, // alone on each
+			`eslapp_socketless_calls_left_lagging_total{freeswitch="` + addr + `"} 0`,
 		} {
 			if !strings.Contains(body, want) {
 				t.Errorf("metrics lack %s", want)

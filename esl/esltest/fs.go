@@ -64,7 +64,15 @@ type FreeSWITCH struct {
 	// inboundCmds are the command lines every inbound connection sent,
 	// in order (not with Options.NoRecordFrames).
 	inboundCmds []string
+	// inboundLag delays every inbound command (SetInboundLag).
+	inboundLag atomic.Int64
 }
+
+// SetInboundLag makes every inbound connection take d over each command
+// before running it, one command after another: a FreeSWITCH whose
+// listener threads have fallen behind (each reads its connection's
+// commands a byte at a time, and a loaded machine starves it). 0 ends it.
+func (fs *FreeSWITCH) SetInboundLag(d time.Duration) { fs.inboundLag.Store(int64(d)) }
 
 // InboundCommands returns the command lines (each command's first line)
 // received on every inbound connection so far, in order.

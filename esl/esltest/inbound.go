@@ -188,6 +188,9 @@ func (ic *inboundConn) serve() {
 			}
 			return
 		}
+		if lag := time.Duration(ic.fs.inboundLag.Load()); lag > 0 && ic.authed {
+			time.Sleep(lag)
+		}
 		if !ic.process(cmd) {
 			return
 		}

@@ -436,26 +436,29 @@ func TestClaimLeftWhileFreeSWITCHLags(t *testing.T) {
 	p := newPool(t, 0)
 	var ran sync.Map
 	_, in := p.eslapp(t, esl.RunnerConfig{Handler: handBack("A", &ran, 10*time.Millisecond)})
-	p.fs.SetInboundLag(600 * time.Millisecond)
-	first := p.call(t, 5*time.Second, nil)
-	deadline := time.Now().Add(3 * time.Second)
+	p.fs.SetInboundLag(700 * time.Millisecond) // the command timeout is 2 s: late after 1 s
+	first := p.call(t, 10*time.Second, nil)
+	deadline := time.Now().Add(5 * time.Second)
 	for in.Stats().ClaimsWon == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	// The claim's replies came 0.6 and 1.2 s after it was written: the
+	// The claim's replies came 0.7 and 1.4 s after it was written: the
 	// connection lags. A call announced now is left alone.
 	second := p.call(t, 1*time.Second, nil)
+	for in.Stats().Lagging == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	p.fs.SetInboundLag(0)
 	if out := waitDone(t, second, 5*time.Second); !out.NetFired || out.TransferDest != netDest {
 		t.Errorf("the call announced while FreeSWITCH lagged: %+v, want its pick-up net", out)
 	}
-	if out := waitDone(t, first, 15*time.Second); out.NetFired || out.TransferDest != "OnSuccess XML crm_branches" {
+	if out := waitDone(t, first, 10*time.Second); out.NetFired || out.TransferDest != "OnSuccess XML crm_branches" {
 		t.Errorf("the call running meanwhile: %+v", out)
 	}
 	st := in.Stats()
 	if st.ClaimsWon != 1 || st.Lagging != 1 || st.Declined != 1 {
 		t.Errorf("stats: %+v (want 1 claim won, 1 call left for the lag)", st)
 	}
-	p.fs.SetInboundLag(0)
 	time.Sleep(2500 * time.Millisecond) // lagMemory
 	third := p.call(t, 5*time.Second, nil)
 	if out := waitDone(t, third, 5*time.Second); out.NetFired || out.TransferDest != "OnSuccess XML crm_branches" {

@@ -169,7 +169,7 @@ func (in *Inbound) lagging(now time.Time) bool {
 	if conn == nil || !conn.cmds.lagging(now) {
 		return false
 	}
-	in.lagWarn.log(in.log, "FreeSWITCH answers eslapp's commands late (over 500 ms): its calls announced now are left to other eslapps or the dialplan's pick-up net until it catches up")
+	in.lagWarn.log(in.log, "FreeSWITCH answers eslapp's commands late (over 2 s, or half command_timeout): its calls announced now are left to other eslapps or the dialplan's pick-up net until it catches up")
 	return true
 }
 

@@ -31,7 +31,7 @@ var (
 	ErrDraining   = errors.New("eslapp is shutting down")
 	ErrPanic      = errors.New("eslapp failed on this call")
 	// ErrLagging: the FreeSWITCH that announced a contended call answers
-	// eslapp's commands late (over half a second): the call is left to
+	// eslapp's commands late (over 2 s): the call is left to
 	// another eslapp or to the dialplan's pick-up net, so that the calls
 	// running there finish.
 	ErrLagging = errors.New("FreeSWITCH answers eslapp's commands late")

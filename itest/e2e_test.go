@@ -408,7 +408,7 @@ func (h *harness) netWhenEslappDies(t *testing.T) {
 // netWhenNoEslapp: no eslapp is connected when the call announces itself;
 // eslapp starts while the call waits in the dialplan's hold music (a
 // restart) and does not take it, since it never heard its event. The
-// pick-up net routes it to OnError, within 2.5 s of the event.
+// pick-up net (+3) routes it to OnError, 2 to 3.5 s after the event.
 func (h *harness) netWhenNoEslapp(t *testing.T) {
 	h.eslapp.Stop()
 	h.during = func(string) {

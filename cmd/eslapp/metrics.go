@@ -231,7 +231,7 @@ func registerInboundMetrics(reg prometheus.Registerer, in *esl.Inbound) {
 			func(st esl.InboundStats) uint64 { return st.ClaimsLost }),
 		counter("eslapp_socketless_calls_left_total", "Contended calls this eslapp did not claim (draining, at max_calls, or FreeSWITCH lagging): left to another eslapp or the dialplan's pick-up net.", nil,
 			func(st esl.InboundStats) uint64 { return st.Declined }),
-		counter("eslapp_socketless_calls_left_lagging_total", "Of those, the calls not claimed because FreeSWITCH answered this eslapp's commands late (a reply over 500 ms within the last 2 s): its listener thread was behind.", nil,
+		counter("eslapp_socketless_calls_left_lagging_total", "Of those, the calls not claimed because FreeSWITCH answered this eslapp's commands late (a reply over 2 s, or half command_timeout, within the last 2 s): its listener thread was behind.", nil,
 			func(st esl.InboundStats) uint64 { return st.Lagging }),
 		counter("eslapp_socketless_nets_fired_total", "Calls whose safety net FreeSWITCH fired while this eslapp had them (it had stood still past their bound).", nil,
 			func(st esl.InboundStats) uint64 { return st.NetsFired }),

@@ -43,16 +43,16 @@ type waiter struct {
 }
 
 // lateAfter is how long a reply may take before FreeSWITCH counts as
-// lagging behind a connection's commands (lagging); half the command
-// timeout when that is shorter. An idle FreeSWITCH
-// answers within a millisecond, a busy one within tens, one at its limit
-// within a second or two (its listener thread, one per connection, reads
-// every command a byte at a time) — and its calls still succeed. Past 2
-// s a claim sent now would lose to the pick-up net anyway (+3: 2 s after
-// it was armed at the earliest) and only add to the backlog, which at
-// the command timeout (5 s) costs the connection and every call on it.
-// (500 ms, tried first, left calls FreeSWITCH would have carried: 379 of
-// 1,500 at 75 calls/s, where the same build without it was clean.)
+// lagging behind a connection's commands (lagging; half the command
+// timeout when that is shorter). An idle FreeSWITCH answers within a
+// millisecond, a busy one within tens, one at its limit within a second
+// or two (its listener thread, one per connection, reads every command a
+// byte at a time) — and its calls still succeed. Past 2 s a claim sent
+// now would lose to the pick-up net anyway (+3: 2 s after it was armed
+// at the earliest) and only add to the backlog, which at the command
+// timeout (5 s) costs the connection and every call on it. (500 ms,
+// tried first, left calls FreeSWITCH would have carried: 379 of 1,500 at
+// 75 calls/s, where the same build without it was clean.)
 const lateAfter = 2 * time.Second
 
 // lagMemory is how long one late reply keeps the connection lagging.

@@ -72,6 +72,17 @@ func (p *pool) call(t *testing.T, pick time.Duration, vars map[string]string) *e
 	return c
 }
 
+// announce announces n calls as call does, every apart.
+func (p *pool) announce(t *testing.T, n int, pick, every time.Duration) []*esltest.Call {
+	t.Helper()
+	calls := make([]*esltest.Call, 0, n)
+	for range n {
+		calls = append(calls, p.call(t, pick, nil))
+		time.Sleep(every)
+	}
+	return calls
+}
+
 // handBack is a handler that plays a prompt, waits, and hands the call
 // back OnSuccess; it records which eslapp ran each call.
 func handBack(name string, ran *sync.Map, hold time.Duration) esl.Handler {
@@ -110,11 +121,7 @@ func TestClaimExactlyOnce(t *testing.T) {
 	var ran sync.Map
 	_, inA := p.eslapp(t, esl.RunnerConfig{Handler: handBack("A", &ran, 50*time.Millisecond)})
 	_, inB := p.eslapp(t, esl.RunnerConfig{Handler: handBack("B", &ran, 50*time.Millisecond)})
-	var calls []*esltest.Call
-	for range 20 {
-		calls = append(calls, p.call(t, 2*time.Second, nil))
-		time.Sleep(10 * time.Millisecond)
-	}
+	calls := p.announce(t, 20, 2*time.Second, 10*time.Millisecond)
 	for _, c := range calls {
 		out := waitDone(t, c, 5*time.Second)
 		if len(out.Transfers) != 1 || out.TransferDest != "OnSuccess XML crm_branches" || out.NetFired {
@@ -316,11 +323,7 @@ func TestClaimsShareTheLoad(t *testing.T) {
 	var ran sync.Map
 	p.eslapp(t, esl.RunnerConfig{Handler: handBack("A", &ran, 400*time.Millisecond), ClaimStagger: time.Millisecond})
 	p.eslapp(t, esl.RunnerConfig{Handler: handBack("B", &ran, 400*time.Millisecond), ClaimStagger: time.Millisecond})
-	var calls []*esltest.Call
-	for range 40 {
-		calls = append(calls, p.call(t, 2*time.Second, nil))
-		time.Sleep(20 * time.Millisecond)
-	}
+	calls := p.announce(t, 40, 2*time.Second, 20*time.Millisecond)
 	count := map[string]int{}
 	for _, c := range calls {
 		waitDone(t, c, 5*time.Second)
@@ -383,11 +386,7 @@ func TestClaimAloneDoesNotWaitByLoad(t *testing.T) {
 	var ran sync.Map
 	_, in := p.eslapp(t, esl.RunnerConfig{Handler: handBack("A", &ran, 1500*time.Millisecond),
 		ClaimStagger: 300 * time.Millisecond, MaxClaimDelay: 10 * time.Second})
-	var calls []*esltest.Call
-	for range 6 {
-		calls = append(calls, p.call(t, 600*time.Millisecond, nil))
-		time.Sleep(50 * time.Millisecond)
-	}
+	calls := p.announce(t, 6, 600*time.Millisecond, 50*time.Millisecond)
 	for _, c := range calls {
 		out := waitDone(t, c, 5*time.Second)
 		if out.NetFired || out.TransferDest != "OnSuccess XML crm_branches" {

@@ -183,9 +183,15 @@ func (in *Inbound) peerClaimed() time.Time {
 
 // peersClaiming reports whether another eslapp took one of this
 // FreeSWITCH's calls within PeerWindow.
-func (in *Inbound) peersClaiming(now time.Time) bool {
-	ns := in.peerClaimedAt.Load()
-	return ns != 0 && now.Sub(time.Unix(0, ns)) < PeerWindow
+func (in *Inbound) peersClaiming(now time.Time) bool { return peersClaimingAt(in.peerClaimed(), now) }
+
+// PeersClaiming reports whether, at now, claims on this connection wait
+// their turn by load: another eslapp took one of its calls within
+// PeerWindow.
+func (st InboundStats) PeersClaiming(now time.Time) bool { return peersClaimingAt(st.PeerClaimed, now) }
+
+func peersClaimingAt(claimed, now time.Time) bool {
+	return !claimed.IsZero() && now.Sub(claimed) < PeerWindow
 }
 
 // DefaultWaitMusic is what the shipped socket-less extensions play while

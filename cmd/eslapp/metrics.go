@@ -214,7 +214,7 @@ func registerInboundMetrics(reg prometheus.Registerer, in *esl.Inbound) {
 			func(st esl.InboundStats) uint64 { return st.Failures }),
 		gauge("eslapp_socketless_peers_claiming", "1 while another eslapp has won a claim on this FreeSWITCH within the last 30 s: claims then wait their turn by load (claim_stagger); 0: alone, claims do not wait.",
 			func(st esl.InboundStats) float64 {
-				if !st.PeerClaimed.IsZero() && time.Since(st.PeerClaimed) < esl.PeerWindow {
+				if st.PeersClaiming(time.Now()) {
 					return 1
 				}
 				return 0
